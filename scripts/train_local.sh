@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Train on this machine: sets up .venv on first use, then runs `python -m trainer.task`.
+# With no arguments it trains on the built-in synthetic data into ./output.
+# Any arguments go to the trainer:  ./scripts/train_local.sh --model gru --train_steps 2000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/_venv.sh
+source scripts/_venv.sh
+ensure_venv
+exec .venv/bin/python -m trainer.task "$@"

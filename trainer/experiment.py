@@ -1,0 +1,137 @@
+"""Estimator wiring: run config, train and eval specs, exporters, and `train_and_evaluate`.
+
+    from trainer.config import make_config
+    from trainer.experiment import train_and_evaluate
+    metrics = train_and_evaluate(make_config(output_dir="/tmp/run", train_steps=500))
+"""
+
+import logging
+from typing import Any, Dict, List, Optional, Tuple
+
+import tensorflow as tf
+
+from trainer import environment, synthetic
+from trainer.config import TrainerConfig, split_patterns
+from trainer.errors import DataError
+from trainer.inputs import (
+    check_files,
+    expand_file_patterns,
+    find_first_bad_row,
+    make_input_fn,
+    make_serving_input_receiver_fn,
+)
+from trainer.model import model_fn
+from trainer.outputs import latest_global_step, prepare_output_dir
+from trainer.progress import ProgressHook
+from trainer.reporting import ReportingExporter, read_metrics_json
+
+logger = logging.getLogger(__name__)
+
+EXPORTS_TO_KEEP = 5
+
+
+def model_params(config: TrainerConfig) -> Dict[str, Any]:
+    """The Estimator `params` that model_fn reads."""
+    return {key: getattr(config, key) for key in (
+        "model", "hidden_units", "n_inputs", "n_outputs", "optimizer", "learning_rate",
+        "clip_gradient_norm")}
+
+
+def make_run_config(config: TrainerConfig, *, output_dir: str) -> tf.estimator.RunConfig:
+    """RunConfig: checkpoints in `output_dir`; the cluster comes from TF_CONFIG."""
+    return tf.estimator.RunConfig(
+        model_dir=output_dir,
+        tf_random_seed=config.seed,
+        save_checkpoints_steps=config.save_checkpoints_steps,
+        keep_checkpoint_max=config.keep_checkpoint_max,
+        # The progress hook reports speed; TF's own step counter would only add noise.
+        log_step_count_steps=max(config.train_steps, 1),
+    )
+
+
+def lower_rmse(best_eval_result: Dict[str, Any], current_eval_result: Dict[str, Any]) -> bool:
+    """BestExporter compare_fn: True when the current evaluation has the lower RMSE."""
+    if not best_eval_result or "rmse" not in best_eval_result:
+        return True
+    return current_eval_result["rmse"] < best_eval_result["rmse"]
+
+
+def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimator.Exporter]:
+    """The latest export (which also reports metrics) and the best export by RMSE."""
+    receiver_fn = make_serving_input_receiver_fn(n_inputs=config.n_inputs)
+    latest = tf.estimator.LatestExporter("latest", receiver_fn, exports_to_keep=EXPORTS_TO_KEEP)
+    best = tf.estimator.BestExporter("best", receiver_fn, compare_fn=lower_rmse,
+                                     exports_to_keep=EXPORTS_TO_KEEP)
+    return [ReportingExporter(latest, output_dir=output_dir,
+                              metric_tag=config.hypertune_metric_tag), best]
+
+
+def resolve_data_files(config: TrainerConfig, *, output_dir: str) -> Tuple[List[str], List[str]]:
+    """The train and eval files of this run: the user's patterns, or the synthetic data set."""
+    if config.uses_synthetic_data:
+        patterns = synthetic.write_dataset(f"{output_dir}/data", n_inputs=config.n_inputs,
+                                           n_outputs=config.n_outputs, seed=config.seed)
+        train_patterns, eval_patterns = [patterns["train"]], [patterns["eval"]]
+    else:
+        train_patterns = split_patterns(config.train_data_paths)
+        eval_patterns = split_patterns(config.eval_data_paths)
+    train_files = expand_file_patterns(train_patterns, flag="--train_data_paths")
+    eval_files = expand_file_patterns(eval_patterns, flag="--eval_data_paths")
+    for files in (train_files, eval_files):
+        check_files(files, n_inputs=config.n_inputs, n_outputs=config.n_outputs)
+    return train_files, eval_files
+
+
+def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
+    """Train, evaluate and export as one process of the TF_CONFIG cluster (or alone).
+
+    Returns the last evaluation's figures (what metrics.json holds) in the process that
+    evaluates, None in the others.
+    """
+    task = environment.task_info()
+    output_dir = environment.resolve_output_dir(config.output_dir)
+    logger.info("%s %d writing to %s", task.task_type, task.task_index, output_dir)
+    prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief)
+    train_files, eval_files = resolve_data_files(config, output_dir=output_dir)
+    logger.info("%d training files, %d evaluation files", len(train_files), len(eval_files))
+
+    start_step = latest_global_step(output_dir)
+    if start_step is not None:
+        logger.info("resuming from the checkpoint at step %d (target %d)", start_step,
+                    config.train_steps)
+        if start_step >= config.train_steps:
+            logger.warning("the checkpoint is already at step %d >= --train_steps %d: nothing to "
+                           "train; raise --train_steps to continue", start_step, config.train_steps)
+
+    shape = dict(batch_size=config.batch_size, n_inputs=config.n_inputs, n_outputs=config.n_outputs)
+    estimator = tf.estimator.Estimator(
+        model_fn=model_fn, config=make_run_config(config, output_dir=output_dir),
+        params=model_params(config))
+    train_spec = tf.estimator.TrainSpec(
+        make_input_fn(files=train_files, training=True, shuffle_buffer_size=config.shuffle_buffer_size,
+                      seed=config.seed, num_workers=task.num_workers,
+                      worker_index=task.worker_index, **shape),
+        max_steps=config.train_steps,
+        hooks=[ProgressHook(target_step=config.train_steps, batch_size=config.batch_size,
+                            interval_secs=config.progress_interval_secs)])
+    eval_spec = tf.estimator.EvalSpec(
+        make_input_fn(files=eval_files, training=False, **shape),
+        steps=config.eval_steps or None,
+        exporters=make_exporters(config, output_dir=output_dir),
+        start_delay_secs=config.eval_start_delay_secs,
+        throttle_secs=config.eval_throttle_secs)
+    try:
+        tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    except tf.errors.InvalidArgumentError as error:
+        # The vectorized decoder cannot say which file a bad row came from: find it.
+        logger.error("the input pipeline failed (%s); scanning the files for the bad row",
+                     error.message.splitlines()[0])
+        problem = find_first_bad_row(train_files + eval_files, n_inputs=config.n_inputs,
+                                     n_outputs=config.n_outputs)
+        if problem is None:
+            raise
+        raise DataError(f"{problem}. Fix or remove that row and rerun: training resumes from "
+                        "the last checkpoint") from error
+    if not task.writes_evaluation_outputs:
+        return None
+    return read_metrics_json(output_dir)

@@ -1,0 +1,58 @@
+"""The output directory: created, checked for writability, overwritten only when asked, and
+holding the resolved config.json of the run that owns its checkpoints.
+
+Layout (see README "Output directory"):
+
+    OUTPUT_DIR/
+      config.json        the resolved flags of the latest run
+      checkpoint, model.ckpt-*   checkpoints (resumed automatically)
+      eval/              evaluation summaries (TensorBoard)
+      export/latest/<timestamp>/  SavedModel of every evaluation (the newest few kept)
+      export/best/<timestamp>/    SavedModel with the lowest evaluation RMSE so far
+      metrics.json       figures of the last evaluation
+      data/              the synthetic data set, when no data flags were given
+"""
+
+import logging
+from typing import Optional
+
+import tensorflow as tf
+
+from trainer.config import TrainerConfig, check_resume_compatible, load_config_dict, save_config
+from trainer.errors import OutputDirError
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool) -> None:
+    """Make `output_dir` ready for this run.
+
+    Only the chief deletes (with --overwrite) and writes config.json; every process refuses to
+    resume a run whose saved architecture differs from the flags.
+    """
+    if config.overwrite and is_chief and tf.io.gfile.exists(output_dir):
+        logger.warning("--overwrite: deleting everything in %s", output_dir)
+        tf.io.gfile.rmtree(output_dir)
+    try:
+        tf.io.gfile.makedirs(output_dir)
+    except tf.errors.OpError as error:
+        raise OutputDirError(f"cannot create output directory {output_dir!r}: {error.message}. "
+                             "Pass a writable --output_dir") from error
+    saved = load_config_dict(output_dir)
+    if saved is not None:
+        check_resume_compatible(config, saved, where=output_dir)
+    if is_chief:
+        try:
+            path = save_config(config, output_dir)
+        except tf.errors.OpError as error:
+            raise OutputDirError(f"cannot write to output directory {output_dir!r}: "
+                                 f"{error.message}. Pass a writable --output_dir") from error
+        logger.info("configuration saved to %s", path)
+
+
+def latest_global_step(output_dir: str) -> Optional[int]:
+    """Global step of the newest checkpoint in `output_dir`, or None when there is none."""
+    checkpoint = tf.train.latest_checkpoint(output_dir)
+    if checkpoint is None:
+        return None
+    return int(tf.train.load_variable(checkpoint, "global_step"))
