@@ -100,7 +100,8 @@ class TrainerConfig:
                               type=_int_at_least(1))
 
     # Optimisation: plain SGD as in the paper.
-    optimizer: str = _flag("sgd", "Optimizer.", choices=OPTIMIZERS)
+    optimizer: str = _flag("sgd", "Optimizer of the training loss: sgd (plain gradient descent, as "
+                           "in the paper), adam, adagrad or rmsprop.", choices=OPTIMIZERS)
     learning_rate: float = _flag(0.1, "Learning rate of the optimizer (> 0).", type=_float_above(0.0))
     # 0 disables clipping; a positive value clips the global gradient norm.
     clip_gradient_norm: float = _flag(
