@@ -5,8 +5,18 @@ import dataclasses
 import pytest
 
 from trainer.config import (
-    ARCHITECTURE_KEYS, MODELS, OPTIMIZERS, TrainerConfig, build_parser, check_resume_compatible,
-    load_config_dict, make_config, parse_config, save_config, split_patterns)
+    ARCHITECTURE_KEYS,
+    MODELS,
+    OPTIMIZERS,
+    TrainerConfig,
+    build_parser,
+    check_resume_compatible,
+    load_config_dict,
+    make_config,
+    parse_config,
+    save_config,
+    split_patterns,
+)
 from trainer.errors import ConfigError
 
 

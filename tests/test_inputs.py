@@ -7,8 +7,15 @@ import tensorflow as tf
 from tests.conftest import N_INPUTS, N_OUTPUTS, write_rows
 from trainer.errors import DataError
 from trainer.inputs import (
-    FEATURE_KEY, build_features, check_files, describe_row_problem, expand_file_patterns,
-    find_first_bad_row, make_input_fn, make_serving_input_receiver_fn)
+    FEATURE_KEY,
+    build_features,
+    check_files,
+    describe_row_problem,
+    expand_file_patterns,
+    find_first_bad_row,
+    make_input_fn,
+    make_serving_input_receiver_fn,
+)
 
 BATCH = 5  # != N_INPUTS != N_OUTPUTS
 
