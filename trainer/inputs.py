@@ -32,8 +32,7 @@ def build_features(rawdata: tf.Tensor) -> Dict[str, tf.Tensor]:
 def expand_file_patterns(patterns: Sequence[str], *, flag: str) -> List[str]:
     """Every file matched by the patterns, in sorted order; an error names a pattern matching none.
 
-    >>> expand_file_patterns(["data/train-*.csv"], flag="--train_data_paths")  # doctest: +SKIP
-    ['data/train-0.csv', 'data/train-1.csv']
+    For example ["data/train-*.csv"] -> ["data/train-0.csv", "data/train-1.csv"].
     """
     if not patterns:
         raise DataError(f"{flag} is empty; give one or more file patterns")

@@ -26,7 +26,7 @@ def format_progress(*, step: int, target_step: int, loss: float, examples_per_se
     """
     percent = 100.0 * step / target_step if target_step else 100.0
     eta = "?" if eta_secs is None else str(datetime.timedelta(seconds=int(round(eta_secs))))
-    return (f"step {step}/{target_step} ({percent:.0f}%)  loss {loss:.4g}  "
+    return (f"step {step}/{target_step} ({percent:.0f}%)  loss {loss:.3g}  "
             f"{examples_per_sec:,.0f} examples/s  ETA {eta}")
 
 
