@@ -1,0 +1,36 @@
+"""The README stays true: its commands, flags and layout match the code."""
+
+import re
+
+from tests.conftest import REPO_ROOT
+from trainer.config import build_parser
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def test_readme_shows_the_two_commands():
+    assert "./scripts/train_local.sh" in README and "./scripts/test.sh" in README
+    for script in ("scripts/train_local.sh", "scripts/test.sh"):
+        assert (REPO_ROOT / script).stat().st_mode & 0o111, f"{script} is not executable"
+
+
+def test_readme_flag_table_lists_every_flag_with_its_default():
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(--[a-z_]+)`[^|]*\| ([^|]+) \|",
+                                                          README, re.MULTILINE)}
+    for action in build_parser()._actions:
+        if action.dest == "help":
+            continue
+        flag = action.option_strings[0]
+        assert flag in rows, f"{flag} is missing from the README flag table"
+        shown = "(empty)" if action.default == "" else f"`{action.default}`"
+        assert rows[flag] == shown, f"{flag}: README says {rows[flag]}, code says {shown}"
+
+
+def test_readme_layout_matches_the_files():
+    layout = README.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([\w./-]+\.py|[\w./-]+/|\.ci/run)`", layout))
+    for path in named:
+        assert (REPO_ROOT / path).exists(), f"README layout names {path}, which does not exist"
+    for module in (REPO_ROOT / "trainer").glob("*.py"):
+        if module.name != "__init__.py":
+            assert f"trainer/{module.name}" in named, f"trainer/{module.name} is not in the README layout"
