@@ -44,6 +44,10 @@ def setup_logging(verbosity: str) -> None:
                         datefmt="%H:%M:%S", stream=sys.stderr)
     logging.getLogger("trainer").setLevel(verbosity)
     tf_logger = tf.get_logger()
+    # One format for everything: TensorFlow's records go through the root handler only.
+    for handler in list(tf_logger.handlers):
+        tf_logger.removeHandler(handler)
+    tf_logger.propagate = True
     if verbosity == "DEBUG":
         tf_logger.setLevel(logging.INFO)
     else:
