@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the other scripts: make .venv (Python 3.9-3.11) and install the package into it.
 # Usage: ensure_venv [EXTRAS]   e.g. ensure_venv test  ->  pip install -e ".[test]"
 # Reinstalls only when setup.py or the extras change. PYTHON=/path/to/python picks the interpreter.

@@ -52,6 +52,12 @@ def test_values_are_typed():
     assert (config.model, config.optimizer, config.n_inputs, config.n_outputs) == ("gru", "adam", 9, 2)
 
 
+def test_integer_flags_accept_whole_floats_from_tuning_services():
+    config = parse_config(["--batch_size", "128.0", "--hidden_units", "16"])
+    assert (config.batch_size, config.hidden_units) == (128, 16)
+    assert isinstance(config.batch_size, int)
+
+
 def test_boolean_flags_switch_both_ways():
     assert parse_config(["--overwrite"]).overwrite is True
     assert parse_config(["--overwrite", "--no-overwrite"]).overwrite is False
@@ -77,6 +83,8 @@ def test_all_models_and_optimizers_are_accepted():
     (["--batch_size", "0"], "argument --batch_size: expected an integer >= 1, got '0'"),
     (["--batch_size", "-8"], "argument --batch_size: expected an integer >= 1, got '-8'"),
     (["--batch_size", "3.5"], "argument --batch_size: expected an integer >= 1, got '3.5'"),
+    (["--batch_size", "inf"], "argument --batch_size: expected an integer >= 1, got 'inf'"),
+    (["--batch_size", "many"], "argument --batch_size: expected an integer >= 1, got 'many'"),
     (["--learning_rate", "0"], "argument --learning_rate: expected a number > 0.0, got '0'"),
     (["--learning_rate", "-0.1"], "argument --learning_rate: expected a number > 0.0, got '-0.1'"),
     (["--learning_rate", "nan"], "argument --learning_rate: expected a number > 0.0, got 'nan'"),

@@ -28,14 +28,14 @@ ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs")
 
 def _int_at_least(minimum: int):
     def parse(text: str) -> int:
+        # Tuning services may send a discrete value as float text ("128.0"): accept whole numbers.
         try:
-            value = int(text)
+            number = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {minimum}, got {text!r}") from None
-        if value < minimum:
+            number = math.nan
+        if not number.is_integer() or number < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return value
+        return int(number)
 
     parse.__name__ = f"int>={minimum}"
     return parse
