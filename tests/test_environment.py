@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from trainer.environment import TaskInfo, read_tf_config, resolve_output_dir, task_info, trial_id
+from trainer.environment import (
+    TaskInfo,
+    apply_cluster,
+    read_tf_config,
+    resolve_cluster,
+    resolve_output_dir,
+    task_info,
+    trial_id,
+)
 from trainer.errors import ConfigError
 
 CLUSTER = {
@@ -78,3 +86,100 @@ def test_output_dir_precedence():
 def test_each_trial_gets_its_own_subdirectory():
     assert resolve_output_dir("gs://b/run", {"CLOUD_ML_TRIAL_ID": "7"}) == "gs://b/run/trial_7"
     assert resolve_output_dir("/tmp/run", tf_config("master", trial="3")) == "/tmp/run/trial_3"
+
+
+# --- Every naming the clouds use, mapped to the one the Estimator accepts -----------------
+
+def resolve(variables):
+    return resolve_cluster({key: json.dumps(value) for key, value in variables.items()})
+
+
+def test_tensorflow_chief_form_passes_through_without_the_evaluator():
+    config, info = resolve({"TF_CONFIG": {"cluster": {**CLUSTER, "evaluator": ["h:9"]},
+                                          "task": {"type": "worker", "index": 1}}})
+    assert config == {"cluster": CLUSTER, "task": {"type": "worker", "index": 1}}
+    assert (info.task_type, info.num_workers, info.num_ps, info.has_evaluator) == ("worker", 3, 1, True)
+
+
+def test_legacy_master_form_becomes_chief():
+    config, info = resolve({"TF_CONFIG": {
+        "cluster": {"master": ["m:1"], "worker": ["w:1", "w:2"], "ps": ["p:1"]},
+        "task": {"type": "master", "index": 0, "trial": "4"}, "environment": "cloud",
+        "job": {"scaleTier": "CUSTOM", "evaluatorCount": 1}}})
+    assert config == {"cluster": {"chief": ["m:1"], "worker": ["w:1", "w:2"], "ps": ["p:1"]},
+                      "task": {"type": "chief", "index": 0}}
+    assert info.is_chief and info.has_evaluator and not info.writes_evaluation_outputs
+
+
+def test_legacy_evaluator_outside_the_cluster_is_recognised():
+    config, info = resolve({"TF_CONFIG": {
+        "cluster": {"master": ["m:1"], "ps": ["p:1"]}, "task": {"type": "evaluator", "index": 0},
+        "environment": "cloud"}})
+    assert config["task"] == {"type": "evaluator", "index": 0}
+    assert info.is_evaluator and info.writes_evaluation_outputs
+
+
+def test_vertex_worker_pools_become_roles():
+    spec = {"cluster": {"workerpool0": ["c:1"], "workerpool1": ["w:1", "w:2"],
+                        "workerpool2": ["p:1"], "workerpool3": ["e:1"]},
+            "task": {"type": "workerpool1", "index": 1, "trial": "7"}, "environment": "cloud"}
+    config, info = resolve({"CLUSTER_SPEC": spec})
+    assert config == {"cluster": {"chief": ["c:1"], "worker": ["w:1", "w:2"], "ps": ["p:1"]},
+                      "task": {"type": "worker", "index": 1}}
+    assert info.has_evaluator and info.worker_index == 2
+    assert trial_id({"CLUSTER_SPEC": json.dumps(spec)}) == "7"
+    _, evaluator = resolve({"CLUSTER_SPEC": {**spec, "task": {"type": "workerpool3", "index": 0}}})
+    assert evaluator.is_evaluator
+
+
+def test_single_machine_runs_locally():
+    for variables in (
+            {"TF_CONFIG": {"cluster": {"master": ["m:1"]}, "task": {"type": "master", "index": 0,
+                                                                   "trial": "2"}}},
+            {"CLUSTER_SPEC": {"cluster": {"workerpool0": ["c:1"]},
+                              "task": {"type": "workerpool0", "index": 0}}},
+            {"TF_CONFIG": {"task": {"type": "chief", "index": 0}}}):
+        config, info = resolve(variables)
+        assert config is None and info == TaskInfo(), variables
+
+
+def test_apply_cluster_rewrites_or_removes_tf_config():
+    environ = {"TF_CONFIG": json.dumps({"cluster": {"master": ["m:1"], "worker": ["w:1"]},
+                                        "task": {"type": "worker", "index": 0}})}
+    assert apply_cluster(environ).task_type == "worker"
+    assert json.loads(environ["TF_CONFIG"])["cluster"] == {"chief": ["m:1"], "worker": ["w:1"]}
+    single = {"TF_CONFIG": json.dumps({"cluster": {"chief": ["c:1"]}, "task": {"type": "chief"}})}
+    assert apply_cluster(single).is_chief and "TF_CONFIG" not in single
+
+
+@pytest.mark.parametrize("variables, expected", [
+    ({"TF_CONFIG": "{oops"}, "TF_CONFIG is not valid JSON"),
+    ({"CLUSTER_SPEC": "[]"}, "CLUSTER_SPEC must be a JSON object, got '[]'"),
+    ({"TF_CONFIG": json.dumps({"cluster": CLUSTER, "task": {"type": "trainer", "index": 0}})},
+     "TF_CONFIG task type 'trainer' is not one of chief, master, worker, ps, evaluator "
+     "(or workerpool0-3): task = {\"type\": \"trainer\", \"index\": 0}"),
+    ({"TF_CONFIG": json.dumps({"cluster": CLUSTER, "task": {"type": "worker", "index": 2}})},
+     "TF_CONFIG task index 2 is out of range: cluster 'worker' has 2 address(es) "
+     "['127.0.0.1:2221', '127.0.0.1:2222']"),
+    ({"TF_CONFIG": json.dumps({"cluster": CLUSTER, "task": {"type": "worker", "index": "x"}})},
+     "TF_CONFIG task index must be an integer: task = {\"type\": \"worker\", \"index\": \"x\"}"),
+    ({"TF_CONFIG": json.dumps({"cluster": {"worker": ["w:1", "w:2"], "ps": ["p:1"]},
+                               "task": {"type": "worker", "index": 0}})},
+     "TF_CONFIG cluster must have exactly one chief (or master), got 0: cluster = "
+     "{\"worker\": [\"w:1\", \"w:2\"], \"ps\": [\"p:1\"]}"),
+    ({"TF_CONFIG": json.dumps({"cluster": {"chief": ["a:1"], "master": ["b:1"]},
+                               "task": {"type": "chief", "index": 0}})},
+     "TF_CONFIG cluster must have exactly one chief (or master), got 2"),
+    ({"TF_CONFIG": json.dumps({"cluster": {"chief": ["a:1"], "learner": ["b:1"]},
+                               "task": {"type": "chief", "index": 0}})},
+     "TF_CONFIG cluster has a job named 'learner'"),
+    ({"TF_CONFIG": json.dumps({"cluster": {"chief": "a:1"}, "task": {"type": "chief"}})},
+     "TF_CONFIG cluster must map job names to lists of addresses, got {\"chief\": \"a:1\"}"),
+    ({"TF_CONFIG": json.dumps({"cluster": {"chief": ["a:1"], "worker": ["w:1"]},
+                               "task": {"type": "ps", "index": 0}})},
+     "TF_CONFIG task type 'ps' has no addresses in the cluster"),
+])
+def test_malformed_cluster_is_quoted(variables, expected):
+    with pytest.raises(ConfigError) as error:
+        resolve_cluster(variables)
+    assert expected in str(error.value)

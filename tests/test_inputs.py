@@ -80,12 +80,13 @@ def test_workers_read_disjoint_files(tiny_data):
 
 
 def test_fewer_files_than_workers_reads_everything_and_says_so(tiny_data, caplog):
+    input_fn = make_fn(tiny_data["train_files"], training=True, num_workers=5, worker_index=4,
+                       shuffle_buffer_size=40)
     with caplog.at_level("WARNING"):
-        dataset = make_fn(tiny_data["train_files"], training=True, num_workers=5, worker_index=4,
-                          shuffle_buffer_size=40)()
+        dataset = input_fn()
     values = {round(float(v), 5) for f, _ in dataset.take(80) for v in f[FEATURE_KEY][:, 0]}
     assert len(values) == 120
-    assert "only 3 training files for 5 workers" in caplog.text
+    assert "only 3 training files for 5 training processes" in caplog.text
 
 
 def test_serving_uses_the_same_transform():

@@ -28,6 +28,8 @@ from trainer.reporting import ReportingExporter, read_metrics_json
 logger = logging.getLogger(__name__)
 
 EXPORTS_TO_KEEP = 5
+# How long a worker or evaluator waits for the chief to write the synthetic data set.
+SYNTHETIC_DATA_WAIT_SECS = 600
 
 
 def model_params(config: TrainerConfig) -> Dict[str, Any]:
@@ -44,8 +46,10 @@ def make_run_config(config: TrainerConfig, *, output_dir: str) -> tf.estimator.R
         tf_random_seed=config.seed,
         save_checkpoints_steps=config.save_checkpoints_steps,
         keep_checkpoint_max=config.keep_checkpoint_max,
-        # The progress hook reports speed; TF's own step counter would only add noise.
-        log_step_count_steps=max(config.train_steps, 1),
+        # The progress hook reports loss and speed. TF's own step counter and loss logger would
+        # only add noise, and in asynchronous training warn that the global step "has not been
+        # increased" whenever another worker's update is not yet visible.
+        log_step_count_steps=None,
     )
 
 
@@ -66,11 +70,18 @@ def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimat
                               metric_tag=config.hypertune_metric_tag), best]
 
 
-def resolve_data_files(config: TrainerConfig, *, output_dir: str) -> Tuple[List[str], List[str]]:
-    """The train and eval files of this run: the user's patterns, or the synthetic data set."""
+def resolve_data_files(config: TrainerConfig, *, output_dir: str,
+                       task: environment.TaskInfo) -> Tuple[List[str], List[str]]:
+    """The train and eval files of this run: the user's patterns, or the synthetic data set
+    (written by the chief; the other processes of a cluster wait for it)."""
     if config.uses_synthetic_data:
-        patterns = synthetic.write_dataset(f"{output_dir}/data", n_inputs=config.n_inputs,
-                                           n_outputs=config.n_outputs, seed=config.seed)
+        data_dir = f"{output_dir}/data"
+        shape = dict(n_inputs=config.n_inputs, n_outputs=config.n_outputs, seed=config.seed)
+        if task.is_chief:
+            patterns = synthetic.write_dataset(data_dir, **shape)
+        else:
+            patterns = synthetic.wait_for_dataset(data_dir, timeout_secs=SYNTHETIC_DATA_WAIT_SECS,
+                                                  **shape)
         train_patterns, eval_patterns = [patterns["train"]], [patterns["eval"]]
     else:
         train_patterns = split_patterns(config.train_data_paths)
@@ -82,21 +93,40 @@ def resolve_data_files(config: TrainerConfig, *, output_dir: str) -> Tuple[List[
     return train_files, eval_files
 
 
+def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimator.EvalSpec) -> None:
+    """One evaluation of the latest checkpoint, then every exporter, as the evaluator would.
+
+    For a cluster without an evaluator: the Estimator evaluates only in local mode or on an
+    evaluator task, so the chief does the final evaluation itself after training.
+    """
+    checkpoint = estimator.latest_checkpoint()
+    eval_result = estimator.evaluate(eval_spec.input_fn, steps=eval_spec.steps,
+                                     checkpoint_path=checkpoint)
+    for exporter in eval_spec.exporters:
+        exporter.export(estimator, f"{estimator.model_dir}/export/{exporter.name}", checkpoint,
+                        eval_result, is_the_final_export=True)
+
+
 def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
     """Train, evaluate and export as one process of the TF_CONFIG cluster (or alone).
 
     Returns the last evaluation's figures (what metrics.json holds) in the process that
     evaluates, None in the others.
     """
-    task = environment.task_info()
     output_dir = environment.resolve_output_dir(config.output_dir)
-    logger.info("%s %d writing to %s", task.task_type, task.task_index, output_dir)
+    task = environment.apply_cluster()
+    logger.info("%s %d of a cluster of %d training processes, %d parameter servers%s; "
+                "writing to %s", task.task_type, task.task_index, task.num_workers, task.num_ps,
+                " and an evaluator" if task.has_evaluator else "", output_dir)
     prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief)
-    train_files, eval_files = resolve_data_files(config, output_dir=output_dir)
-    logger.info("%d training files, %d evaluation files", len(train_files), len(eval_files))
+    if task.task_type == "ps":
+        train_files, eval_files = [], []  # a parameter server only holds variables
+    else:
+        train_files, eval_files = resolve_data_files(config, output_dir=output_dir, task=task)
+        logger.info("%d training files, %d evaluation files", len(train_files), len(eval_files))
 
     start_step = latest_global_step(output_dir)
-    if start_step is not None:
+    if start_step is not None and task.is_chief:
         logger.info("resuming from the checkpoint at step %d (target %d)", start_step,
                     config.train_steps)
         if start_step >= config.train_steps:
@@ -122,6 +152,8 @@ def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
         throttle_secs=config.eval_throttle_secs)
     try:
         tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+        if task.is_distributed and task.is_chief and not task.has_evaluator:
+            evaluate_and_export(estimator, eval_spec)
     except tf.errors.InvalidArgumentError as error:
         # The vectorized decoder cannot say which file a bad row came from: find it.
         logger.error("the input pipeline failed (%s); scanning the files for the bad row",

@@ -119,17 +119,18 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
     Evaluation makes exactly one ordered pass.
     """
     files = list(files)
-    if training and num_workers > 1:
-        if len(files) >= num_workers:
-            files = files[worker_index::num_workers]
-            logger.info("worker %d of %d reads %d of the training files", worker_index,
-                        num_workers, len(files))
-        else:
-            logger.warning("only %d training files for %d workers: every worker reads all of "
-                           "them, in its own shuffled order; shard the data into at least %d "
-                           "files to split it", len(files), num_workers, num_workers)
+    shard_files = training and 1 < num_workers <= len(files)
+    if shard_files:
+        files = files[worker_index::num_workers]
 
     def input_fn() -> tf.data.Dataset:
+        if shard_files:
+            logger.info("training process %d of %d reads %d of the training files", worker_index,
+                        num_workers, len(files))
+        elif training and num_workers > 1:
+            logger.warning("only %d training files for %d training processes: each reads all of "
+                           "them, in its own shuffled order; shard the data into at least %d "
+                           "files to split it", len(files), num_workers, num_workers)
         dataset = tf.data.Dataset.from_tensor_slices(files)
         if training:
             dataset = dataset.shuffle(len(files), seed=seed + worker_index).repeat()

@@ -9,10 +9,13 @@ resumed run trains on the same data and any process of a cluster can (re)write t
 
 import json
 import logging
+import time
 from typing import Dict, List
 
 import numpy as np
 import tensorflow as tf
+
+from trainer.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,45 @@ def _write_csv(path: str, values: np.ndarray) -> None:
     tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
+def _spec(*, n_inputs: int, n_outputs: int, seed: int, rows_per_shard: int) -> Dict[str, object]:
+    return {"n_inputs": n_inputs, "n_outputs": n_outputs, "seed": seed,
+            "rows_per_shard": rows_per_shard, "train_shards": TRAIN_SHARDS,
+            "eval_shards": EVAL_SHARDS, "noise_stddev": NOISE_STDDEV}
+
+
+def _patterns(directory: str) -> Dict[str, str]:
+    return {"train": f"{directory}/train-*.csv", "eval": f"{directory}/eval-*.csv"}
+
+
+def _has_dataset(directory: str, spec: Dict[str, object]) -> bool:
+    """True when `directory` holds a complete data set made with `spec` (its spec file is
+    written last)."""
+    spec_path = f"{directory}/{SPEC_FILENAME}"
+    if not tf.io.gfile.exists(spec_path):
+        return False
+    with tf.io.gfile.GFile(spec_path, "r") as handle:
+        return json.loads(handle.read()) == spec
+
+
+def wait_for_dataset(directory: str, *, n_inputs: int, n_outputs: int, seed: int = 42,
+                     rows_per_shard: int = ROWS_PER_SHARD, timeout_secs: float = 600,
+                     poll_secs: float = 1.0) -> Dict[str, str]:
+    """Wait until another process (the chief) has written the data set; returns its patterns."""
+    directory = directory.rstrip("/")
+    spec = _spec(n_inputs=n_inputs, n_outputs=n_outputs, seed=seed, rows_per_shard=rows_per_shard)
+    deadline = time.time() + timeout_secs
+    logged = False
+    while not _has_dataset(directory, spec):
+        if time.time() > deadline:
+            raise DataError(f"the chief has not written the synthetic data set to {directory} "
+                            f"within {timeout_secs:.0f} s; check the chief's log")
+        if not logged:
+            logger.info("waiting for the chief to write the synthetic data set to %s", directory)
+            logged = True
+        time.sleep(poll_secs)
+    return _patterns(directory)
+
+
 def write_dataset(directory: str, *, n_inputs: int, n_outputs: int, seed: int = 42,
                   rows_per_shard: int = ROWS_PER_SHARD) -> Dict[str, str]:
     """Write train-*.csv and eval-*.csv shards into `directory` (local or gs://).
@@ -54,16 +96,12 @@ def write_dataset(directory: str, *, n_inputs: int, n_outputs: int, seed: int = 
     Returns the file patterns: {"train": ".../train-*.csv", "eval": ".../eval-*.csv"}.
     """
     directory = directory.rstrip("/")
-    patterns = {"train": f"{directory}/train-*.csv", "eval": f"{directory}/eval-*.csv"}
-    spec = {"n_inputs": n_inputs, "n_outputs": n_outputs, "seed": seed,
-            "rows_per_shard": rows_per_shard, "train_shards": TRAIN_SHARDS,
-            "eval_shards": EVAL_SHARDS, "noise_stddev": NOISE_STDDEV}
+    patterns = _patterns(directory)
+    spec = _spec(n_inputs=n_inputs, n_outputs=n_outputs, seed=seed, rows_per_shard=rows_per_shard)
     spec_path = f"{directory}/{SPEC_FILENAME}"
-    if tf.io.gfile.exists(spec_path):
-        with tf.io.gfile.GFile(spec_path, "r") as handle:
-            if json.loads(handle.read()) == spec:
-                logger.info("reusing the synthetic data in %s", directory)
-                return patterns
+    if _has_dataset(directory, spec):
+        logger.info("reusing the synthetic data in %s", directory)
+        return patterns
     tf.io.gfile.makedirs(directory)
     written: List[str] = []
     for split, shards, offset in (("train", TRAIN_SHARDS, 0), ("eval", EVAL_SHARDS, 1000)):
@@ -73,8 +111,10 @@ def write_dataset(directory: str, *, n_inputs: int, n_outputs: int, seed: int = 
             path = f"{directory}/{split}-{shard:05d}-of-{shards:05d}.csv"
             _write_csv(path, values)
             written.append(path)
-    with tf.io.gfile.GFile(spec_path, "w") as handle:
+    # The spec file last: its presence tells waiting processes that every shard is complete.
+    with tf.io.gfile.GFile(spec_path + ".tmp", "w") as handle:
         handle.write(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    tf.io.gfile.rename(spec_path + ".tmp", spec_path, overwrite=True)
     logger.info("wrote %d synthetic shards of %d rows to %s", len(written), rows_per_shard,
                 directory)
     return patterns

@@ -1,0 +1,209 @@
+"""Run a TF_CONFIG cluster of trainer processes on this machine, as the cloud would.
+
+    python -m trainer.local_cluster --workers 2 --ps 1 -- --train_steps 3000 --output_dir /tmp/run
+    ./scripts/train_local_distributed.sh --no-evaluator -- --model gru
+
+Starts a chief, N workers, M parameter servers and optionally an evaluator, each
+`python -m trainer.task TRAINER_ARGS` on 127.0.0.1 with a free port and its own TF_CONFIG,
+like one machine each. Each task logs to LOG_DIR/<type>-<index>.log and gets its own hypertune
+metric file (LOG_DIR/<type>-<index>.metrics, standing for each machine's /tmp). Parameter
+servers never exit on their own: they are stopped once the chief, the workers and the
+evaluator have finished. The exit status is non-zero when any task fails.
+"""
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+logger = logging.getLogger(__name__)
+
+TaskKey = Tuple[str, int]
+PS_STOP_GRACE_SECS = 10
+
+
+def free_ports(count: int) -> List[int]:
+    """`count` distinct free TCP ports on 127.0.0.1 (held open together so none repeats)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclasses.dataclass
+class Task:
+    task_type: str
+    index: int
+    log_path: Path
+    metric_path: Path
+    process: Optional[subprocess.Popen] = None
+    starts: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.task_type}-{self.index}"
+
+
+class LocalCluster:
+    """Processes of one training cluster on 127.0.0.1; start, kill, restart and wait for them."""
+
+    def __init__(self, *, trainer_args: Sequence[str], workers: int = 2, ps: int = 1,
+                 evaluator: bool = True, log_dir: Path, env: Optional[Dict[str, str]] = None,
+                 python: str = sys.executable):
+        self.trainer_args = list(trainer_args)
+        self.log_dir = Path(log_dir)
+        self.env = dict(os.environ if env is None else env)
+        self.python = python
+        roles = [("chief", 1), ("worker", workers), ("ps", ps), ("evaluator", int(evaluator))]
+        ports = iter(free_ports(sum(count for _, count in roles)))
+        self.cluster: Dict[str, List[str]] = {
+            role: [f"127.0.0.1:{next(ports)}" for _ in range(count)] for role, count in roles if count}
+        self.tasks: Dict[TaskKey, Task] = {
+            (role, index): Task(role, index, self.log_dir / f"{role}-{index}.log",
+                                self.log_dir / f"{role}-{index}.metrics")
+            for role, addresses in self.cluster.items() for index in range(len(addresses))}
+
+    def tf_config(self, task_type: str, index: int) -> str:
+        """TF_CONFIG of one task. The evaluator is listed so every task knows there is one;
+        the trainer takes it out of the training cluster before the Estimator sees it."""
+        return json.dumps({"cluster": self.cluster, "task": {"type": task_type, "index": index}})
+
+    def start(self) -> None:
+        """Start every task: parameter servers first, then chief, workers and evaluator."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        order = {"ps": 0, "chief": 1, "worker": 2, "evaluator": 3}
+        for key in sorted(self.tasks, key=lambda key: (order[key[0]], key[1])):
+            self.start_task(*key)
+
+    def start_task(self, task_type: str, index: int) -> Task:
+        """(Re)start one task, appending to its log, as the cloud restarts a failed machine."""
+        task = self.tasks[(task_type, index)]
+        env = {**self.env, "TF_CONFIG": self.tf_config(task_type, index),
+               "CLOUD_ML_HP_METRIC_FILE": str(task.metric_path), "PYTHONUNBUFFERED": "1"}
+        with open(task.log_path, "a") as log:
+            log.write(f"=== {task.name} start {task.starts + 1} at {time.strftime('%H:%M:%S')} ===\n")
+            log.flush()
+            task.process = subprocess.Popen(
+                [self.python, "-m", "trainer.task", *self.trainer_args], env=env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        task.starts += 1
+        return task
+
+    def kill(self, task_type: str, index: int, sig: int = signal.SIGKILL) -> int:
+        """Send `sig` to one task (default: kill -9) and wait for it; returns its exit code."""
+        task = self.tasks[(task_type, index)]
+        assert task.process is not None, f"{task.name} was never started"
+        if task.process.poll() is None:
+            task.process.send_signal(sig)
+        return task.process.wait()
+
+    def returncodes(self) -> Dict[str, Optional[int]]:
+        return {task.name: task.process.poll() if task.process else None
+                for task in self.tasks.values()}
+
+    def stop(self) -> None:
+        """Terminate every task still running (SIGTERM, then SIGKILL after a grace period)."""
+        running = [t.process for t in self.tasks.values() if t.process and t.process.poll() is None]
+        for process in running:
+            process.terminate()
+        deadline = time.time() + PS_STOP_GRACE_SECS
+        for process in running:
+            try:
+                process.wait(timeout=max(deadline - time.time(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def wait(self, timeout_secs: Optional[float] = None, poll_secs: float = 0.5) -> Dict[str, int]:
+        """Wait for chief, workers and evaluator; then stop the parameter servers.
+
+        A failed task stops the whole cluster. Returns {task name: exit code}; the parameter
+        servers, stopped on purpose, count as 0. Raises TimeoutError (after stopping every
+        task) when `timeout_secs` pass first.
+        """
+        deadline = None if not timeout_secs else time.time() + timeout_secs
+        finishing = [t for t in self.tasks.values() if t.task_type != "ps"]
+        try:
+            while True:
+                codes = {t.name: t.process.poll() for t in finishing}
+                failed = {name: code for name, code in codes.items() if code not in (None, 0)}
+                if failed or all(code == 0 for code in codes.values()):
+                    break
+                if deadline is not None and time.time() > deadline:
+                    raise TimeoutError(f"the cluster did not finish within {timeout_secs:.0f} s; "
+                                       f"still running: {[n for n, c in codes.items() if c is None]}")
+                time.sleep(poll_secs)
+        finally:
+            self.stop()
+        results = {t.name: t.process.returncode for t in finishing}
+        results.update({t.name: 0 for t in self.tasks.values() if t.task_type == "ps"})
+        return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.local_cluster",
+        description="Run chief, workers, parameter servers and an evaluator of the trainer on "
+        "127.0.0.1, each with its own TF_CONFIG. Arguments after -- go to every "
+        "python -m trainer.task.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--workers", type=int, default=2, help="Number of workers besides the chief.")
+    parser.add_argument("--ps", type=int, default=1, help="Number of parameter servers.")
+    parser.add_argument("--evaluator", action=argparse.BooleanOptionalAction, default=True,
+                        help="Run an evaluator task (without one the chief evaluates once at the end).")
+    parser.add_argument("--log_dir", default="",
+                        help="Directory for the task logs; default: a new temporary directory.")
+    parser.add_argument("--timeout_secs", type=float, default=0,
+                        help="Stop the cluster and fail after this many seconds (0: no limit).")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    trainer_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    parser = build_parser()
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if args.workers < 0 or args.ps < 0:
+        parser.error(f"--workers and --ps must be >= 0, got {args.workers} and {args.ps}")
+    log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="trainer-cluster-"))
+    cluster = LocalCluster(trainer_args=trainer_args, workers=args.workers, ps=args.ps,
+                           evaluator=args.evaluator, log_dir=log_dir)
+    cluster.start()
+    for task in cluster.tasks.values():
+        print(f"{task.name:12} {cluster.cluster[task.task_type][task.index]:16} log: {task.log_path}",
+              flush=True)
+    try:
+        codes = cluster.wait(timeout_secs=args.timeout_secs or None)
+    except TimeoutError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 124
+    except KeyboardInterrupt:
+        print("interrupted: every task stopped", file=sys.stderr)
+        return 130
+    failed = {name: code for name, code in codes.items() if code != 0}
+    for name, code in failed.items():
+        log_path = log_dir / f"{name}.log"
+        tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
+        print(f"error: {name} exited with {code}; the end of {log_path}:\n{tail}", file=sys.stderr)
+    if not failed:
+        print(f"cluster finished: {', '.join(codes)}; logs in {log_dir}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
