@@ -1,0 +1,285 @@
+"""Real multi-process clusters on 127.0.0.1: chief, workers, parameter servers, evaluator.
+
+Every process is `python -m trainer.task` with its own TF_CONFIG, talking TensorFlow's gRPC
+runtime, started by trainer.local_cluster as the cloud would start machines. The fault tests
+kill a task with SIGKILL and start it again, as the cloud restarts a failed machine.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import N_INPUTS, N_OUTPUTS, REPO_ROOT, run_task, tiny_trainer_flags
+from trainer.local_cluster import LocalCluster
+
+pytestmark = pytest.mark.distributed
+
+CLUSTER_TIMEOUT_SECS = 300  # every process of a test cluster must have exited by then
+CHECKPOINT_EVERY = 200
+
+
+def cluster_flags(data, output: Path, *, steps: int) -> List[str]:
+    flags = tiny_trainer_flags(data, output, steps=steps)
+    flags[flags.index("--save_checkpoints_steps") + 1] = str(CHECKPOINT_EVERY)
+    return [*flags, "--eval_start_delay_secs", "0", "--eval_throttle_secs", "1"]
+
+
+def make_cluster(data, tmp_path: Path, *, steps: int, **kwargs) -> LocalCluster:
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "CLOUD_ML_TRIAL_ID")}
+    return LocalCluster(trainer_args=cluster_flags(data, tmp_path / "run", steps=steps),
+                        log_dir=tmp_path / "logs", env=env, **kwargs)
+
+
+def checkpoint_step(output: Path) -> int:
+    checkpoint = tf.train.latest_checkpoint(str(output))
+    return int(re.search(r"ckpt-(\d+)$", checkpoint).group(1)) if checkpoint else -1
+
+
+def wait_for_checkpoint(cluster: LocalCluster, output: Path, step: int, timeout: float = 120) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = checkpoint_step(output)
+        if found >= step:
+            return found
+        failed = {n: c for n, c in cluster.returncodes().items() if c not in (None, 0)}
+        assert not failed, f"tasks failed before step {step}: {failed}"
+        time.sleep(0.2)
+    cluster.stop()
+    pytest.fail(f"no checkpoint at step >= {step} within {timeout} s")
+
+
+def log_text(cluster: LocalCluster, name: str) -> str:
+    return (cluster.log_dir / f"{name}.log").read_text()
+
+
+def progress_steps(text: str, target: int) -> List[int]:
+    return [int(s) for s in re.findall(rf"step (\d+)/{target} \(", text)]
+
+
+def assert_export_serves(output: Path) -> None:
+    metrics = json.loads((output / "metrics.json").read_text())
+    serve = tf.saved_model.load(metrics["saved_model_path"]).signatures["serving_default"]
+    predicted = serve(rawdata=tf.zeros([4, N_INPUTS]))["predicted"]
+    assert predicted.shape == (4, N_OUTPUTS)
+    assert np.all(np.isfinite(predicted.numpy()))
+
+
+def evaluations(text: str) -> List[int]:
+    return [int(s) for s in re.findall(r"evaluation at step (\d+):", text)]
+
+
+def test_cluster_trains_exports_once_and_reports_once_per_evaluation(tiny_data, tmp_path):
+    target = 2000  # long enough for every worker to start before the chief finishes
+    cluster = make_cluster(tiny_data, tmp_path, steps=target)
+    cluster.start()
+    codes = cluster.wait(timeout_secs=CLUSTER_TIMEOUT_SECS)
+    assert codes == {"chief-0": 0, "worker-0": 0, "worker-1": 0, "evaluator-0": 0, "ps-0": 0}, codes
+
+    output = tmp_path / "run"
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["global_step"] >= target
+    assert metrics["rmse"] < metrics["naive_rmse"]
+    assert_export_serves(output)
+
+    evaluator_log = log_text(cluster, "evaluator-0")
+    steps = evaluations(evaluator_log)
+    assert len(steps) >= 2 and steps == sorted(steps) and steps[-1] >= target
+    for name in ("chief-0", "worker-0", "worker-1", "ps-0"):
+        assert not evaluations(log_text(cluster, name)), f"{name} evaluated"
+    # Hypertune: only the evaluator's "machine" has a metric file, one line per evaluation.
+    assert sorted(p.name for p in cluster.log_dir.glob("*.metrics")) == ["evaluator-0.metrics"]
+    metric_lines = (cluster.log_dir / "evaluator-0.metrics").read_text().splitlines()
+    reported = [json.loads(line) for line in metric_lines]
+    assert [int(line["global_step"]) for line in reported] == steps
+    # Exports: one latest export per evaluation (5 kept), all from the evaluator.
+    latest = sorted((output / "export" / "latest").iterdir())
+    assert len(latest) == min(len(steps), 5)
+    assert metrics["saved_model_path"] == str(latest[-1])
+    # Each training process read its own one of the 3 training files.
+    for index, name in enumerate(("chief-0", "worker-0", "worker-1")):
+        text = log_text(cluster, name)
+        assert f"training process {index} of 3 reads 1 of the training files" in text, text[-2000:]
+        assert re.search(rf"training reached step \d+/{target}", text), f"{name} did not train"
+    assert "waiting for" not in log_text(cluster, "chief-0")
+
+
+def test_cluster_without_evaluator_has_the_chief_evaluate_once(tiny_data, tmp_path):
+    cluster = make_cluster(tiny_data, tmp_path, steps=400, workers=1, evaluator=False)
+    cluster.start()
+    codes = cluster.wait(timeout_secs=CLUSTER_TIMEOUT_SECS)
+    assert set(codes.values()) == {0}, codes
+    chief_log = log_text(cluster, "chief-0")
+    assert len(evaluations(chief_log)) == 1
+    assert not evaluations(log_text(cluster, "worker-0"))
+    assert sorted(p.name for p in cluster.log_dir.glob("*.metrics")) == ["chief-0.metrics"]
+    assert len((cluster.log_dir / "chief-0.metrics").read_text().splitlines()) == 1
+    assert len(list((tmp_path / "run" / "export" / "latest").iterdir())) == 1
+    assert_export_serves(tmp_path / "run")
+
+
+FAULT_TARGET = 8000  # steps: long enough for a killed task to come back before the end
+
+
+def current_start(cluster: LocalCluster, name: str) -> str:
+    """The log of the task's latest start only."""
+    return log_text(cluster, name).rsplit("=== " + name + " start", 1)[-1]
+
+
+def wait_for_training(cluster: LocalCluster, name: str, min_step: int = 0, timeout: float = 120) -> int:
+    """Wait until task `name` (its latest start) logs a progress line at step >= min_step."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        steps = progress_steps(current_start(cluster, name), FAULT_TARGET)
+        if steps and max(steps) >= min_step:
+            return max(steps)
+        failed = {n: c for n, c in cluster.returncodes().items() if c not in (None, 0)}
+        assert not failed, f"tasks failed: {failed}"
+        time.sleep(0.2)
+    cluster.stop()
+    pytest.fail(f"{name} logged no progress at step >= {min_step} within {timeout} s")
+
+
+def newest_step(cluster: LocalCluster) -> int:
+    """The newest global step that any training process has logged."""
+    return max(max(progress_steps(current_start(cluster, name), FAULT_TARGET), default=-1)
+               for name in ("chief-0", "worker-0", "worker-1"))
+
+
+def seconds(clock: str) -> int:
+    hours, minutes, secs = (int(part) for part in clock.split(":"))
+    return hours * 3600 + minutes * 60 + secs
+
+
+def first_progress_clock(text: str) -> str:
+    match = re.search(rf"^(\d\d:\d\d:\d\d) INFO step \d+/{FAULT_TARGET} ", text, re.MULTILINE)
+    assert match, "no progress line: the task did not train"
+    return match.group(1)
+
+
+def finish_and_check(cluster: LocalCluster, output: Path) -> None:
+    codes = cluster.wait(timeout_secs=CLUSTER_TIMEOUT_SECS)
+    assert set(codes.values()) == {0}, codes
+    assert json.loads((output / "metrics.json").read_text())["global_step"] >= FAULT_TARGET
+    assert_export_serves(output)
+
+
+def test_worker_killed_and_restarted_rejoins(tiny_data, tmp_path):
+    cluster = make_cluster(tiny_data, tmp_path, steps=FAULT_TARGET, evaluator=False)
+    cluster.start()
+    wait_for_training(cluster, "worker-0")
+    assert cluster.kill("worker", 0) == -signal.SIGKILL
+    killed_at = time.strftime("%H:%M:%S")
+    cluster.start_task("worker", 0)
+    wait_for_training(cluster, "worker-0")
+    rejoined_at = first_progress_clock(current_start(cluster, "worker-0"))
+    finish_and_check(cluster, tmp_path / "run")
+    print(f"\nworker kill -9 at {killed_at}, restarted worker training at {rejoined_at} "
+          f"({seconds(rejoined_at) - seconds(killed_at)} s)")
+    assert re.search(rf"training reached step \d+/{FAULT_TARGET}", current_start(cluster, "worker-0"))
+
+
+def test_chief_killed_and_restarted_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
+    output = tmp_path / "run"
+    cluster = make_cluster(tiny_data, tmp_path, steps=FAULT_TARGET, evaluator=False)
+    cluster.start()
+    wait_for_training(cluster, "chief-0", min_step=1100)
+    cluster.kill("chief", 0)
+    killed_at = time.strftime("%H:%M:%S")
+    step_at_kill = newest_step(cluster)
+    last_checkpoint = checkpoint_step(output)
+    cluster.start_task("chief", 0)
+    wait_for_training(cluster, "chief-0")
+    restarted = current_start(cluster, "chief-0")
+    resumed = int(re.search(r"resuming from the checkpoint at step (\d+)", restarted).group(1))
+    training_at = first_progress_clock(restarted)
+    finish_and_check(cluster, output)
+    lost = step_at_kill - resumed
+    print(f"\nchief kill -9 at {killed_at} near step {step_at_kill}; restarted chief restored "
+          f"step {resumed} (lost {lost} steps, checkpoint every {CHECKPOINT_EVERY}) and trained "
+          f"again at {training_at} ({seconds(training_at) - seconds(killed_at)} s)")
+    assert resumed == last_checkpoint
+    # Lost: what was trained since the last checkpoint, plus at most one progress interval.
+    assert 0 <= lost <= CHECKPOINT_EVERY + 150
+
+
+def test_parameter_server_killed_and_restarted_recovers_from_the_checkpoint(tiny_data, tmp_path):
+    output = tmp_path / "run"
+    cluster = make_cluster(tiny_data, tmp_path, steps=FAULT_TARGET, evaluator=False)
+    cluster.start()
+    wait_for_training(cluster, "chief-0", min_step=1100)
+    cluster.kill("ps", 0)
+    killed_at = time.strftime("%H:%M:%S")
+    step_at_kill = newest_step(cluster)
+    chief_log_at_kill = len(log_text(cluster, "chief-0"))
+    last_checkpoint = checkpoint_step(output)
+    time.sleep(2)
+    cluster.start_task("ps", 0)
+    finish_and_check(cluster, output)
+    after_kill = log_text(cluster, "chief-0")[chief_log_at_kill:]
+    assert "=== chief-0 start 2" not in after_kill  # the chief itself never restarted
+    # The variables lived on the dead server. A fresh server would start them from zero:
+    # the chief restored the last checkpoint into it instead.
+    resumed = progress_steps(after_kill, FAULT_TARGET)[0]
+    print(f"\nps kill -9 at {killed_at} near step {step_at_kill}; training continued from step "
+          f"{resumed} (last checkpoint {last_checkpoint})")
+    assert last_checkpoint <= resumed <= last_checkpoint + CHECKPOINT_EVERY + 150
+
+
+def test_two_trials_share_a_base_directory_without_touching_each_other(tiny_data, tmp_path):
+    base = tmp_path / "tuning"
+    processes: Dict[str, subprocess.Popen] = {}
+    for trial, model in (("1", "lstm"), ("2", "gru")):
+        env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+        env.update(CLOUD_ML_TRIAL_ID=trial, CLOUD_ML_HP_METRIC_FILE=str(tmp_path / f"hp-{trial}"))
+        processes[trial] = subprocess.Popen(
+            [sys.executable, "-m", "trainer.task",
+             *tiny_trainer_flags(tiny_data, base, steps=300), "--model", model],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outputs = {trial: process.communicate(timeout=CLUSTER_TIMEOUT_SECS)[0]
+               for trial, process in processes.items()}
+    for trial, process in processes.items():
+        assert process.returncode == 0, outputs[trial][-3000:]
+    assert sorted(p.name for p in base.iterdir()) == ["trial_1", "trial_2"]
+    for trial, model in (("1", "lstm"), ("2", "gru")):
+        directory = base / f"trial_{trial}"
+        assert json.loads((directory / "config.json").read_text())["model"] == model
+        assert json.loads((directory / "metrics.json").read_text())["global_step"] == 300
+        assert checkpoint_step(directory) == 300
+        reported = json.loads((tmp_path / f"hp-{trial}").read_text().splitlines()[-1])
+        assert reported["trial"] == trial
+    assert "gru" in str(tf.train.list_variables(str(base / "trial_2")))
+    assert "gru" not in str(tf.train.list_variables(str(base / "trial_1")))
+
+
+def test_launcher_reports_a_failed_task_and_exits_non_zero(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "trainer.local_cluster", "--workers", "1", "--ps", "1",
+         "--no-evaluator", "--log_dir", str(tmp_path / "logs"), "--timeout_secs", "120", "--",
+         "--output_dir", str(tmp_path / "run"), "--train_data_paths", str(tmp_path / "none-*.csv"),
+         "--eval_data_paths", str(tmp_path / "none-*.csv")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1
+    for name in ("chief-0", "worker-0", "ps-0"):
+        assert f"log: {tmp_path / 'logs' / name}.log" in result.stdout
+    assert re.search(r"error: (chief|worker)-0 exited with 1", result.stderr), result.stderr
+    assert "--train_data_paths: pattern" in result.stderr  # the tail of the failed task's log
+
+
+def test_malformed_tf_config_stops_before_training(tmp_path):
+    bad = json.dumps({"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]},
+                      "task": {"type": "worker", "index": 5}})
+    result = run_task(["--output_dir", str(tmp_path / "run")], env={"TF_CONFIG": bad})
+    assert result.returncode == 1
+    assert ("error: TF_CONFIG task index 5 is out of range: cluster 'worker' has 1 address(es) "
+            "['127.0.0.1:2']") in result.stderr
+    assert not (tmp_path / "run").exists()
