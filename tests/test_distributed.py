@@ -230,8 +230,10 @@ def test_parameter_server_killed_and_restarted_recovers_from_the_checkpoint(tiny
     # The variables lived on the dead server. A fresh server would start them from zero:
     # the chief restored the last checkpoint into it instead.
     resumed = progress_steps(after_kill, FAULT_TARGET)[0]
-    print(f"\nps kill -9 at {killed_at} near step {step_at_kill}; training continued from step "
-          f"{resumed} (last checkpoint {last_checkpoint})")
+    training_at = first_progress_clock(after_kill)
+    print(f"\nps kill -9 at {killed_at} near step {step_at_kill}, restarted 2 s later; training "
+          f"continued from step {resumed} (last checkpoint {last_checkpoint}) at {training_at} "
+          f"({seconds(training_at) - seconds(killed_at)} s)")
     assert last_checkpoint <= resumed <= last_checkpoint + CHECKPOINT_EVERY + 150
 
 
