@@ -62,41 +62,7 @@ Example:
 EOF
 }
 
-DRY_RUN=0
-BUILD=0
-SUBCOMMAND=""
-PROJECT="${PROJECT:-}"
-REGION="${REGION:-$DEFAULT_REGION}"
-IMAGE="${IMAGE_URI:-}"
-BUCKET="${BUCKET:-}"
-JOB_NAME="${JOB_NAME:-}"
-TRAINER_ARGS=()
-
-while [ "$#" -gt 0 ]; do
-  case "$1" in
-    --) shift; TRAINER_ARGS=("$@"); break ;;
-    --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;  # --opt=value -> --opt value
-    -h | --help) usage; exit 0 ;;
-    --dry-run) DRY_RUN=1 ;;
-    --build) BUILD=1 ;;
-    --project) need_value "$@"; PROJECT=$2; shift ;;
-    --region) need_value "$@"; REGION=$2; shift ;;
-    --image) need_value "$@"; IMAGE=$2; shift ;;
-    --bucket) need_value "$@"; BUCKET=$2; shift ;;
-    --job-name) need_value "$@"; JOB_NAME=$2; shift ;;
-    -*) usage_error "unknown option '$1' (trainer arguments go after --)" ;;
-    *)
-      [ -z "$SUBCOMMAND" ] || usage_error "unexpected argument '$1' (trainer arguments go after --)"
-      SUBCOMMAND=$1 ;;
-  esac
-  shift
-done
-
-case "$SUBCOMMAND" in
-  train | tune) ;;
-  "") usage_error "missing subcommand: train or tune" ;;
-  *) usage_error "unknown subcommand '$SUBCOMMAND' (expected train or tune)" ;;
-esac
+parse_submit_args "$@"
 
 [ "$DRY_RUN" = 1 ] || require_gcloud
 resolve_project
