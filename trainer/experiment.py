@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from trainer import environment, synthetic
+from trainer import environment, storage, synthetic
 from trainer.config import TrainerConfig, split_patterns
 from trainer.errors import DataError
 from trainer.inputs import (
@@ -118,6 +118,9 @@ def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
     logger.info("%s %d of a cluster of %d training processes, %d parameter servers%s; "
                 "writing to %s", task.task_type, task.task_index, task.num_workers, task.num_ps,
                 " and an evaluator" if task.has_evaluator else "", output_dir)
+    storage.check_buckets({"--output_dir": [output_dir],
+                           "--train_data_paths": split_patterns(config.train_data_paths),
+                           "--eval_data_paths": split_patterns(config.eval_data_paths)})
     prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief)
     if task.task_type == "ps":
         train_files, eval_files = [], []  # a parameter server only holds variables

@@ -1,0 +1,123 @@
+"""gs:// end to end against a real GCS server on this machine (tests/gcs_harness.py).
+
+TensorFlow's built-in gs:// file system and google-cloud-storage talk HTTPS to
+storage.googleapis.com, which a private network namespace maps to the server on 127.0.0.1.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import N_INPUTS, N_OUTPUTS, tiny_trainer_flags
+from tests.gcs_harness import GcsServer, namespaces_unavailable
+
+pytestmark = pytest.mark.gcs
+
+
+@pytest.fixture(scope="module")
+def gcs(tmp_path_factory):
+    reason = namespaces_unavailable()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"the GCS tests must run in CI, but {reason}")
+        pytest.skip(f"no private network namespace for the GCS server: {reason}")
+    server = GcsServer(tmp_path_factory.mktemp("gcs"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(gcs, request) -> str:
+    """A new bucket per test, holding the tiny data set under data/."""
+    name = "b-" + request.node.name.replace("_", "-").lower()[:50].strip("-")
+    gcs.tool("mkbucket", name)
+    return name
+
+
+def upload_tiny_data(gcs, tiny_data, bucket: str) -> dict:
+    gcs.tool("upload", *tiny_data["train_files"], *tiny_data["eval_files"], f"gs://{bucket}/data/")
+    return {"train_pattern": f"gs://{bucket}/data/train-*.csv",
+            "eval_pattern": f"gs://{bucket}/data/eval-*.csv"}
+
+
+def gcs_json(gcs, path: str) -> dict:
+    result = gcs.python(f"import tensorflow as tf; print(tf.io.gfile.GFile({path!r}).read())")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def listing(gcs, prefix: str) -> dict:
+    """{object name below prefix: size} through google-cloud-storage."""
+    rows = [line.split() for line in gcs.tool("ls", prefix).splitlines()]
+    return {url[len(prefix):]: int(size) for url, size in rows}
+
+
+def train(gcs, flags, **kwargs):
+    return gcs.run([sys.executable, "-m", "trainer.task", *flags], **kwargs)
+
+
+def test_train_export_and_resume_on_gcs(gcs, bucket, tiny_data, tmp_path):
+    data = upload_tiny_data(gcs, tiny_data, bucket)
+    output = f"gs://{bucket}/runs/one"
+    flags = tiny_trainer_flags(data, output, steps=100)
+    flags[flags.index("--save_checkpoints_steps") + 1] = "50"
+
+    first = train(gcs, flags)
+    assert first.returncode == 0, first.stderr[-3000:]
+    metrics = gcs_json(gcs, f"{output}/metrics.json")
+    assert metrics["global_step"] == 100
+    assert metrics["saved_model_path"].startswith(f"{output}/export/latest/")
+    objects = listing(gcs, f"gs://{bucket}/runs/one/")
+    assert {"checkpoint", "config.json", "metrics.json", "model.ckpt-100.index"} <= set(objects)
+    assert any(name.startswith("export/best/") for name in objects)
+
+    flags[flags.index("--train_steps") + 1] = "150"
+    second = train(gcs, flags)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming from the checkpoint at step 100 (target 150)" in second.stderr
+    resumed = gcs_json(gcs, f"{output}/metrics.json")
+    assert resumed["global_step"] == 150
+
+    rows = np.concatenate([np.loadtxt(p, delimiter=",", dtype=np.float32)
+                           for p in tiny_data["eval_files"]])
+    np.save(tmp_path / "rows.npy", rows)
+    served = gcs.python(
+        "import numpy as np, tensorflow as tf\n"
+        f"rows = np.load({str(tmp_path / 'rows.npy')!r})\n"
+        f"serve = tf.saved_model.load({resumed['saved_model_path']!r}).signatures['serving_default']\n"
+        f"out = serve(rawdata=tf.constant(rows[:, :{N_INPUTS}]))['predicted'].numpy()\n"
+        f"np.save({str(tmp_path / 'out.npy')!r}, out)\n")
+    assert served.returncode == 0, served.stderr[-3000:]
+    forecast = np.load(tmp_path / "out.npy")
+    assert forecast.shape == (46, N_OUTPUTS)
+    actual = rows[:, N_INPUTS:]
+    model_rmse = float(np.sqrt(np.mean((forecast - actual) ** 2)))
+    assert model_rmse == pytest.approx(resumed["rmse"], rel=1e-4)
+
+
+def test_synthetic_data_and_tuning_trial_on_gcs(gcs, bucket):
+    output = f"gs://{bucket}/tuning"
+    result = train(gcs, ["--output_dir", output, "--train_steps", "30", "--hidden_units", "4",
+                         "--save_checkpoints_steps", "30"],
+                   env={"CLOUD_ML_TRIAL_ID": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    objects = listing(gcs, f"gs://{bucket}/tuning/")
+    objects.pop("", None)  # the directory marker of tuning/ itself
+    assert objects and all(name.startswith("trial_3/") for name in objects), sorted(objects)
+    shards = sorted(n for n in objects if n.startswith("trial_3/data/") and n.endswith(".csv"))
+    assert len(shards) == 10 and all(objects[n] > 0 for n in shards)
+    assert gcs_json(gcs, f"{output}/trial_3/metrics.json")["global_step"] == 30
+
+
+def test_missing_bucket_is_named_before_training(gcs, tiny_data):
+    flags = tiny_trainer_flags({"train_pattern": "gs://no-such-bucket/data/train-*.csv",
+                                "eval_pattern": "gs://no-such-bucket/data/eval-*.csv"},
+                               "gs://no-such-bucket/run", steps=10)
+    result = train(gcs, flags)
+    assert result.returncode == 1
+    assert "error: bucket gs://no-such-bucket does not exist" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,123 @@
+"""Cloud Storage through google-cloud-storage: the bucket pre-flight check and an upload tool.
+
+TensorFlow reads and writes gs:// itself (tf.io.gfile, tf.data); this module is for what its
+file system cannot say clearly. Before training, `check_buckets` asks the JSON API whether
+each bucket named by a flag exists and can be listed, so that a typo or a missing permission
+is one line naming the flag and the bucket instead of a TensorFlow stack trace minutes later.
+
+    python -m trainer.storage upload data/*.csv gs://my-bucket/series/
+
+uploads local CSV shards in parallel (checksummed by the client library).
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from trainer.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_WORKERS = 8
+
+
+def split_gcs_path(path: str) -> Tuple[str, str]:
+    """'gs://bucket/a/b' -> ('bucket', 'a/b'); a ValueError for anything else.
+
+    >>> split_gcs_path("gs://my-bucket/data/train-*.csv")
+    ('my-bucket', 'data/train-*.csv')
+    """
+    if not path.startswith("gs://") or not path[len("gs://"):].split("/", 1)[0]:
+        raise ValueError(f"expected a gs://BUCKET/... path, got {path!r}")
+    bucket, _, name = path[len("gs://"):].partition("/")
+    return bucket, name
+
+
+def _client():
+    from google.cloud import storage  # imported here: only gs:// runs need it
+
+    return storage.Client()
+
+
+def check_buckets(paths_by_flag: Dict[str, Iterable[str]]) -> None:
+    """Raise ConfigError naming the flag when a gs:// bucket does not exist or cannot be listed.
+
+    Skipped, with a warning, when no Google credentials are configured here: TensorFlow may
+    still find its own (for example a GCE metadata server), and the run then fails or not on
+    its own terms.
+    """
+    from google.api_core import exceptions as api_exceptions
+    from google.auth import exceptions as auth_exceptions
+
+    buckets: Dict[str, str] = {}
+    for flag, paths in paths_by_flag.items():
+        for path in paths:
+            if path.startswith("gs://"):
+                buckets.setdefault(split_gcs_path(path)[0], flag)
+    if not buckets:
+        return
+    try:
+        client = _client()
+    except auth_exceptions.DefaultCredentialsError as error:
+        logger.warning("skipping the bucket check: no Google credentials (%s)", error)
+        return
+    for bucket, flag in buckets.items():
+        try:
+            if not client.bucket(bucket).exists():
+                raise ConfigError(f"bucket gs://{bucket} does not exist (from {flag}); check its "
+                                  "name, or create it: gcloud storage buckets create "
+                                  f"gs://{bucket}")
+            next(iter(client.list_blobs(bucket, max_results=1)), None)
+        except api_exceptions.Forbidden as error:
+            raise ConfigError(f"no permission to read bucket gs://{bucket} (from {flag}): "
+                              f"{error.message}. Grant the job's service account "
+                              "roles/storage.objectAdmin on it") from error
+        logger.info("bucket gs://%s is readable", bucket)
+
+
+def upload(files: Sequence[str], destination: str, *, workers: int = UPLOAD_WORKERS) -> List[str]:
+    """Upload local `files` under the gs:// `destination` prefix, in parallel; returns the URLs."""
+    from google.cloud.storage import transfer_manager
+
+    bucket_name, prefix = split_gcs_path(destination)
+    check_buckets({"the destination": [destination]})
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    for path in files:
+        if not Path(path).is_file():
+            raise ConfigError(f"{path} is not a file")
+    bucket = _client().bucket(bucket_name)
+    results = transfer_manager.upload_many(
+        [(str(path), bucket.blob(prefix + Path(path).name)) for path in files],
+        max_workers=workers, worker_type=transfer_manager.THREAD, raise_exception=True)
+    del results  # raise_exception=True: any failure has been raised
+    return [f"gs://{bucket_name}/{prefix}{Path(path).name}" for path in files]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.storage",
+        description="Upload local CSV shards to Cloud Storage for training.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    upload_parser = commands.add_parser("upload", help="Upload files under a gs:// prefix.")
+    upload_parser.add_argument("files", nargs="+", help="Local files to upload.")
+    upload_parser.add_argument("destination", help="gs://BUCKET/PREFIX/ to upload under.")
+    upload_parser.add_argument("--workers", type=int, default=UPLOAD_WORKERS,
+                               help="Parallel uploads.")
+    args = parser.parse_args(argv)
+    if not args.destination.startswith("gs://"):
+        parser.error(f"the destination must be gs://BUCKET/PREFIX/, got {args.destination!r}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        urls = upload(args.files, args.destination, workers=args.workers)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"uploaded {len(urls)} files under {args.destination}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
