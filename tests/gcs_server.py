@@ -8,10 +8,11 @@ google-cloud-storage reach it exactly as they reach Cloud Storage.
 
     python -m tests.gcs_server --workdir DIR
 
-It mends four things of the emulator that real clients trip over (fixed here, not avoided
+It mends five things of the emulator that real clients trip over (fixed here, not avoided
 in the trainer): a chunked upload body is decoded even when Content-Length is also sent; a
 zero-byte upload (a directory marker) stores an empty object instead of crashing; upload
-URLs it hands out say https; "Expect: 100-continue" is answered at once.
+URLs it hands out say https; "Expect: 100-continue" is answered at once; the status of a
+resumable upload with no bytes stored carries no Range header.
 
 Faults are injected from DIR/faults.json, re-read on every request: a list of rules
 {"method", "path_contains", "every", "action": "503"|"403"|"drop", "limit"}; every
@@ -58,6 +59,17 @@ def _media_upload(request, response, storage):
     if request.data is None:  # a zero-byte object, e.g. tf.io.gfile.makedirs' marker
         request._data = b""
     return _original_media_upload(request, response, storage)
+
+
+def _resumable_incomplete(response, storage, upload_id, fallback_end=0):
+    """308 for an unfinished resumable upload. With nothing stored yet it must carry no Range
+    header (the emulator said "bytes=0-0", one byte, so a client resuming after a failed PUT
+    restarted at byte 1 and was refused)."""
+    response.status = objects.GoogleHTTPStatus.RESUME_INCOMPLETE
+    received = storage.get_resumable_byte_count(upload_id)
+    end = received - 1 if received > 0 else fallback_end
+    if end > 0 or received > 0:
+        response["Range"] = f"bytes=0-{end}"
 
 
 _original_request_init = emulator.Request.__init__
@@ -112,8 +124,8 @@ def make_handler(storage, faults: FaultInjector):
 
         def _inject(self) -> bool:
             action = faults.action_for(self.command, self.path)
-            if action == "503":
-                self.send_response(503)
+            if action in ("503", "403"):
+                self.send_response(int(action))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 self.close_connection = True
@@ -162,6 +174,7 @@ def main() -> int:
 
     emulator._read_raw_data = _read_raw_data
     objects._media_upload = _media_upload
+    objects._resumable_incomplete = _resumable_incomplete
     emulator.Request.__init__ = _request_init
     storage = emulator.Storage(use_memory_fs=True)
     faults = FaultInjector(args.workdir)

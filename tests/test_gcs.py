@@ -7,6 +7,7 @@ storage.googleapis.com, which a private network namespace maps to the server on 
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +122,65 @@ def test_missing_bucket_is_named_before_training(gcs, tiny_data):
     assert result.returncode == 1
     assert "error: bucket gs://no-such-bucket does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unreadable_bucket_is_named_before_training(gcs, bucket, tiny_data):
+    data = upload_tiny_data(gcs, tiny_data, bucket)
+    gcs.set_faults([{"method": "GET", "path_contains": f"/b/{bucket}/o?", "every": 1,
+                     "action": "403"}])
+    try:
+        result = train(gcs, tiny_trainer_flags(data, f"gs://{bucket}/run", steps=10))
+    finally:
+        gcs.set_faults([])
+    assert result.returncode == 1
+    assert f"error: no permission to read bucket gs://{bucket} (from --output_dir)" in result.stderr
+    assert "roles/storage.objectAdmin" in result.stderr
+
+
+def test_upload_tool_puts_local_shards_in_a_bucket(gcs, bucket, tiny_data):
+    result = gcs.run([sys.executable, "-m", "trainer.storage", "upload", *tiny_data["train_files"],
+                      f"gs://{bucket}/series"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"uploaded 3 files under gs://{bucket}/series" in result.stdout
+    sizes = {Path(p).name: Path(p).stat().st_size for p in tiny_data["train_files"]}
+    assert listing(gcs, f"gs://{bucket}/series/") == sizes
+    missing = gcs.run([sys.executable, "-m", "trainer.storage", "upload",
+                       tiny_data["train_files"][0], "gs://no-such-bucket/x/"])
+    assert missing.returncode == 1
+    assert "error: bucket gs://no-such-bucket does not exist (from the destination)" in missing.stderr
+
+
+def test_training_survives_503s_and_dropped_connections(gcs, bucket, tiny_data):
+    data = upload_tiny_data(gcs, tiny_data, bucket)
+    output = f"gs://{bucket}/flaky"
+    flags = tiny_trainer_flags(data, output, steps=100)
+    flags[flags.index("--save_checkpoints_steps") + 1] = "25"
+    gcs.set_faults([
+        # reads of the data shards and of checkpoints
+        {"method": "GET", "path_contains": "/data%2F", "every": 3, "action": "503", "limit": 6},
+        {"method": "GET", "path_contains": "/data%2F", "every": 5, "action": "drop", "limit": 4},
+        # checkpoint writes (resumable uploads: POST starts one, PUT sends the bytes)
+        {"method": "PUT", "path_contains": "model.ckpt", "every": 3, "action": "503", "limit": 6},
+        {"method": "POST", "path_contains": "model.ckpt", "every": 4, "action": "drop", "limit": 4},
+    ])
+    try:
+        result = train(gcs, flags)
+    finally:
+        gcs.set_faults([])
+    injected = gcs.injected()
+    errors = [line for line in result.stderr.splitlines() if "Error" in line or "error" in line]
+    assert result.returncode == 0, "\n".join(errors[-20:])
+    kinds = {(line.split()[0], line.split()[1]) for line in injected}
+    assert {("503", "GET"), ("drop", "GET"), ("503", "PUT"), ("drop", "POST")} <= kinds, injected
+    assert gcs_json(gcs, f"{output}/metrics.json")["global_step"] == 100
+    # Every checkpoint left behind loads.
+    check = gcs.python(
+        "import tensorflow as tf\n"
+        f"state = tf.train.get_checkpoint_state({output!r})\n"
+        "for path in state.all_model_checkpoint_paths:\n"
+        "    reader = tf.train.load_checkpoint(path)\n"
+        "    print(path.rsplit('-', 1)[1], reader.get_tensor('global_step'))\n")
+    assert check.returncode == 0, check.stderr[-3000:]
+    loaded = [line.split() for line in check.stdout.splitlines()]
+    assert loaded and all(step == value for step, value in loaded)
+    assert loaded[-1][0] == "100"
