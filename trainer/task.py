@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
-from trainer.config import TrainerConfig, parse_config  # noqa: E402
+from trainer.config import parse_config  # noqa: E402
 from trainer.errors import TrainerError  # noqa: E402
 from trainer.experiment import train_and_evaluate  # noqa: E402
 
@@ -55,7 +55,7 @@ def setup_logging(verbosity: str) -> None:
         tf_logger.addFilter(_HideDeprecationWarnings())
 
 
-def summarize(metrics: Optional[dict], config: TrainerConfig) -> str:
+def summarize(metrics: Optional[dict]) -> str:
     """The CLI's closing line(s)."""
     if not metrics:
         return "training finished; this process does not evaluate (see the evaluator's output)"
@@ -74,7 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except TrainerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(summarize(metrics, config))
+    print(summarize(metrics))
     return 0
 
 
