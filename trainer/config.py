@@ -123,11 +123,20 @@ class TrainerConfig:
                                         type=_int_at_least(1))
     keep_checkpoint_max: int = _flag(5, "Number of recent checkpoints to keep (0 keeps all).",
                                      type=_int_at_least(0))
-    shuffle_buffer_size: int = _flag(10000, "Rows held in the training shuffle buffer.",
-                                     type=_int_at_least(1))
+    shuffle_buffer_size: int = _flag(
+        10000, "Rows shuffled together in training: read 1024 lines at a time from up to 8 files "
+        "in turn, pooled to this size and permuted.", type=_int_at_least(1))
     # Fixed so that two runs with the same flags and data give the same model.
     seed: int = _flag(42, "Random seed for weight initialisation, shuffling and synthetic data.",
                       type=_int_at_least(0))
+
+    # Speed. The networks here are small: an op is too short to be worth splitting over cores,
+    # and running independent ops side by side (inter-op) uses them better.
+    intra_op_threads: int = _flag(
+        1, "Threads one TensorFlow op may use (0: one per core). 1 suits these small networks "
+        "best; raise it for large --hidden_units or --batch_size.", type=_int_at_least(0))
+    inter_op_threads: int = _flag(
+        0, "TensorFlow ops run side by side (0: one per core).", type=_int_at_least(0))
 
     # Reporting.
     hypertune_metric_tag: str = _flag(

@@ -6,7 +6,7 @@
 """
 
 import logging
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -41,7 +41,7 @@ def model_params(config: TrainerConfig) -> Dict[str, Any]:
 
 def make_run_config(config: TrainerConfig, *, output_dir: str) -> tf.estimator.RunConfig:
     """RunConfig: checkpoints in `output_dir`; the cluster comes from TF_CONFIG."""
-    return tf.estimator.RunConfig(
+    run_config = tf.estimator.RunConfig(
         model_dir=output_dir,
         tf_random_seed=config.seed,
         save_checkpoints_steps=config.save_checkpoints_steps,
@@ -51,6 +51,46 @@ def make_run_config(config: TrainerConfig, *, output_dir: str) -> tf.estimator.R
         # increased" whenever another worker's update is not yet visible.
         log_step_count_steps=None,
     )
+    return run_config.replace(session_config=make_session_config(
+        run_config.session_config, intra_op_threads=config.intra_op_threads,
+        inter_op_threads=config.inter_op_threads))
+
+
+def make_session_config(default: Optional[tf.compat.v1.ConfigProto], *, intra_op_threads: int,
+                        inter_op_threads: int) -> tf.compat.v1.ConfigProto:
+    """The Estimator's own session config (in a cluster: the device filters that let a task run
+    while another is down) with the thread counts of the flags."""
+    session_config = tf.compat.v1.ConfigProto()
+    if default is not None:
+        session_config.CopyFrom(default)
+    else:  # what the Estimator uses when given none
+        session_config.allow_soft_placement = True
+        session_config.graph_options.rewrite_options.meta_optimizer_iterations = 1  # ONE
+    session_config.intra_op_parallelism_threads = intra_op_threads
+    session_config.inter_op_parallelism_threads = inter_op_threads
+    return session_config
+
+
+def make_estimator(config: TrainerConfig, *, output_dir: str) -> tf.estimator.Estimator:
+    """The trainer's Estimator: `model_fn` with the run config and params of `config`."""
+    return tf.estimator.Estimator(model_fn=model_fn,
+                                  config=make_run_config(config, output_dir=output_dir),
+                                  params=model_params(config))
+
+
+def make_train_input_fn(config: TrainerConfig, *, files: List[str], num_workers: int = 1,
+                        worker_index: int = 0) -> Callable[[], tf.data.Dataset]:
+    """The training input_fn of `config` for one training process of `num_workers`."""
+    return make_input_fn(files=files, training=True, batch_size=config.batch_size,
+                         n_inputs=config.n_inputs, n_outputs=config.n_outputs,
+                         shuffle_buffer_size=config.shuffle_buffer_size, seed=config.seed,
+                         num_workers=num_workers, worker_index=worker_index)
+
+
+def make_progress_hook(config: TrainerConfig) -> ProgressHook:
+    """The progress line of `config`: every --progress_interval_secs, towards --train_steps."""
+    return ProgressHook(target_step=config.train_steps, batch_size=config.batch_size,
+                        interval_secs=config.progress_interval_secs)
 
 
 def lower_rmse(best_eval_result: Dict[str, Any], current_eval_result: Dict[str, Any]) -> bool:
@@ -136,19 +176,14 @@ def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
             logger.warning("the checkpoint is already at step %d >= --train_steps %d: nothing to "
                            "train; raise --train_steps to continue", start_step, config.train_steps)
 
-    shape = dict(batch_size=config.batch_size, n_inputs=config.n_inputs, n_outputs=config.n_outputs)
-    estimator = tf.estimator.Estimator(
-        model_fn=model_fn, config=make_run_config(config, output_dir=output_dir),
-        params=model_params(config))
+    estimator = make_estimator(config, output_dir=output_dir)
     train_spec = tf.estimator.TrainSpec(
-        make_input_fn(files=train_files, training=True, shuffle_buffer_size=config.shuffle_buffer_size,
-                      seed=config.seed, num_workers=task.num_workers,
-                      worker_index=task.worker_index, **shape),
-        max_steps=config.train_steps,
-        hooks=[ProgressHook(target_step=config.train_steps, batch_size=config.batch_size,
-                            interval_secs=config.progress_interval_secs)])
+        make_train_input_fn(config, files=train_files, num_workers=task.num_workers,
+                            worker_index=task.worker_index),
+        max_steps=config.train_steps, hooks=[make_progress_hook(config)])
     eval_spec = tf.estimator.EvalSpec(
-        make_input_fn(files=eval_files, training=False, **shape),
+        make_input_fn(files=eval_files, training=False, batch_size=config.batch_size,
+                      n_inputs=config.n_inputs, n_outputs=config.n_outputs),
         steps=config.eval_steps or None,
         exporters=make_exporters(config, output_dir=output_dir),
         start_delay_secs=config.eval_start_delay_secs,

@@ -1,0 +1,82 @@
+"""Input candidates: rows per second from CSV shards into batches of tensors.
+
+- `trainer`: the trainer's own training input_fn (what `trainer.task` trains from).
+- `reference`: the design of the course code this package replaces: every line decoded on its
+  own by `decode_csv`, a shuffle buffer of rows, then batching.
+- `pyarrow`: `pyarrow.csv.read_csv`, multi-threaded C++ into columns; what parsing CSV can
+  cost at best on this machine, not a training pipeline.
+
+The TensorFlow candidates are drained inside the graph (`Dataset.reduce`), so that a Python
+loop over batches does not cap what they can deliver.
+"""
+
+import math
+from typing import Callable, Dict, Sequence
+
+import tensorflow as tf
+
+from benchmarks.measure import Stopwatch
+from trainer.config import TrainerConfig
+from trainer.experiment import make_train_input_fn
+from trainer.inputs import build_features
+
+REFERENCE_SHUFFLE_BATCHES = 10  # the course code's buffer: 10 x batch_size rows
+
+
+def reference_dataset(files: Sequence[str], *, batch_size: int, n_inputs: int,
+                      n_outputs: int) -> tf.data.Dataset:
+    """The course code's training pipeline: TextLineDataset -> decode_csv per line -> batch."""
+    record_defaults = [[0.0]] * (n_inputs + n_outputs)
+
+    def decode_line(line: tf.Tensor):
+        values = tf.stack(tf.io.decode_csv(line, record_defaults=record_defaults))
+        return build_features(values[:n_inputs]), values[n_inputs:]
+
+    dataset = tf.data.TextLineDataset(list(files)).map(decode_line)
+    dataset = dataset.shuffle(REFERENCE_SHUFFLE_BATCHES * batch_size).repeat()
+    return dataset.batch(batch_size)
+
+
+def drain(dataset: tf.data.Dataset, *, rows: int, rows_per_batch: int) -> float:
+    """Take batches until `rows` rows have passed; returns rows per second."""
+    batches = math.ceil(rows / rows_per_batch)
+    count_rows = lambda total, batch: total + tf.shape(batch[1], out_type=tf.int64)[0]  # noqa: E731
+    stopwatch = Stopwatch()
+    stopwatch.start()
+    seen = int(dataset.take(batches).reduce(tf.constant(0, tf.int64), count_rows))
+    seconds = stopwatch.stop()
+    if seen < rows:
+        raise RuntimeError(f"the pipeline gave {seen} rows, expected at least {rows}")
+    return seen / seconds
+
+
+def pyarrow_rows_per_sec(files: Sequence[str]) -> float:
+    """Read every file with pyarrow.csv (all cores); rows per second."""
+    from pyarrow import csv  # the `bench` extra; imported here so the rest works without it
+
+    options = csv.ReadOptions(autogenerate_column_names=True)
+    stopwatch = Stopwatch()
+    stopwatch.start()
+    rows = sum(csv.read_csv(path, read_options=options).num_rows for path in files)
+    return rows / stopwatch.stop()
+
+
+def input_candidates(config: TrainerConfig, *, files: Sequence[str],
+                     rows: int) -> Dict[str, Callable[[], float]]:
+    """name -> a function that reads `rows` rows once and returns rows per second."""
+    shape = dict(batch_size=config.batch_size, n_inputs=config.n_inputs,
+                 n_outputs=config.n_outputs)
+    return {
+        "trainer": lambda: drain(make_train_input_fn(config, files=list(files))(), rows=rows,
+                                 rows_per_batch=config.batch_size),
+        "reference": lambda: drain(reference_dataset(files, **shape), rows=rows,
+                                   rows_per_batch=config.batch_size),
+        "pyarrow": lambda: pyarrow_rows_per_sec(files),
+    }
+
+
+INPUT_DESCRIPTIONS = {
+    "trainer": "trainer.inputs training input_fn (chunked vectorized decode, pooled shuffle)",
+    "reference": "course design: TextLineDataset, decode_csv per line, shuffle, batch",
+    "pyarrow": "pyarrow.csv.read_csv of every file (multi-threaded C++, parse only)",
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Speed benchmark: sets up .venv (with the `bench` extra: pyarrow) on first use, generates its
+# data once (benchmarks/data), then times the trainer's input pipeline and training beside
+# their peers and prints a table.
+#   ./scripts/benchmark.sh                         # 1M rows, 3 recorded rounds
+#   ./scripts/benchmark.sh --json bench.json -- --batch_size 512
+# Benchmark flags: ./scripts/benchmark.sh --help; trainer flags go after --.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/_venv.sh
+source scripts/_venv.sh
+ensure_venv bench
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+exec .venv/bin/python -m benchmarks.run "$@"
