@@ -116,8 +116,27 @@ def decode_csv_values(lines: tf.Tensor, *, n_values: int) -> tf.Tensor:
 
 def split_features_and_labels(values: tf.Tensor, *, n_inputs: int
                               ) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
-    """Rows [batch, n_inputs + n_outputs] -> (features, labels [batch, n_outputs])."""
-    return build_features(values[:, :n_inputs]), values[:, n_inputs:]
+    """Rows [..., n_inputs + n_outputs] -> (features, labels [..., n_outputs])."""
+    return build_features(values[..., :n_inputs]), values[..., n_inputs:]
+
+
+def cut_into_batches(leftover: tf.Tensor, rows: tf.Tensor, *, batch_size: int, n_inputs: int
+                     ) -> Tuple[tf.Tensor, Tuple[Dict[str, tf.Tensor], tf.Tensor]]:
+    """Rows left from before, then new rows -> (rows left now, whole batches of them).
+
+    The batches are (features [batches, batch_size, n_inputs], labels [...]): `unbatch`
+    hands them on one batch at a time, without touching single rows.
+
+    >>> left, (features, labels) = cut_into_batches(
+    ...     tf.constant([[1., 10.]]), tf.constant([[2., 20.], [3., 30.], [4., 40.]]),
+    ...     batch_size=3, n_inputs=1)
+    >>> features["rawdata"].numpy().tolist(), labels.numpy().tolist(), left.numpy().tolist()
+    ([[[1.0], [2.0], [3.0]]], [[[10.0], [20.0], [30.0]]], [[4.0, 40.0]])
+    """
+    rows = tf.concat([leftover, rows], axis=0)
+    whole = tf.shape(rows)[0] // batch_size * batch_size
+    batches = tf.reshape(rows[:whole], [-1, batch_size, rows.shape[-1]])
+    return rows[whole:], split_features_and_labels(batches, n_inputs=n_inputs)
 
 
 def decode_csv_batch(lines: tf.Tensor, *, n_inputs: int, n_outputs: int
@@ -139,7 +158,7 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
     Training never handles a row on its own: lines are read in chunks of `CHUNK_ROWS` from up to
     `MAX_PARALLEL_FILES` files at once, each chunk is decoded by one vectorized op, about
     `shuffle_buffer_size` rows from several files are pooled and shuffled by one permutation,
-    and the pool is cut into batches. A per-row pipeline (decode each line, shuffle buffer of
+    and the pool is cut into whole batches by one reshape. A per-row pipeline (decode each line, shuffle buffer of
     rows, batch) spends most of its time in per-element overhead; see the README's Performance.
     """
     files = list(files)
@@ -177,9 +196,11 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
         dataset = dataset.ragged_batch(chunks_per_pool).map(
             lambda pool: tf.random.shuffle(pool.values, seed=worker_seed),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-        dataset = dataset.rebatch(batch_size).map(
-            lambda values: split_features_and_labels(values, n_inputs=n_inputs))
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        # Each pool becomes whole batches in one op; its last rows start the next pool's.
+        no_rows = tf.zeros([0, n_inputs + n_outputs], tf.float32)
+        dataset = dataset.scan(no_rows, functools.partial(
+            cut_into_batches, batch_size=batch_size, n_inputs=n_inputs))
+        return dataset.unbatch().prefetch(tf.data.AUTOTUNE)
 
     return input_fn
 
