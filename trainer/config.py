@@ -148,18 +148,27 @@ class TrainerConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     """An argparse parser with one flag per `TrainerConfig` field."""
-    parser = argparse.ArgumentParser(
-        prog="python -m trainer.task",
+    return build_flag_parser(
+        TrainerConfig, prog="python -m trainer.task",
         description="Train, evaluate and export an LSTM time-series forecaster "
         "(tf.estimator), locally or on Google Cloud training.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        allow_abbrev=False,
-    )
-    for field in dataclasses.fields(TrainerConfig):
-        names = ["--" + field.name]
-        if field.name == "output_dir":
-            # The cloud passes --job-dir; accept the underscore spelling too.
-            names += ["--job-dir", "--job_dir"]
+        # The cloud passes --job-dir; accept the underscore spelling too.
+        aliases={"output_dir": ["--job-dir", "--job_dir"]})
+
+
+def build_flag_parser(config_class: type, *, prog: str, description: str,
+                      aliases: Optional[Dict[str, List[str]]] = None) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per field of the frozen dataclass `config_class`.
+
+    Each field is declared with `_flag(default, help)`; booleans become `--flag/--no-flag`. The
+    trainer's `TrainerConfig` and the configs of `trainer.prepare`, `trainer.evaluate` and
+    `trainer.predict` are all parsed this way, so a flag is declared exactly once.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+    for field in dataclasses.fields(config_class):
+        names = ["--" + field.name] + list((aliases or {}).get(field.name, []))
         kwargs = dict(field.metadata)
         if field.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
