@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import tensorflow as tf
 
 from trainer.errors import ConfigError
+from trainer.scaling import SCHEMES as SCALINGS
 
 MODELS = ("lstm", "lstm2", "gru", "cnn", "dnn", "linear")
 OPTIMIZERS = ("sgd", "adam", "adagrad", "rmsprop")
@@ -23,7 +24,7 @@ VERBOSITIES = ("DEBUG", "INFO", "WARNING", "ERROR")
 CONFIG_FILENAME = "config.json"
 
 # Keys that define the graph: resuming a checkpoint with any of them changed cannot work.
-ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs")
+ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs", "scaling")
 
 
 def _int_at_least(minimum: int):
@@ -129,6 +130,25 @@ class TrainerConfig:
     seed: int = _flag(42, "Random seed for weight initialisation, shuffling and synthetic data.",
                       type=_int_at_least(0))
 
+    # Scaling inside the graph (the SavedModel takes and returns original units), and the
+    # statistics it and MASE need. Off by default: the paper's model sees raw values.
+    scaling: str = _flag(
+        "none", "Scaling of each window inside the model, undone on its forecast: none, "
+        "global_zscore (training mean and std from --stats_file, or --scale_mean/--scale_std), "
+        "last_value (subtract the window's last value) or window_zscore (the window's own mean "
+        "and std).", choices=SCALINGS)
+    stats_file: str = _flag(
+        "", "prepare.json written by python -m trainer.prepare (local or gs://): training mean and "
+        "std for --scaling global_zscore, and the in-sample naive MAE that scales MASE. Empty: "
+        "MASE is scaled by the naive errors within the evaluated windows' inputs.")
+    scale_mean: float = _flag(0.0, "Training mean for --scaling global_zscore without --stats_file.",
+                              type=float)
+    # 0 means "not given": a std of 0 cannot scale anything.
+    scale_std: float = _flag(0.0, "Training std for --scaling global_zscore without --stats_file "
+                             "(> 0; 0: not given).", type=_float_above(0.0, inclusive=True))
+    season: int = _flag(1, "Season length of the seasonal naive baseline and of the MASE scale "
+                        "(1: plain naive; at most --n_inputs).", type=_int_at_least(1))
+
     # Reporting.
     hypertune_metric_tag: str = _flag(
         "rmse", "Name under which the evaluation RMSE is reported to the tuning service after "
@@ -200,6 +220,14 @@ def make_config(**overrides: Any) -> TrainerConfig:
     if config.model == "cnn" and config.n_inputs < 3:
         raise ConfigError(f"--model cnn needs --n_inputs >= 3 (its kernel spans 3 steps), "
                           f"got {config.n_inputs}")
+    if config.season > config.n_inputs:
+        raise ConfigError(f"--season {config.season} is longer than --n_inputs {config.n_inputs}: "
+                          "the seasonal naive forecast repeats the last season of the inputs")
+    if config.scaling == "global_zscore" and not config.stats_file and not config.scale_std:
+        raise ConfigError("--scaling global_zscore needs the training statistics: give --stats_file "
+                          "(the prepare.json of trainer.prepare) or --scale_mean and --scale_std")
+    if config.stats_file and (config.scale_std or config.scale_mean):
+        raise ConfigError("give either --stats_file or --scale_mean/--scale_std, not both")
     if not config.hypertune_metric_tag.strip():
         raise ConfigError("--hypertune_metric_tag must not be empty")
     return config
@@ -238,10 +266,12 @@ def load_config_dict(directory: str) -> Optional[Dict[str, Any]]:
 
 def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, where: str) -> None:
     """Raise ConfigError naming every architecture key that differs from the saved run."""
+    # A key missing from an older config.json had its default then.
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainerConfig)}
     differences = [
-        f"{key}: saved {saved.get(key)!r}, now {getattr(config, key)!r}"
+        f"{key}: saved {saved.get(key, defaults[key])!r}, now {getattr(config, key)!r}"
         for key in ARCHITECTURE_KEYS
-        if saved.get(key) != getattr(config, key)
+        if saved.get(key, defaults[key]) != getattr(config, key)
     ]
     if differences:
         raise ConfigError(
