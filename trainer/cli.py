@@ -6,6 +6,7 @@ printed as one `error: ...` line); any other failure keeps its traceback.
 """
 
 import argparse
+import logging
 import os
 import sys
 from typing import Any, Callable, Optional, Sequence
@@ -25,6 +26,8 @@ def run_cli(main_function: Callable[[Any], str], argv: Optional[Sequence[str]], 
     from trainer.task import setup_logging  # the trainer's log format and TF log filter
 
     setup_logging(config.verbosity)
+    if config.verbosity != "DEBUG":  # SavedModel loading logs fingerprint notes through absl
+        logging.getLogger("absl").setLevel(logging.WARNING)
     try:
         summary = main_function(config)
     except TrainerError as error:
