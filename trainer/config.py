@@ -92,6 +92,25 @@ class TrainerConfig:
     n_outputs: int = _flag(5, "Number of future values the model predicts (trailing CSV columns).",
                            type=_int_at_least(1))
 
+    # Scaling inside the graph (the SavedModel takes and returns original units), and the
+    # statistics it and MASE need. Off by default: the paper's model sees raw values.
+    scaling: str = _flag(
+        "none", "Scaling of each window inside the model, undone on its forecast: none, "
+        "global_zscore (training mean and std from --stats_file, or --scale_mean/--scale_std), "
+        "last_value (subtract the window's last value) or window_zscore (the window's own mean "
+        "and std).", choices=SCALINGS)
+    stats_file: str = _flag(
+        "", "prepare.json written by python -m trainer.prepare (local or gs://): training mean and "
+        "std for --scaling global_zscore, and the in-sample naive MAE that scales MASE. Empty: "
+        "MASE is scaled by the naive errors within the evaluated windows' inputs.")
+    scale_mean: float = _flag(0.0, "Training mean for --scaling global_zscore without --stats_file.",
+                              type=float)
+    # 0 means "not given": a std of 0 cannot scale anything.
+    scale_std: float = _flag(0.0, "Training std for --scaling global_zscore without --stats_file "
+                             "(> 0; 0: not given).", type=_float_above(0.0, inclusive=True))
+    season: int = _flag(1, "Season length of the seasonal naive baseline and of the MASE scale "
+                        "(1: plain naive; at most --n_inputs).", type=_int_at_least(1))
+
     # Model: the paper's LSTM by default.
     model: str = _flag("lstm", "Model architecture: lstm (the paper's LSTM cell unrolled over the "
                        "inputs, last output through matmul+bias), lstm2 (two stacked LSTMs), gru, "
@@ -129,25 +148,6 @@ class TrainerConfig:
     # Fixed so that two runs with the same flags and data give the same model.
     seed: int = _flag(42, "Random seed for weight initialisation, shuffling and synthetic data.",
                       type=_int_at_least(0))
-
-    # Scaling inside the graph (the SavedModel takes and returns original units), and the
-    # statistics it and MASE need. Off by default: the paper's model sees raw values.
-    scaling: str = _flag(
-        "none", "Scaling of each window inside the model, undone on its forecast: none, "
-        "global_zscore (training mean and std from --stats_file, or --scale_mean/--scale_std), "
-        "last_value (subtract the window's last value) or window_zscore (the window's own mean "
-        "and std).", choices=SCALINGS)
-    stats_file: str = _flag(
-        "", "prepare.json written by python -m trainer.prepare (local or gs://): training mean and "
-        "std for --scaling global_zscore, and the in-sample naive MAE that scales MASE. Empty: "
-        "MASE is scaled by the naive errors within the evaluated windows' inputs.")
-    scale_mean: float = _flag(0.0, "Training mean for --scaling global_zscore without --stats_file.",
-                              type=float)
-    # 0 means "not given": a std of 0 cannot scale anything.
-    scale_std: float = _flag(0.0, "Training std for --scaling global_zscore without --stats_file "
-                             "(> 0; 0: not given).", type=_float_above(0.0, inclusive=True))
-    season: int = _flag(1, "Season length of the seasonal naive baseline and of the MASE scale "
-                        "(1: plain naive; at most --n_inputs).", type=_int_at_least(1))
 
     # Reporting.
     hypertune_metric_tag: str = _flag(
