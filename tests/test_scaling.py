@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer.config import make_config
+from trainer.config import check_resume_compatible, make_config
 from trainer.errors import ConfigError
 from trainer.inputs import make_serving_input_receiver_fn
 from trainer.model import model_fn
@@ -133,3 +133,11 @@ def test_global_zscore_needs_statistics():
         make_config(scaling="global_zscore", stats_file="p.json", scale_std=2.0)
     with pytest.raises(ConfigError, match="--season 30 is longer than --n_inputs 20"):
         make_config(season=30)
+
+
+def test_scaling_is_checked_on_resume_and_old_configs_mean_none():
+    saved = make_config().to_dict()
+    del saved["scaling"]  # a config.json written before --scaling existed
+    check_resume_compatible(make_config(), saved, where="old_run")
+    with pytest.raises(ConfigError, match=r"scaling: saved 'none', now 'last_value'"):
+        check_resume_compatible(make_config(scaling="last_value"), saved, where="old_run")
