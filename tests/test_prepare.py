@@ -210,3 +210,20 @@ def test_cli_exit_codes_and_messages(tmp_path):
     assert missing.returncode == 1 and f"error: --input {tmp_path}/nope.csv does not exist" in missing.stderr
     bad_flag = cli("--input", str(source), "--stride", "0")
     assert bad_flag.returncode == 2 and "argument --stride: expected an integer >= 1" in bad_flag.stderr
+
+
+def test_gap_check_can_be_turned_off_for_irregular_series(tmp_path):
+    source = tmp_path / "business_days.csv"
+    days = [d for d in range(1, 29) if d % 7 not in (6, 0)]  # weekends missing
+    source.write_text("timestamp,value\n" + "".join(f"2024-01-{d:02d},{d}\n" for d in days))
+    with pytest.raises(DataError, match="a gap in time"):
+        read_series(str(source))
+    series, report = read_series(str(source), gap_factor=0)
+    assert series[0].segment_starts == [0] and len(series[0].values) == 20
+
+
+def test_boundaries_must_be_of_the_timestamps_kind(tmp_path):
+    source = write_wide(tmp_path / "series.csv", range(30))
+    with pytest.raises(ConfigError, match=r"--valid_start '2024-01-01' is a date/time but the timestamps "
+                                          r"are number \(a time index\)s"):
+        run_prepare(tmp_path, source, valid_start="2024-01-01", test_start="2024-02-01")

@@ -36,11 +36,11 @@ from trainer.cli import run_cli
 import numpy as np
 import tensorflow as tf
 
-from trainer.config import _flag, _int_at_least, build_flag_parser, split_patterns
+from trainer.config import _flag, _float_above, _int_at_least, build_flag_parser, split_patterns
 from trainer.errors import ConfigError, DataError
 from trainer.inputs import FEATURE_KEY, expand_file_patterns
 from trainer.model import PREDICTIONS_KEY
-from trainer.prepare import BAD_VALUE_ACTIONS, Series, read_series
+from trainer.prepare import BAD_VALUE_ACTIONS, GAP_FACTOR, Series, read_series
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,9 @@ class PredictConfig:
     on_bad_values: str = _flag("fail", "With --series: fail on missing or non-numeric values and "
                                "time gaps, or drop them and forecast from the last unbroken part.",
                                choices=BAD_VALUE_ACTIONS)
+    gap_factor: float = _flag(GAP_FACTOR, "With --series: a time step longer than this many times "
+                              "the median step is a gap (0: no gap check).",
+                              type=_float_above(0.0, inclusive=True))
     verbosity: str = _flag("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
@@ -290,7 +293,8 @@ def predict(config: PredictConfig) -> str:
     if config.series:
         series_list, _ = read_series(
             config.series, target=config.target, timestamp_column=config.timestamp_column,
-            series_id_column=config.series_id_column, on_bad_values=config.on_bad_values)
+            series_id_column=config.series_id_column, on_bad_values=config.on_bad_values,
+            gap_factor=config.gap_factor)
         results = forecast_series(forecaster, series_list, backtest=config.backtest,
                                   source=config.series)
         plotted = results[:config.plot_count]

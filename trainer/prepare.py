@@ -17,7 +17,7 @@ Rules:
   an error naming both lines. Timestamps are ISO dates/times (`2024-01-31`,
   `2024-01-31T12:00:00`) or plain numbers (a time index), one kind per file.
 - **Gaps and bad values.** An empty, NaN or non-numeric value, and a time step longer than
-  1.5 times the series' median step, are reported with their line and series. With
+  `--gap_factor` (1.5) times the series' median step, are reported with their line and series. With
   `--on_bad_values fail` (default) the first one stops preparation; with `drop` the bad rows
   are left out and the series is cut there, so that no window spans a gap.
 - **Splits.** Every point goes to train, valid or test by its timestamp: before
@@ -65,7 +65,7 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
 SUMMARY_FILENAME = "prepare.json"
 BAD_VALUE_ACTIONS = ("fail", "drop")
-# A step longer than this many times the series' median step is a gap.
+# A step longer than this many times the series' median step is a gap (--gap_factor).
 GAP_FACTOR = 1.5
 # Dropped rows listed one by one in prepare.json (the count is always complete).
 MAX_LISTED_DROPS = 20
@@ -110,6 +110,9 @@ class PrepareConfig:
     on_bad_values: str = _flag("fail", "What to do with a missing or non-numeric value or a time "
                                "gap: fail (report it and stop) or drop (leave the row out and cut "
                                "the series there).", choices=BAD_VALUE_ACTIONS)
+    gap_factor: float = _flag(GAP_FACTOR, "A time step longer than this many times the series' "
+                              "median step is a gap (0: no gap check, e.g. for business days).",
+                              type=_float_above(0.0, inclusive=True))
     overwrite: bool = _flag(False, "Replace the shards and prepare.json already in --output_dir.")
     verbosity: str = _flag("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -168,7 +171,8 @@ def _parse_value(text: str) -> Optional[float]:
 
 def read_series(path: str, *, target: str = "", timestamp_column: str = "timestamp",
                 series_id_column: str = "series_id", sort: bool = True,
-                on_bad_values: str = "fail") -> Tuple[List[Series], Dict[str, Any]]:
+                on_bad_values: str = "fail", gap_factor: float = GAP_FACTOR
+                ) -> Tuple[List[Series], Dict[str, Any]]:
     """Read a wide or long CSV into series in time order, checked for gaps and bad values.
 
     Returns (series, report): report has the file's `format`, the `target` column, and the
@@ -231,14 +235,16 @@ def read_series(path: str, *, target: str = "", timestamp_column: str = "timesta
     series_list = []
     for series_id, points in raw.items():
         series_list.append(_check_series(series_id, points, path=path, column=target, sort=sort,
-                                         on_bad_values=on_bad_values, report=report))
+                                         on_bad_values=on_bad_values, gap_factor=gap_factor,
+                                         report=report))
     if not series_list:
         raise DataError(f"{path} has a header but no data rows")
     return series_list, report
 
 
 def _check_series(series_id: str, points: List[Tuple[TimeKey, str, str, int]], *, path: str,
-                  column: str, sort: bool, on_bad_values: str, report: Dict[str, Any]) -> Series:
+                  column: str, sort: bool, on_bad_values: str, gap_factor: float,
+                  report: Dict[str, Any]) -> Series:
     """Order one series' points, fail on duplicates, and fail on or drop bad values and gaps."""
     where = f"series {series_id!r} of {path}"
     for previous, current in zip(points, points[1:]):
@@ -268,7 +274,7 @@ def _check_series(series_id: str, points: List[Tuple[TimeKey, str, str, int]], *
     segment_starts = [0]
     cut = False
     for index, point in enumerate(ordered):
-        if index > 0 and steps[index - 1] > GAP_FACTOR * median_step:
+        if index > 0 and gap_factor > 0 and steps[index - 1] > gap_factor * median_step:
             bad(point, f"a gap in time: the previous timestamp is {ordered[index - 1][1]}, "
                 f"{_format_step(steps[index - 1], point[0])} before, while the median step is "
                 f"{_format_step(median_step, point[0])}", dropped=False)
@@ -299,6 +305,10 @@ def _format_step(step: float, example: TimeKey) -> str:
     return str(datetime.timedelta(seconds=step)) if isinstance(example, datetime.datetime) else f"{step:g}"
 
 
+def _kind(key_type: type) -> str:
+    return "date/time" if key_type is datetime.datetime else "number (a time index)"
+
+
 def split_boundaries(series_list: Sequence[Series], *, valid_fraction: float, test_fraction: float,
                      valid_start: str = "", test_start: str = "") -> Dict[str, Optional[str]]:
     """The first timestamp of the valid and the test split (None: that split is empty).
@@ -319,6 +329,12 @@ def split_boundaries(series_list: Sequence[Series], *, valid_fraction: float, te
                 parse_timestamp(value)
             except ValueError:
                 raise ConfigError(f"{flag} {value!r} is neither an ISO date/time nor a number") from None
+        kinds = {type(key) for series in series_list for key in series.keys[:1]}
+        for flag, value in (("--valid_start", valid_start), ("--test_start", test_start)):
+            kind = type(parse_timestamp(value))
+            if kinds and kind not in kinds:
+                raise ConfigError(f"{flag} {value!r} is a {_kind(kind)} but the timestamps are "
+                                  f"{_kind(next(iter(kinds)))}s; give a boundary of the same kind")
         if parse_timestamp(test_start) < parse_timestamp(valid_start):
             raise ConfigError(f"--test_start {test_start} is before --valid_start {valid_start}")
         return {"valid_start": valid_start, "test_start": test_start}
@@ -494,7 +510,7 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
     series_list, report = read_series(
         config.input, target=config.target, timestamp_column=config.timestamp_column,
         series_id_column=config.series_id_column, sort=config.sort,
-        on_bad_values=config.on_bad_values)
+        on_bad_values=config.on_bad_values, gap_factor=config.gap_factor)
     if report["dropped"]:
         logger.warning("left out %d rows of %s and cut its series at %d gaps (see 'dropped' in "
                        "%s), for example: %s", report["dropped_count"], config.input,
