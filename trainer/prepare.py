@@ -252,6 +252,9 @@ def _check_series(series_id: str, points: List[Tuple[TimeKey, str, str, int]], *
             raise DataError(f"{where} is not sorted by time: line {current[3]} ({current[1]}) comes "
                             f"after line {previous[3]} ({previous[1]}); sort the file, or drop "
                             "--no-sort to let prepare sort it")
+    out_of_order = sum(current[0] < previous[0] for previous, current in zip(points, points[1:]))
+    if out_of_order:
+        logger.info("%s: %d rows out of time order; sorted by timestamp", where, out_of_order)
     ordered = sorted(points, key=lambda point: point[0])  # stable: duplicates keep file order
     for previous, current in zip(ordered, ordered[1:]):
         if current[0] == previous[0]:
