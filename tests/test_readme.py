@@ -1,6 +1,9 @@
 """The README stays true: its commands, flags and layout match the code."""
 
+import dataclasses
 import re
+
+import pytest
 
 from tests.conftest import REPO_ROOT
 from trainer.config import build_parser
@@ -35,3 +38,21 @@ def test_readme_layout_matches_the_files():
     for module in (REPO_ROOT / "trainer").glob("*.py"):
         if module.name != "__init__.py":
             assert f"trainer/{module.name}" in named, f"trainer/{module.name} is not in the README layout"
+
+
+@pytest.mark.parametrize("module", ["prepare", "evaluate", "predict"])
+def test_readme_flag_tables_of_the_series_tools_list_every_flag(module):
+    from importlib import import_module
+
+    config_class = {"prepare": "PrepareConfig", "evaluate": "EvaluateConfig",
+                    "predict": "PredictConfig"}[module]
+    fields = dataclasses.fields(getattr(import_module(f"trainer.{module}"), config_class))
+    section = README.split(f"### `python -m trainer.{module}` flags", 1)[1].split("\n#", 1)[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(--[a-z_]+)`[^|]*\| ([^|]+) \|",
+                                                          section, re.MULTILINE)}
+    for field in fields:
+        flag = "--" + field.name
+        assert flag in rows, f"{flag} of trainer.{module} is missing from its README flag table"
+        shown = "(empty)" if field.default == "" else f"`{field.default}`"
+        assert rows[flag] == shown, f"{flag}: README says {rows[flag]}, code says {shown}"
+    assert len(rows) == len(fields)

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import tensorflow as tf
 
 from trainer.errors import ConfigError
+from trainer.scaling import SCHEMES as SCALINGS
 
 MODELS = ("lstm", "lstm2", "gru", "cnn", "dnn", "linear")
 OPTIMIZERS = ("sgd", "adam", "adagrad", "rmsprop")
@@ -23,7 +24,7 @@ VERBOSITIES = ("DEBUG", "INFO", "WARNING", "ERROR")
 CONFIG_FILENAME = "config.json"
 
 # Keys that define the graph: resuming a checkpoint with any of them changed cannot work.
-ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs")
+ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs", "scaling")
 
 
 def _int_at_least(minimum: int):
@@ -91,6 +92,25 @@ class TrainerConfig:
     n_outputs: int = _flag(5, "Number of future values the model predicts (trailing CSV columns).",
                            type=_int_at_least(1))
 
+    # Scaling inside the graph (the SavedModel takes and returns original units), and the
+    # statistics it and MASE need. Off by default: the paper's model sees raw values.
+    scaling: str = _flag(
+        "none", "Scaling of each window inside the model, undone on its forecast: none, "
+        "global_zscore (training mean and std from --stats_file, or --scale_mean/--scale_std), "
+        "last_value (subtract the window's last value) or window_zscore (the window's own mean "
+        "and std).", choices=SCALINGS)
+    stats_file: str = _flag(
+        "", "prepare.json written by python -m trainer.prepare (local or gs://): training mean and "
+        "std for --scaling global_zscore, and the in-sample naive MAE that scales MASE. Empty: "
+        "MASE is scaled by the naive errors within the evaluated windows' inputs.")
+    scale_mean: float = _flag(0.0, "Training mean for --scaling global_zscore without --stats_file.",
+                              type=float)
+    # 0 means "not given": a std of 0 cannot scale anything.
+    scale_std: float = _flag(0.0, "Training std for --scaling global_zscore without --stats_file "
+                             "(> 0; 0: not given).", type=_float_above(0.0, inclusive=True))
+    season: int = _flag(1, "Season length of the seasonal naive baseline and of the MASE scale "
+                        "(1: plain naive; at most --n_inputs).", type=_int_at_least(1))
+
     # Model: the paper's LSTM by default.
     model: str = _flag("lstm", "Model architecture: lstm (the paper's LSTM cell unrolled over the "
                        "inputs, last output through matmul+bias), lstm2 (two stacked LSTMs), gru, "
@@ -157,18 +177,27 @@ class TrainerConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     """An argparse parser with one flag per `TrainerConfig` field."""
-    parser = argparse.ArgumentParser(
-        prog="python -m trainer.task",
+    return build_flag_parser(
+        TrainerConfig, prog="python -m trainer.task",
         description="Train, evaluate and export an LSTM time-series forecaster "
         "(tf.estimator), locally or on Google Cloud training.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        allow_abbrev=False,
-    )
-    for field in dataclasses.fields(TrainerConfig):
-        names = ["--" + field.name]
-        if field.name == "output_dir":
-            # The cloud passes --job-dir; accept the underscore spelling too.
-            names += ["--job-dir", "--job_dir"]
+        # The cloud passes --job-dir; accept the underscore spelling too.
+        aliases={"output_dir": ["--job-dir", "--job_dir"]})
+
+
+def build_flag_parser(config_class: type, *, prog: str, description: str,
+                      aliases: Optional[Dict[str, List[str]]] = None) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per field of the frozen dataclass `config_class`.
+
+    Each field is declared with `_flag(default, help)`; booleans become `--flag/--no-flag`. The
+    trainer's `TrainerConfig` and the configs of `trainer.prepare`, `trainer.evaluate` and
+    `trainer.predict` are all parsed this way, so a flag is declared exactly once.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+    for field in dataclasses.fields(config_class):
+        names = ["--" + field.name] + list((aliases or {}).get(field.name, []))
         kwargs = dict(field.metadata)
         if field.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -200,6 +229,14 @@ def make_config(**overrides: Any) -> TrainerConfig:
     if config.model == "cnn" and config.n_inputs < 3:
         raise ConfigError(f"--model cnn needs --n_inputs >= 3 (its kernel spans 3 steps), "
                           f"got {config.n_inputs}")
+    if config.season > config.n_inputs:
+        raise ConfigError(f"--season {config.season} is longer than --n_inputs {config.n_inputs}: "
+                          "the seasonal naive forecast repeats the last season of the inputs")
+    if config.scaling == "global_zscore" and not config.stats_file and not config.scale_std:
+        raise ConfigError("--scaling global_zscore needs the training statistics: give --stats_file "
+                          "(the prepare.json of trainer.prepare) or --scale_mean and --scale_std")
+    if config.stats_file and (config.scale_std or config.scale_mean):
+        raise ConfigError("give either --stats_file or --scale_mean/--scale_std, not both")
     if not config.hypertune_metric_tag.strip():
         raise ConfigError("--hypertune_metric_tag must not be empty")
     return config
@@ -238,10 +275,12 @@ def load_config_dict(directory: str) -> Optional[Dict[str, Any]]:
 
 def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, where: str) -> None:
     """Raise ConfigError naming every architecture key that differs from the saved run."""
+    # A key missing from an older config.json had its default then.
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainerConfig)}
     differences = [
-        f"{key}: saved {saved.get(key)!r}, now {getattr(config, key)!r}"
+        f"{key}: saved {saved.get(key, defaults[key])!r}, now {getattr(config, key)!r}"
         for key in ARCHITECTURE_KEYS
-        if saved.get(key) != getattr(config, key)
+        if saved.get(key, defaults[key]) != getattr(config, key)
     ]
     if differences:
         raise ConfigError(

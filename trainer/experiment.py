@@ -24,6 +24,7 @@ from trainer.model import model_fn
 from trainer.outputs import latest_global_step, prepare_output_dir
 from trainer.progress import ProgressHook
 from trainer.reporting import ReportingExporter, read_metrics_json
+from trainer.scaling import resolve_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,14 @@ SYNTHETIC_DATA_WAIT_SECS = 600
 
 
 def model_params(config: TrainerConfig) -> Dict[str, Any]:
-    """The Estimator `params` that model_fn reads."""
-    return {key: getattr(config, key) for key in (
+    """The Estimator `params` that model_fn reads (statistics resolved from --stats_file)."""
+    params = {key: getattr(config, key) for key in (
         "model", "hidden_units", "n_inputs", "n_outputs", "optimizer", "learning_rate",
-        "clip_gradient_norm")}
+        "clip_gradient_norm", "scaling", "season")}
+    params.update(resolve_statistics(scaling=config.scaling, stats_file=config.stats_file,
+                                     scale_mean=config.scale_mean, scale_std=config.scale_std,
+                                     season=config.season))
+    return params
 
 
 def make_run_config(config: TrainerConfig, *, output_dir: str) -> tf.estimator.RunConfig:

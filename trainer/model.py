@@ -3,17 +3,27 @@
 `model_fn(features, labels, mode, params)` computes the predictions once and hands them to
 `make_estimator_spec`, which (like the canned estimators' heads) builds the six parts of the
 EstimatorSpec: mode, predictions `{"predicted": ...}`, export outputs, loss (mean squared
-error), train op and eval metrics (rmse, mae and naive_rmse, the RMSE of repeating the last
-input value, so that every evaluation states the model's skill). In PREDICT mode no loss,
-train op or metric is built; the train op exists only in TRAIN and the metrics only in EVAL.
+error), train op and eval metrics (rmse, mae, mape, smape, mase, and the same for the naive
+and seasonal naive forecasts, from `trainer.forecast_metrics`, so that every evaluation states
+the model's skill). In PREDICT mode no loss, train op or metric is built; the train op exists
+only in TRAIN and the metrics only in EVAL.
+
+With `--scaling` (see `trainer.scaling`) the network sees scaled inputs and its forecast is
+unscaled in the graph, so predictions, metrics and the SavedModel are in the original units;
+the loss is the mean squared error of the scaled forecast against the targets scaled the same
+way, so that its size does not depend on the series' units.
 """
 
 from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
+from trainer import scaling
+from trainer.forecast_metrics import metric_ops, naive_forecast
 from trainer.inputs import FEATURE_KEY
 from trainer.models import forecast
+
+__all__ = ["model_fn", "make_estimator_spec", "make_train_op", "naive_forecast"]
 
 PREDICTIONS_KEY = "predicted"
 
@@ -23,15 +33,6 @@ OPTIMIZERS = {
     "adagrad": tf.compat.v1.train.AdagradOptimizer,
     "rmsprop": tf.compat.v1.train.RMSPropOptimizer,
 }
-
-
-def naive_forecast(rawdata: tf.Tensor, *, n_outputs: int) -> tf.Tensor:
-    """The last input value repeated over the horizon: [batch, n_inputs] -> [batch, n_outputs].
-
-    >>> naive_forecast(tf.constant([[1., 2., 3.]]), n_outputs=2).numpy().tolist()
-    [[3.0, 3.0]]
-    """
-    return tf.tile(rawdata[:, -1:], [1, n_outputs])
 
 
 def make_train_op(loss: tf.Tensor, *, optimizer: str, learning_rate: float,
@@ -50,8 +51,14 @@ def make_train_op(loss: tf.Tensor, *, optimizer: str, learning_rate: float,
 
 def make_estimator_spec(*, mode: str, predictions: tf.Tensor, labels: Optional[tf.Tensor],
                         rawdata: tf.Tensor, optimizer: str, learning_rate: float,
-                        clip_gradient_norm: float) -> tf.estimator.EstimatorSpec:
-    """The EstimatorSpec for `mode` built from the forecast [batch, n_outputs]."""
+                        clip_gradient_norm: float, scaled_predictions: Optional[tf.Tensor] = None,
+                        scale_state: Optional[scaling.ScaleState] = None, season: int = 1,
+                        mase_scale: Optional[float] = None) -> tf.estimator.EstimatorSpec:
+    """The EstimatorSpec for `mode` built from the forecast [batch, n_outputs].
+
+    With scaling, `scaled_predictions` is the network's output before unscaling and
+    `scale_state` the map applied to the inputs: the loss compares them with the scaled labels.
+    """
     predictions_dict = {PREDICTIONS_KEY: predictions}
     export_outputs = {
         tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY:
@@ -62,19 +69,19 @@ def make_estimator_spec(*, mode: str, predictions: tf.Tensor, labels: Optional[t
                                           export_outputs=export_outputs)
 
     labels = tf.cast(labels, tf.float32)
-    loss = tf.compat.v1.losses.mean_squared_error(labels, predictions)
+    if scale_state is None:
+        loss = tf.compat.v1.losses.mean_squared_error(labels, predictions)
+    else:
+        loss = tf.compat.v1.losses.mean_squared_error(scaling.scale(labels, scale_state),
+                                                      scaled_predictions)
     train_op = None
     eval_metric_ops = None
     if mode == tf.estimator.ModeKeys.TRAIN:
         train_op = make_train_op(loss, optimizer=optimizer, learning_rate=learning_rate,
                                  clip_gradient_norm=clip_gradient_norm)
     else:
-        naive = naive_forecast(rawdata, n_outputs=predictions.shape[-1])
-        eval_metric_ops = {
-            "rmse": tf.compat.v1.metrics.root_mean_squared_error(labels, predictions),
-            "mae": tf.compat.v1.metrics.mean_absolute_error(labels, predictions),
-            "naive_rmse": tf.compat.v1.metrics.root_mean_squared_error(labels, naive),
-        }
+        eval_metric_ops = metric_ops(actual=labels, forecast=predictions, inputs=rawdata,
+                                     season=season, mase_scale=mase_scale)
     return tf.estimator.EstimatorSpec(
         mode=mode, predictions=predictions_dict, export_outputs=export_outputs, loss=loss,
         train_op=train_op, eval_metric_ops=eval_metric_ops)
@@ -83,11 +90,18 @@ def make_estimator_spec(*, mode: str, predictions: tf.Tensor, labels: Optional[t
 def model_fn(features: Dict[str, tf.Tensor], labels: Optional[tf.Tensor], mode: str,
              params: Dict[str, Any]) -> tf.estimator.EstimatorSpec:
     """Estimator model_fn. `params`: model, hidden_units, n_outputs, optimizer, learning_rate,
-    clip_gradient_norm (see `trainer.config.TrainerConfig`)."""
+    clip_gradient_norm (see `trainer.config.TrainerConfig`); optionally scaling, scale_mean,
+    scale_std, season and mase_scale (see `trainer.scaling.resolve_statistics`)."""
     rawdata = features[FEATURE_KEY]
-    predictions = forecast(rawdata, model=params["model"], hidden_units=params["hidden_units"],
-                           n_outputs=params["n_outputs"])
+    scaled_inputs, scale_state = scaling.scale_inputs(
+        rawdata, scheme=params.get("scaling", "none"), mean=params.get("scale_mean", 0.0),
+        std=params.get("scale_std", 1.0))
+    scaled_predictions = forecast(scaled_inputs, model=params["model"],
+                                  hidden_units=params["hidden_units"], n_outputs=params["n_outputs"])
+    predictions = scaling.unscale(scaled_predictions, scale_state)
     return make_estimator_spec(
         mode=mode, predictions=predictions, labels=labels, rawdata=rawdata,
         optimizer=params["optimizer"], learning_rate=params["learning_rate"],
-        clip_gradient_norm=params["clip_gradient_norm"])
+        clip_gradient_norm=params["clip_gradient_norm"], scaled_predictions=scaled_predictions,
+        scale_state=scale_state, season=params.get("season", 1),
+        mase_scale=params.get("mase_scale"))

@@ -12,10 +12,12 @@ from typing import Any, Dict, Optional
 import hypertune
 import tensorflow as tf
 
+from trainer.forecast_metrics import metric_names
+
 logger = logging.getLogger(__name__)
 
 METRICS_FILENAME = "metrics.json"
-REPORTED_METRICS = ("rmse", "mae", "naive_rmse", "loss")
+REPORTED_METRICS = metric_names() + ("loss",)
 
 _hypertune: Optional[hypertune.HyperTune] = None
 
