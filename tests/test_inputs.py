@@ -73,10 +73,10 @@ def test_training_batches_are_whole_and_carry_leftover_rows_without_loss(tiny_da
     dataset = make_input_fn(files=tiny_data["train_files"], training=True, batch_size=7,
                             n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, shuffle_buffer_size=40)()
     batches = list(dataset.take(17))  # 119 rows: less than one pass
-    assert all(f[FEATURE_KEY].shape == (7, N_INPUTS) and l.shape == (7, N_OUTPUTS)
-               for f, l in batches)
-    rows = np.concatenate([np.concatenate([f[FEATURE_KEY].numpy(), l.numpy()], axis=1)
-                           for f, l in batches])
+    assert all(f[FEATURE_KEY].shape == (7, N_INPUTS) and y.shape == (7, N_OUTPUTS)
+               for f, y in batches)
+    rows = np.concatenate([np.concatenate([f[FEATURE_KEY].numpy(), y.numpy()], axis=1)
+                           for f, y in batches])
     data = np.concatenate([np.loadtxt(p, delimiter=",", dtype=np.float32)
                            for p in tiny_data["train_files"]])
     data_rows = {tuple(np.round(row, 5)) for row in data}

@@ -158,8 +158,9 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
     Training never handles a row on its own: lines are read in chunks of `CHUNK_ROWS` from up to
     `MAX_PARALLEL_FILES` files at once, each chunk is decoded by one vectorized op, about
     `shuffle_buffer_size` rows from several files are pooled and shuffled by one permutation,
-    and the pool is cut into whole batches by one reshape. A per-row pipeline (decode each line, shuffle buffer of
-    rows, batch) spends most of its time in per-element overhead; see the README's Performance.
+    and the pool is cut into whole batches by one reshape. A per-row pipeline (decode each
+    line, shuffle buffer of rows, batch) spends most of its time in per-element overhead; see
+    the README's Performance section.
     """
     files = list(files)
     shard_files = training and 1 < num_workers <= len(files)
