@@ -136,7 +136,7 @@ def format_table(results: Dict[str, Result], ratios: Dict[str, Dict[str, object]
         target = entry.get("target")
         verdict = "" if target is None else (
             f"  (target >= {target}: {'met' if entry['met'] else 'NOT met'})")
-        lines.append(f"{name:<24} {entry['ratio']:6.2f} x  = {entry['of']}{verdict}")
+        lines.append(f"{name:<24} {entry['ratio']:6.3g} x  = {entry['of']}{verdict}")
     return "\n".join(lines)
 
 

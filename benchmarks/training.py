@@ -12,6 +12,7 @@ steps (graph building, session start and first-step tracing excluded) and stops 
 """
 
 import dataclasses
+import gc
 import tempfile
 from typing import Callable, Dict, List, Optional
 
@@ -107,6 +108,11 @@ def keras_examples_per_sec(config: TrainerConfig, *, files: List[str], steps: in
     throughput = _KerasThroughput(warmup_steps=max(warmup_steps, 1))
     model.fit(dataset, steps_per_epoch=max(warmup_steps, 1) + steps, epochs=1, verbose=0,
               callbacks=[throughput])
+    # fit's iterator over the endless dataset keeps prefetching until it is collected: free it
+    # now, or its threads would slow the candidates measured after this one.
+    del model, dataset
+    tf.keras.backend.clear_session()
+    gc.collect()
     return steps * config.batch_size / throughput.seconds
 
 
