@@ -13,10 +13,15 @@ uploads local CSV shards in parallel (checksummed by the client library).
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from trainer.errors import ConfigError
+
+# google-api-core warns on import that it will drop Python 3.11 in 2027; the TensorFlow
+# versions this package needs stop at 3.11, so the warning says nothing a user can act on.
+warnings.filterwarnings("ignore", message="You are using a Python version", category=FutureWarning)
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +53,6 @@ def check_buckets(paths_by_flag: Dict[str, Iterable[str]]) -> None:
     still find its own (for example a GCE metadata server), and the run then fails or not on
     its own terms.
     """
-    from google.api_core import exceptions as api_exceptions
-    from google.auth import exceptions as auth_exceptions
-
     buckets: Dict[str, str] = {}
     for flag, paths in paths_by_flag.items():
         for path in paths:
@@ -58,6 +60,8 @@ def check_buckets(paths_by_flag: Dict[str, Iterable[str]]) -> None:
                 buckets.setdefault(split_gcs_path(path)[0], flag)
     if not buckets:
         return
+    from google.api_core import exceptions as api_exceptions  # only gs:// runs need them
+    from google.auth import exceptions as auth_exceptions
     try:
         client = _client()
     except auth_exceptions.DefaultCredentialsError as error:
