@@ -10,11 +10,13 @@ from trainer.inputs import (
     FEATURE_KEY,
     build_features,
     check_files,
+    cut_into_batches,
     describe_row_problem,
     expand_file_patterns,
     find_first_bad_row,
     make_input_fn,
     make_serving_input_receiver_fn,
+    read_lines,
 )
 
 BATCH = 5  # != N_INPUTS != N_OUTPUTS
@@ -67,12 +69,11 @@ def test_training_repeats_and_shuffles(tiny_data):
     assert len(np.unique(features[:, 0])) == 120  # every row seen
 
 
-def test_training_batches_are_whole_and_carry_leftover_rows_without_loss(tiny_data):
-    # 120 rows in 3 files, batches of 7: pools do not split into whole batches, so rows left
-    # over from one pool must open the next batch instead of being dropped or repeated.
+def test_training_batches_are_whole_and_keep_rows_intact(tiny_data):
+    # 120 rows in 3 files, batches of 7: pools do not split into whole batches.
     dataset = make_input_fn(files=tiny_data["train_files"], training=True, batch_size=7,
                             n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, shuffle_buffer_size=40)()
-    batches = list(dataset.take(17))  # 119 rows: less than one pass
+    batches = list(dataset.take(40))
     assert all(f[FEATURE_KEY].shape == (7, N_INPUTS) and y.shape == (7, N_OUTPUTS)
                for f, y in batches)
     rows = np.concatenate([np.concatenate([f[FEATURE_KEY].numpy(), y.numpy()], axis=1)
@@ -80,9 +81,45 @@ def test_training_batches_are_whole_and_carry_leftover_rows_without_loss(tiny_da
     data = np.concatenate([np.loadtxt(p, delimiter=",", dtype=np.float32)
                            for p in tiny_data["train_files"]])
     data_rows = {tuple(np.round(row, 5)) for row in data}
-    seen = [tuple(np.round(row, 5)) for row in rows]
-    assert len(set(seen)) == 119  # no row twice within the first pass
-    assert set(seen) <= data_rows  # features and labels stay together, row by row
+    seen = {tuple(np.round(row, 5)) for row in rows}
+    assert seen <= data_rows  # features and labels stay together, row by row
+    assert seen == data_rows  # 280 rows drawn: every row of the data came by
+
+
+def test_pools_are_cut_into_whole_batches_carrying_the_rest():
+    pools = [np.arange(n, dtype=np.float32).reshape(-1, 2) + 100 * i
+             for i, n in enumerate((6, 10, 8))]  # 3, 5 and 4 rows of 2 values
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter(pools), output_signature=tf.TensorSpec([None, 2], tf.float32))
+    dataset = dataset.scan(tf.zeros([0, 2]), lambda left, rows: cut_into_batches(
+        left, rows, batch_size=4, n_inputs=1)).unbatch()
+    batches = [np.concatenate([f[FEATURE_KEY].numpy(), y.numpy()], axis=1) for f, y in dataset]
+    assert [batch.shape for batch in batches] == [(4, 2)] * 3  # 12 rows, none dropped
+    np.testing.assert_array_equal(np.concatenate(batches), np.concatenate(pools))
+
+
+@pytest.mark.parametrize("text", [
+    "1,2\n3,4\n5,6\n",  # ends with a line end
+    "1,2\n3,4\n5,6",  # does not
+    "1,2\r\n3,4\r\n5,6\r\n",  # \r\n line ends
+    "10,20\n\n30,40\n",  # a blank line stays, so that decoding fails on it
+    "1.5,2.5\n",  # one line, shorter than a piece
+    "1,2\n3,4\n",  # size a multiple of the piece size (4 bytes)
+])
+@pytest.mark.parametrize("piece_bytes", [4, 5, 7, 1 << 10])
+def test_read_lines_gives_the_files_lines_whatever_the_piece_size(tmp_path, text, piece_bytes):
+    path = tmp_path / "rows.csv"
+    path.write_bytes(text.encode())
+    dataset = read_lines(tf.constant(str(path)), tf.constant(len(text.encode()), tf.int64),
+                         piece_bytes=piece_bytes)
+    lines = [line.decode() for chunk in dataset for line in chunk.numpy()]
+    assert lines == text.splitlines()
+
+
+def test_read_lines_cuts_chunks_of_chunk_rows_within_one_file(tmp_path):
+    path = write_rows(tmp_path / "rows.csv", np.arange(2500 * 2).reshape(2500, 2))
+    dataset = read_lines(tf.constant(str(path)), tf.constant(path.stat().st_size, tf.int64))
+    assert [int(chunk.shape[0]) for chunk in dataset] == [1024, 1024, 452]
 
 
 def test_workers_read_disjoint_files(tiny_data):

@@ -13,6 +13,7 @@ time); nothing here opens a data path with `open` or `os.path`, so `gs://` works
 import functools
 import logging
 import math
+import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
@@ -23,8 +24,18 @@ logger = logging.getLogger(__name__)
 
 FEATURE_KEY = "rawdata"  # the serving signature's input name and the model's feature key
 MAX_PARALLEL_FILES = 8  # files read at once by one process
-CHUNK_ROWS = 1024  # training reads and decodes lines this many at a time
-READ_BUFFER_BYTES = 1 << 20  # read-ahead per open file; larger reads suit gs:// as well
+CHUNK_ROWS = 1024  # training decodes lines this many at a time
+# Training splits a file into lines one piece of this size at a time (see `read_lines`),
+# reading ahead a larger block per request (few requests on gs://).
+READ_PIECE_BYTES = 128 << 10
+READ_AHEAD_BYTES = 1 << 20
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def build_features(rawdata: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -139,6 +150,39 @@ def cut_into_batches(leftover: tf.Tensor, rows: tf.Tensor, *, batch_size: int, n
     return rows[whole:], split_features_and_labels(batches, n_inputs=n_inputs)
 
 
+def read_lines(path: tf.Tensor, size: tf.Tensor, *, piece_bytes: int = READ_PIECE_BYTES
+               ) -> tf.data.Dataset:
+    """The lines of one file of `size` bytes, as string vectors of up to `CHUNK_ROWS` lines.
+
+    Unlike TextLineDataset, no line becomes a dataset element of its own: the file is read
+    `piece_bytes` at a time, each piece is split into lines by one op, and a line cut by a
+    piece's end is finished with the next piece. Line ends may be \\n or \\r\\n, and the last
+    line needs none. A blank line stays in, as an empty string, so that decoding it fails like
+    any other bad row. Chunks never span two files.
+    """
+    size = tf.cast(size, tf.int64)
+    tail = size % piece_bytes
+    body = tf.data.FixedLengthRecordDataset(path, record_bytes=piece_bytes, footer_bytes=tail,
+                                            buffer_size=READ_AHEAD_BYTES)
+    last_piece = tf.data.FixedLengthRecordDataset(  # the shorter rest; none when tail is 0
+        path, record_bytes=tf.maximum(tail, 1), header_bytes=size - tail
+    ).take(tf.cast(tail > 0, tf.int64))
+    end = tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(True)))
+    pieces = body.concatenate(last_piece).map(lambda piece: (piece, tf.constant(False)))
+
+    def split_lines(unfinished: tf.Tensor, piece_and_end: Tuple[tf.Tensor, tf.Tensor]):
+        piece, at_end = piece_and_end
+        lines = tf.strings.split(tf.strings.join([unfinished, piece]), "\n")
+        # The last part may go on in the next piece; at the end of the file it is a line of
+        # its own unless empty (the file ended with a line end).
+        last_is_whole = at_end & (tf.strings.length(lines[-1]) > 0)
+        whole = tf.size(lines) - 1 + tf.cast(last_is_whole, tf.int32)
+        unfinished = tf.where(at_end, tf.constant(""), lines[-1])
+        return unfinished, tf.strings.strip(lines[:whole])  # strip: \r of \r\n line ends
+
+    return pieces.concatenate(end).scan(tf.constant(""), split_lines).rebatch(CHUNK_ROWS)
+
+
 def decode_csv_batch(lines: tf.Tensor, *, n_inputs: int, n_outputs: int
                      ) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
     """A batch of CSV lines [batch] -> (features, labels [batch, n_outputs]), vectorized."""
@@ -155,8 +199,9 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
     training processes, gives each process (`worker_index` of `num_workers`) its own files.
     Evaluation makes exactly one ordered pass.
 
-    Training never handles a row on its own: lines are read in chunks of `CHUNK_ROWS` from up to
-    `MAX_PARALLEL_FILES` files at once, each chunk is decoded by one vectorized op, about
+    Training never handles a row on its own: `read_lines` reads up to `MAX_PARALLEL_FILES`
+    files at once in pieces and cuts them into chunks of `CHUNK_ROWS` lines, each chunk is
+    decoded by one vectorized op, about
     `shuffle_buffer_size` rows from several files are pooled and shuffled by one permutation,
     and the pool is cut into whole batches by one reshape. A per-row pipeline (decode each
     line, shuffle buffer of rows, batch) spends most of its time in per-element overhead; see
@@ -186,17 +231,21 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
                 .prefetch(tf.data.AUTOTUNE)
 
         worker_seed = seed + worker_index
+        sizes = [tf.io.gfile.stat(path).length for path in files]
+        dataset = tf.data.Dataset.from_tensor_slices((files, sizes))
         dataset = dataset.shuffle(len(files), seed=worker_seed).repeat()
+        # Fixed parallelism, one call per core: autotuning sometimes left the pipeline on one
+        # core for a whole pass.
+        cores = available_cores()
         dataset = dataset.interleave(
-            lambda path: tf.data.TextLineDataset(path, buffer_size=READ_BUFFER_BYTES).batch(CHUNK_ROWS),
-            cycle_length=min(len(files), MAX_PARALLEL_FILES),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-        dataset = dataset.map(decode_values, num_parallel_calls=tf.data.AUTOTUNE)
+            read_lines, cycle_length=min(len(files), MAX_PARALLEL_FILES),
+            num_parallel_calls=min(len(files), MAX_PARALLEL_FILES, cores), deterministic=False)
+        dataset = dataset.map(decode_values, num_parallel_calls=cores, deterministic=False)
         # Chunks come from different files in turn, so a pool mixes several files.
         chunks_per_pool = max(1, -(-shuffle_buffer_size // CHUNK_ROWS))
         dataset = dataset.ragged_batch(chunks_per_pool).map(
             lambda pool: tf.random.shuffle(pool.values, seed=worker_seed),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+            num_parallel_calls=cores, deterministic=False)
         # Each pool becomes whole batches in one op; its last rows start the next pool's.
         no_rows = tf.zeros([0, n_inputs + n_outputs], tf.float32)
         dataset = dataset.scan(no_rows, functools.partial(
