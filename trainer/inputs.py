@@ -13,7 +13,6 @@ time); nothing here opens a data path with `open` or `os.path`, so `gs://` works
 import functools
 import logging
 import math
-import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
@@ -29,13 +28,6 @@ CHUNK_ROWS = 1024  # training decodes lines this many at a time
 # reading ahead a larger block per request (few requests on gs://).
 READ_PIECE_BYTES = 128 << 10
 READ_AHEAD_BYTES = 1 << 20
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def build_features(rawdata: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -234,18 +226,16 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
         sizes = [tf.io.gfile.stat(path).length for path in files]
         dataset = tf.data.Dataset.from_tensor_slices((files, sizes))
         dataset = dataset.shuffle(len(files), seed=worker_seed).repeat()
-        # Fixed parallelism, one call per core: autotuning sometimes left the pipeline on one
-        # core for a whole pass.
-        cores = available_cores()
         dataset = dataset.interleave(
             read_lines, cycle_length=min(len(files), MAX_PARALLEL_FILES),
-            num_parallel_calls=min(len(files), MAX_PARALLEL_FILES, cores), deterministic=False)
-        dataset = dataset.map(decode_values, num_parallel_calls=cores, deterministic=False)
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        dataset = dataset.map(decode_values, num_parallel_calls=tf.data.AUTOTUNE,
+                              deterministic=False)
         # Chunks come from different files in turn, so a pool mixes several files.
         chunks_per_pool = max(1, -(-shuffle_buffer_size // CHUNK_ROWS))
         dataset = dataset.ragged_batch(chunks_per_pool).map(
             lambda pool: tf.random.shuffle(pool.values, seed=worker_seed),
-            num_parallel_calls=cores, deterministic=False)
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         # Each pool becomes whole batches in one op; its last rows start the next pool's.
         no_rows = tf.zeros([0, n_inputs + n_outputs], tf.float32)
         dataset = dataset.scan(no_rows, functools.partial(
