@@ -84,7 +84,10 @@ class GcsServer:
         }
         with open(self.workdir / "server.out", "w") as out:
             self.process = subprocess.Popen(
-                ["unshare", "--mount", "--net", "--fork", sys.executable, "-m", "tests.gcs_server",
+                # --kill-child: the server (unshare's forked child) dies with unshare, so that
+                # stop() leaves no server behind.
+                ["unshare", "--mount", "--net", "--fork", "--kill-child", sys.executable, "-m",
+                 "tests.gcs_server",
                  "--workdir", str(self.workdir)],
                 cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
         ready = self.workdir / "ready"

@@ -7,6 +7,7 @@ storage.googleapis.com, which a private network namespace maps to the server on 
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,19 @@ def gcs(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+    # The server runs in unshare's forked child: it must not outlive the tests.
+    deadline = time.time() + 10
+    while server_alive(server.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not server_alive(server.pid), f"the GCS server (pid {server.pid}) outlived stop()"
+
+
+def server_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @pytest.fixture
