@@ -23,7 +23,7 @@ from trainer.inputs import (
 from trainer.model import model_fn
 from trainer.outputs import latest_global_step, prepare_output_dir
 from trainer.progress import ProgressHook
-from trainer.reporting import ReportingExporter, read_metrics_json
+from trainer.reporting import ReportingExporter, SkipDeletedCheckpointExporter, read_metrics_json
 from trainer.scaling import resolve_statistics
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,8 @@ def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimat
     best = tf.estimator.BestExporter("best", receiver_fn, compare_fn=lower_rmse,
                                      exports_to_keep=EXPORTS_TO_KEEP)
     return [ReportingExporter(latest, output_dir=output_dir,
-                              metric_tag=config.hypertune_metric_tag), best]
+                              metric_tag=config.hypertune_metric_tag),
+            SkipDeletedCheckpointExporter(best)]
 
 
 def resolve_data_files(config: TrainerConfig, *, output_dir: str,

@@ -69,6 +69,52 @@ def _as_text(path: Any) -> Optional[str]:
     return path.decode("utf-8") if isinstance(path, bytes) else str(path)
 
 
+NOT_EXPORTED = "not exported: its checkpoint was already deleted"
+
+
+def checkpoint_exists(checkpoint_path: str) -> bool:
+    return tf.io.gfile.exists(checkpoint_path + ".index")
+
+
+def export_unless_checkpoint_deleted(exporter: tf.estimator.Exporter,
+                                     estimator: tf.estimator.Estimator, export_path: str,
+                                     checkpoint_path: str, eval_result: Dict[str, Any],
+                                     is_the_final_export: bool) -> Optional[Any]:
+    """`exporter.export(...)`, or None when the evaluated checkpoint is gone by now.
+
+    A separate evaluator exports the checkpoint it has just evaluated; when the chief saves
+    faster than that, keep_checkpoint_max may delete it first. That evaluation still counts
+    (metrics.json, hypertune); the next one exports, and the last checkpoint is never deleted.
+    """
+    if checkpoint_exists(checkpoint_path):
+        try:
+            return exporter.export(estimator, export_path, checkpoint_path, eval_result,
+                                   is_the_final_export)
+        except (ValueError, tf.errors.NotFoundError):  # gone during the export
+            if checkpoint_exists(checkpoint_path):
+                raise  # another failure: not ours to hide
+    logger.warning("%s: %s was deleted before it could be exported; the next evaluation "
+                   "exports (raise --keep_checkpoint_max or --save_checkpoints_steps to keep "
+                   "every evaluated checkpoint)", exporter.name, checkpoint_path)
+    return None
+
+
+class SkipDeletedCheckpointExporter(tf.estimator.Exporter):
+    """Wraps an exporter (BestExporter) with `export_unless_checkpoint_deleted`."""
+
+    def __init__(self, exporter: tf.estimator.Exporter):
+        self._exporter = exporter
+
+    @property
+    def name(self) -> str:
+        return self._exporter.name
+
+    def export(self, estimator: tf.estimator.Estimator, export_path: str, checkpoint_path: str,
+               eval_result: Dict[str, Any], is_the_final_export: bool) -> Optional[Any]:
+        return export_unless_checkpoint_deleted(self._exporter, estimator, export_path,
+                                                checkpoint_path, eval_result, is_the_final_export)
+
+
 class ReportingExporter(tf.estimator.Exporter):
     """Exports the latest model, then writes metrics.json and reports the RMSE to hypertune."""
 
@@ -83,8 +129,9 @@ class ReportingExporter(tf.estimator.Exporter):
 
     def export(self, estimator: tf.estimator.Estimator, export_path: str, checkpoint_path: str,
                eval_result: Dict[str, Any], is_the_final_export: bool) -> Optional[str]:
-        saved_model_path = _as_text(self._exporter.export(
-            estimator, export_path, checkpoint_path, eval_result, is_the_final_export))
+        saved_model_path = _as_text(export_unless_checkpoint_deleted(
+            self._exporter, estimator, export_path, checkpoint_path, eval_result,
+            is_the_final_export))
         summary = evaluation_summary(eval_result, saved_model_path=saved_model_path)
         write_metrics_json(self._output_dir, summary)
         # The tuned metric is always the RMSE; the tag is the name the tuning job expects.
@@ -93,5 +140,5 @@ class ReportingExporter(tf.estimator.Exporter):
         logger.info("evaluation at step %d: rmse %.4f  mae %.4f  naive_rmse %.4f  -> %s",
                     summary["global_step"], summary.get("rmse", float("nan")),
                     summary.get("mae", float("nan")), summary.get("naive_rmse", float("nan")),
-                    saved_model_path)
+                    saved_model_path or NOT_EXPORTED)
         return saved_model_path
