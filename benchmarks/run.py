@@ -76,6 +76,9 @@ def positive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in ("rows", "shards", "repeats", "train_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.rows < args.shards:
+        parser.error(f"--rows {args.rows} is fewer than --shards {args.shards}; give at least one "
+                     "row per shard")
     if args.warmup_steps < 0:
         parser.error(f"--warmup_steps must be 0 or more, got {args.warmup_steps}")
 

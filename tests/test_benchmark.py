@@ -41,6 +41,7 @@ def test_trainer_flags_after_the_separator_configure_every_candidate():
 @pytest.mark.parametrize("argv, message", [
     (["--models", "gru"], "--models 'gru'"),
     (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    (["--rows", "5", "--shards", "8"], "--rows 5 is fewer than --shards 8"),
     (["--", "--batch_size", "0"], "--batch_size"),
 ])
 def test_bad_flags_exit_2_naming_the_flag(argv, message, capsys):
