@@ -111,7 +111,7 @@ def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimat
     latest = tf.estimator.LatestExporter("latest", receiver_fn, exports_to_keep=EXPORTS_TO_KEEP)
     best = tf.estimator.BestExporter("best", receiver_fn, compare_fn=lower_rmse,
                                      exports_to_keep=EXPORTS_TO_KEEP)
-    return [ReportingExporter(latest, output_dir=output_dir,
+    return [ReportingExporter(SkipDeletedCheckpointExporter(latest), output_dir=output_dir,
                               metric_tag=config.hypertune_metric_tag),
             SkipDeletedCheckpointExporter(best)]
 

@@ -76,31 +76,13 @@ def checkpoint_exists(checkpoint_path: str) -> bool:
     return tf.io.gfile.exists(checkpoint_path + ".index")
 
 
-def export_unless_checkpoint_deleted(exporter: tf.estimator.Exporter,
-                                     estimator: tf.estimator.Estimator, export_path: str,
-                                     checkpoint_path: str, eval_result: Dict[str, Any],
-                                     is_the_final_export: bool) -> Optional[Any]:
-    """`exporter.export(...)`, or None when the evaluated checkpoint is gone by now.
+class SkipDeletedCheckpointExporter(tf.estimator.Exporter):
+    """Wraps an exporter: an export whose checkpoint is gone by now is skipped with a warning.
 
     A separate evaluator exports the checkpoint it has just evaluated; when the chief saves
     faster than that, keep_checkpoint_max may delete it first. That evaluation still counts
     (metrics.json, hypertune); the next one exports, and the last checkpoint is never deleted.
     """
-    if checkpoint_exists(checkpoint_path):
-        try:
-            return exporter.export(estimator, export_path, checkpoint_path, eval_result,
-                                   is_the_final_export)
-        except (ValueError, tf.errors.NotFoundError):  # gone during the export
-            if checkpoint_exists(checkpoint_path):
-                raise  # another failure: not ours to hide
-    logger.warning("%s: %s was deleted before it could be exported; the next evaluation "
-                   "exports (raise --keep_checkpoint_max or --save_checkpoints_steps to keep "
-                   "every evaluated checkpoint)", exporter.name, checkpoint_path)
-    return None
-
-
-class SkipDeletedCheckpointExporter(tf.estimator.Exporter):
-    """Wraps an exporter (BestExporter) with `export_unless_checkpoint_deleted`."""
 
     def __init__(self, exporter: tf.estimator.Exporter):
         self._exporter = exporter
@@ -111,8 +93,17 @@ class SkipDeletedCheckpointExporter(tf.estimator.Exporter):
 
     def export(self, estimator: tf.estimator.Estimator, export_path: str, checkpoint_path: str,
                eval_result: Dict[str, Any], is_the_final_export: bool) -> Optional[Any]:
-        return export_unless_checkpoint_deleted(self._exporter, estimator, export_path,
-                                                checkpoint_path, eval_result, is_the_final_export)
+        if checkpoint_exists(checkpoint_path):
+            try:
+                return self._exporter.export(estimator, export_path, checkpoint_path,
+                                             eval_result, is_the_final_export)
+            except (ValueError, tf.errors.NotFoundError):  # gone during the export
+                if checkpoint_exists(checkpoint_path):
+                    raise  # another failure: not ours to hide
+        logger.warning("%s: %s was deleted before it could be exported; the next evaluation "
+                       "exports (raise --keep_checkpoint_max or --save_checkpoints_steps to keep "
+                       "every evaluated checkpoint)", self.name, checkpoint_path)
+        return None
 
 
 class ReportingExporter(tf.estimator.Exporter):
@@ -129,9 +120,8 @@ class ReportingExporter(tf.estimator.Exporter):
 
     def export(self, estimator: tf.estimator.Estimator, export_path: str, checkpoint_path: str,
                eval_result: Dict[str, Any], is_the_final_export: bool) -> Optional[str]:
-        saved_model_path = _as_text(export_unless_checkpoint_deleted(
-            self._exporter, estimator, export_path, checkpoint_path, eval_result,
-            is_the_final_export))
+        saved_model_path = _as_text(self._exporter.export(
+            estimator, export_path, checkpoint_path, eval_result, is_the_final_export))
         summary = evaluation_summary(eval_result, saved_model_path=saved_model_path)
         write_metrics_json(self._output_dir, summary)
         # The tuned metric is always the RMSE; the tag is the name the tuning job expects.
