@@ -38,13 +38,20 @@ def reference_dataset(files: Sequence[str], *, batch_size: int, n_inputs: int,
     return dataset.batch(batch_size)
 
 
-def drain(dataset: tf.data.Dataset, *, rows: int, rows_per_batch: int) -> float:
-    """Take batches until `rows` rows have passed; returns rows per second."""
-    batches = math.ceil(rows / rows_per_batch)
-    count_rows = lambda total, batch: total + tf.shape(batch[1], out_type=tf.int64)[0]  # noqa: E731
+def drain(dataset: tf.data.Dataset, *, rows: int, rows_per_element: int) -> float:
+    """Take elements until `rows` rows have passed; returns rows per second.
+
+    An element is (features, labels [..., n_outputs]): one batch, or with --steps_per_run
+    several stacked; its rows are all of the labels' leading dimensions.
+    """
+    elements = math.ceil(rows / rows_per_element)
+
+    def count_rows(total: tf.Tensor, element) -> tf.Tensor:
+        return total + tf.reduce_prod(tf.shape(element[1], out_type=tf.int64)[:-1])
+
     stopwatch = Stopwatch()
     stopwatch.start()
-    seen = int(dataset.take(batches).reduce(tf.constant(0, tf.int64), count_rows))
+    seen = int(dataset.take(elements).reduce(tf.constant(0, tf.int64), count_rows))
     seconds = stopwatch.stop()
     if seen < rows:
         raise RuntimeError(f"the pipeline gave {seen} rows, expected at least {rows}")
@@ -81,9 +88,9 @@ def input_candidates(config: TrainerConfig, *, files: Sequence[str],
                  n_outputs=config.n_outputs)
     measurements = {
         "trainer": lambda: drain(make_train_input_fn(config, files=list(files))(), rows=rows,
-                                 rows_per_batch=config.batch_size),
+                                 rows_per_element=config.batch_size * config.steps_per_run),
         "reference": lambda: drain(reference_dataset(files, **shape), rows=rows,
-                                   rows_per_batch=config.batch_size),
+                                   rows_per_element=config.batch_size),
         "pyarrow": lambda: pyarrow_rows_per_sec(files),
     }
 

@@ -103,7 +103,9 @@ def keras_examples_per_sec(config: TrainerConfig, *, files: List[str], steps: in
         learning_rate=config.learning_rate,
         global_clipnorm=config.clip_gradient_norm if config.clip_gradient_norm > 0 else None)
     model.compile(optimizer=optimizer, loss="mse")
-    dataset = make_train_input_fn(config, files=files)().map(
+    # One batch per element: fit takes the trainer's batches, not its --steps_per_run groups.
+    one_batch_each = dataclasses.replace(config, steps_per_run=1)
+    dataset = make_train_input_fn(one_batch_each, files=files)().map(
         lambda features, labels: (features[FEATURE_KEY], labels))
     throughput = _KerasThroughput(warmup_steps=max(warmup_steps, 1))
     model.fit(dataset, steps_per_epoch=max(warmup_steps, 1) + steps, epochs=1, verbose=0,

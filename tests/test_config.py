@@ -90,6 +90,7 @@ def test_all_models_and_optimizers_are_accepted():
     (["--learning_rate", "nan"], "argument --learning_rate: expected a number > 0.0, got 'nan'"),
     (["--learning_rate", "fast"], "argument --learning_rate: expected a number > 0.0, got 'fast'"),
     (["--train_steps", "0"], "argument --train_steps: expected an integer >= 1, got '0'"),
+    (["--steps_per_run", "0"], "argument --steps_per_run: expected an integer >= 1, got '0'"),
     (["--clip_gradient_norm", "-1"], "argument --clip_gradient_norm: expected a number >= 0.0"),
     (["--train_data_paths", "a.csv"], "--train_data_paths was given but --eval_data_paths was not"),
     (["--eval_data_paths", "a.csv"], "--eval_data_paths was given but --train_data_paths was not"),

@@ -91,7 +91,7 @@ def evaluations(text: str) -> List[int]:
 
 
 def test_cluster_trains_exports_once_and_reports_once_per_evaluation(tiny_data, tmp_path):
-    target = 2000  # long enough for every worker to start before the chief finishes
+    target = 6000  # long enough for every worker to start before the chief finishes
     cluster = make_cluster(tiny_data, tmp_path, steps=target)
     cluster.start()
     codes = cluster.wait(timeout_secs=CLUSTER_TIMEOUT_SECS)

@@ -218,3 +218,15 @@ def test_nan_in_the_data_fails_the_pipeline(tmp_path):
     path = write_rows(tmp_path / "nan.csv", values)
     with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):
         list(make_fn([str(path)], training=False)())
+
+
+def test_steps_per_run_stacks_whole_batches_of_intact_rows(tiny_data):
+    # One file of 40 rows in pools of 40: the first two groups of 4 batches of 5 are one epoch.
+    files = tiny_data["train_files"][:1]
+    groups = list(make_fn(files, training=True, shuffle_buffer_size=40, steps_per_run=4)().take(2))
+    assert all(f[FEATURE_KEY].shape == (4, BATCH, N_INPUTS) and y.shape == (4, BATCH, N_OUTPUTS)
+               for f, y in groups)
+    rows = np.concatenate([np.concatenate([f[FEATURE_KEY].numpy(), y.numpy()], axis=-1)
+                           .reshape(-1, N_INPUTS + N_OUTPUTS) for f, y in groups])
+    data = np.loadtxt(files[0], delimiter=",", dtype=np.float32)
+    np.testing.assert_array_equal(sorted_rows(rows), sorted_rows(data))

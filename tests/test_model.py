@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from trainer.config import MODELS, OPTIMIZERS
-from trainer.model import model_fn, naive_forecast
+from trainer.model import StopAtLastStepHook, model_fn, naive_forecast
 
 BATCH, N_INPUTS, N_OUTPUTS, HIDDEN = 6, 9, 4, 5
 MODES = tf.estimator.ModeKeys
@@ -100,3 +100,92 @@ def test_lstm_is_the_papers_model():
 def test_naive_forecast_repeats_the_last_value():
     result = naive_forecast(tf.constant([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), n_outputs=4)
     np.testing.assert_array_equal(result.numpy(), [[3.0] * 4, [6.0] * 4])
+
+
+def train_graph(params_, *, input_shape, label_shape):
+    """A TRAIN graph of model_fn fed by placeholders; returns (graph, spec, inputs, labels)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.train.create_global_step()
+        inputs = tf.compat.v1.placeholder(tf.float32, input_shape)
+        labels = tf.compat.v1.placeholder(tf.float32, label_shape)
+        spec = model_fn({"rawdata": inputs}, labels, MODES.TRAIN, params_)
+    return graph, spec, inputs, labels
+
+
+def stacked_batches(steps, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(steps, BATCH, N_INPUTS)).astype(np.float32),
+            rng.normal(size=(steps, BATCH, N_OUTPUTS)).astype(np.float32))
+
+
+def variable_values(session):
+    with session.graph.as_default():
+        return {v.op.name: session.run(v) for v in session.graph.get_collection("variables")}
+
+
+@pytest.mark.parametrize("model, optimizer", [("lstm", "sgd"), ("gru", "adam"),
+                                              ("linear", "rmsprop")])
+def test_several_steps_per_run_are_the_same_steps_as_one_per_run(model, optimizer):
+    steps = 4
+    inputs, labels = stacked_batches(steps, seed=7)
+    one = train_graph(params(model, optimizer), input_shape=inputs.shape[1:],
+                      label_shape=labels.shape[1:])
+    loop = train_graph({**params(model, optimizer), "steps_per_run": steps, "train_steps": 1000},
+                       input_shape=inputs.shape, label_shape=labels.shape)
+    sessions = []
+    for graph, *_ in (one, loop):
+        session = tf.compat.v1.Session(graph=graph)
+        with graph.as_default():
+            session.run(tf.compat.v1.global_variables_initializer())
+        sessions.append(session)
+    one_session, loop_session = sessions
+    start = variable_values(one_session)
+    assert set(start) == set(variable_values(loop_session))  # same variables, same names
+    with loop[0].as_default():
+        for variable in loop[0].get_collection("variables"):  # and the same starting point
+            variable.load(start[variable.op.name], loop_session)
+
+    _, one_spec, one_inputs, one_labels = one
+    losses = [one_session.run([one_spec.loss, one_spec.train_op],
+                              {one_inputs: inputs[step], one_labels: labels[step]})[0]
+              for step in range(steps)]  # one step per run, the batches one by one
+    _, loop_spec, loop_inputs, loop_labels = loop
+    loop_loss, _ = loop_session.run([loop_spec.loss, loop_spec.train_op],
+                                    {loop_inputs: inputs, loop_labels: labels})  # all in one run
+
+    after_one, after_loop = variable_values(one_session), variable_values(loop_session)
+    assert after_one["global_step"] == after_loop["global_step"] == steps
+    for name, value in after_one.items():
+        assert not np.array_equal(value, start[name]), f"{name} did not change"
+        np.testing.assert_allclose(after_loop[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert loop_loss == pytest.approx(np.mean(losses), rel=1e-5)  # the run's mean loss
+
+
+def test_several_steps_per_run_end_exactly_on_train_steps():
+    inputs, labels = stacked_batches(4, seed=3)
+    graph, spec, input_tensor, label_tensor = train_graph(
+        {**params(), "steps_per_run": 4, "train_steps": 6}, input_shape=inputs.shape,
+        label_shape=labels.shape)
+    feed = {input_tensor: inputs, label_tensor: labels}
+    assert [type(hook) for hook in spec.training_hooks] == [StopAtLastStepHook]
+    with graph.as_default():
+        global_step = tf.compat.v1.train.get_global_step().read_value()
+
+        class RecordStep(tf.compat.v1.train.SessionRunHook):
+            def after_run(self, run_context, run_values):
+                steps_after_run.append(run_context.session.run(global_step))
+
+        steps_after_run = []
+        hooks = [*spec.training_hooks, RecordStep()]
+        with tf.compat.v1.train.MonitoredSession(hooks=hooks) as session:
+            while not session.should_stop():
+                session.run(spec.train_op, feed)
+        with tf.compat.v1.Session() as session:  # without the hook, a run past the end
+            session.run(tf.compat.v1.global_variables_initializer())
+            past_the_end = []
+            for _ in range(3):
+                session.run(spec.train_op, feed)
+                past_the_end.append(session.run(global_step))
+    assert steps_after_run == [4, 6]  # 4 steps, then the 2 left; the hook stops there
+    assert past_the_end == [4, 6, 6]  # takes no step

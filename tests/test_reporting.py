@@ -62,3 +62,93 @@ def test_export_of_a_checkpoint_deleted_meanwhile_is_skipped_and_said(tiny_data,
     path = latest.export(estimator, str(output / "export" / "latest"), existing, eval_result, True)
     assert tf.saved_model.load(path).signatures["serving_default"] is not None
     assert read_metrics_json(str(output))["saved_model_path"] == path
+
+
+def test_evaluator_goes_on_after_its_checkpoint_was_deleted(tiny_data, tmp_path, caplog):
+    # The first evaluation meets a deleted checkpoint, as the Estimator's evaluator loop would
+    # when the chief's keep_checkpoint_max removes it first; the evaluator then goes on.
+    import pytest
+    import tensorflow as tf
+
+    from trainer.config import make_config
+    from trainer.experiment import make_estimator, make_train_input_fn, run_train_and_evaluate
+    from trainer.inputs import make_input_fn
+
+    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
+                         train_steps=20)
+    output = tmp_path / "run"
+    estimator = make_estimator(config, output_dir=str(output))
+    input_fn = make_train_input_fn(config, files=tiny_data["train_files"])
+    estimator.train(input_fn, max_steps=20)
+    gone = str(output / "model.ckpt-7")  # never written: as if deleted
+    train_spec = tf.estimator.TrainSpec(input_fn, max_steps=20)
+    eval_input_fn = make_input_fn(files=tiny_data["eval_files"], training=False, batch_size=5,
+                                  n_inputs=N_INPUTS, n_outputs=N_OUTPUTS)
+    eval_spec = tf.estimator.EvalSpec(eval_input_fn, steps=1, start_delay_secs=10)
+    delays, results = [], []
+
+    def evaluator_loop(estimator, train_spec, eval_spec):
+        delays.append(eval_spec.start_delay_secs)
+        checkpoint = gone if len(delays) == 1 else estimator.latest_checkpoint()
+        results.append(estimator.evaluate(eval_spec.input_fn, steps=1, checkpoint_path=checkpoint))
+
+    with caplog.at_level("WARNING"):
+        run_train_and_evaluate(estimator, train_spec, eval_spec, task_type="evaluator",
+                               run=evaluator_loop)
+    assert delays == [10, 0]  # went on at once
+    assert results[0]["global_step"] == 20
+    assert f"{gone} was deleted before it could be evaluated" in caplog.text
+
+    # The chief does not evaluate: there, the same error is not hidden.
+    delays.clear()
+    with pytest.raises(ValueError, match="model.ckpt-7"):
+        run_train_and_evaluate(estimator, train_spec, eval_spec, task_type="chief",
+                               run=evaluator_loop)
+    # Nor is the error of a checkpoint that exists but cannot be read.
+    broken = output / "model.ckpt-9"
+    (output / "model.ckpt-9.index").write_bytes(b"not a checkpoint")
+    delays.clear()
+
+    def broken_loop(estimator, train_spec, eval_spec):
+        delays.append(eval_spec.start_delay_secs)
+        estimator.evaluate(eval_spec.input_fn, steps=1, checkpoint_path=str(broken))
+
+    with pytest.raises((ValueError, tf.errors.OpError)):
+        run_train_and_evaluate(estimator, train_spec, eval_spec, task_type="evaluator",
+                               run=broken_loop)
+    assert delays == [10]
+
+
+def test_export_cut_short_by_a_deleted_checkpoint_leaves_no_half_export(tiny_data, tmp_path):
+    import tensorflow as tf
+
+    from trainer.config import make_config
+    from trainer.experiment import make_estimator, make_train_input_fn
+    from trainer.inputs import make_serving_input_receiver_fn
+    from trainer.reporting import SkipDeletedCheckpointExporter
+
+    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
+                         train_steps=10)
+    output = tmp_path / "run"
+    estimator = make_estimator(config, output_dir=str(output))
+    estimator.train(make_train_input_fn(config, files=tiny_data["train_files"]), max_steps=10)
+    checkpoint = estimator.latest_checkpoint()
+    export_dir = output / "export" / "latest"
+    real = tf.estimator.LatestExporter(
+        "latest", make_serving_input_receiver_fn(n_inputs=N_INPUTS))
+
+    class ChiefDeletesMidway(tf.estimator.Exporter):
+        """The real exporter, after a half-written export and the chief deleting the checkpoint."""
+        name = "latest"
+
+        def export(self, estimator, export_path, checkpoint_path, eval_result, is_final):
+            (export_dir / "temp-1700000000").mkdir(parents=True)
+            (export_dir / "temp-1700000000" / "saved_model.pb").write_bytes(b"half")
+            for path in tf.io.gfile.glob(checkpoint_path + ".*"):
+                tf.io.gfile.remove(path)
+            return real.export(estimator, export_path, checkpoint_path, eval_result, is_final)
+
+    (export_dir / "1600000000").mkdir(parents=True)  # an earlier export stays
+    exporter = SkipDeletedCheckpointExporter(ChiefDeletesMidway())
+    assert exporter.export(estimator, str(export_dir), checkpoint, {"global_step": 10}, False) is None
+    assert sorted(p.name for p in export_dir.iterdir()) == ["1600000000"]

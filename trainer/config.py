@@ -157,6 +157,11 @@ class TrainerConfig:
         "best; raise it for large --hidden_units or --batch_size.", type=_int_at_least(0))
     inter_op_threads: int = _flag(
         0, "TensorFlow ops run side by side (0: one per core).", type=_int_at_least(0))
+    steps_per_run: int = _flag(
+        10, "Training steps taken in one session run, by a loop inside the graph. Each step is "
+        "still one batch and one update; only the session, its hooks and Python are run less "
+        "often (the progress line, checkpoints and the stop at --train_steps fall on run "
+        "boundaries). 1: one step per run.", type=_int_at_least(1))
 
     # Reporting.
     hypertune_metric_tag: str = _flag(

@@ -23,7 +23,12 @@ from trainer.inputs import (
 from trainer.model import model_fn
 from trainer.outputs import latest_global_step, prepare_output_dir
 from trainer.progress import ProgressHook
-from trainer.reporting import ReportingExporter, SkipDeletedCheckpointExporter, read_metrics_json
+from trainer.reporting import (
+    ReportingExporter,
+    SkipDeletedCheckpointExporter,
+    deleted_checkpoint_in,
+    read_metrics_json,
+)
 from trainer.scaling import resolve_statistics
 
 logger = logging.getLogger(__name__)
@@ -37,7 +42,7 @@ def model_params(config: TrainerConfig) -> Dict[str, Any]:
     """The Estimator `params` that model_fn reads (statistics resolved from --stats_file)."""
     params = {key: getattr(config, key) for key in (
         "model", "hidden_units", "n_inputs", "n_outputs", "optimizer", "learning_rate",
-        "clip_gradient_norm", "scaling", "season")}
+        "clip_gradient_norm", "scaling", "season", "steps_per_run", "train_steps")}
     params.update(resolve_statistics(scaling=config.scaling, stats_file=config.stats_file,
                                      scale_mean=config.scale_mean, scale_std=config.scale_std,
                                      season=config.season))
@@ -89,7 +94,8 @@ def make_train_input_fn(config: TrainerConfig, *, files: List[str], num_workers:
     return make_input_fn(files=files, training=True, batch_size=config.batch_size,
                          n_inputs=config.n_inputs, n_outputs=config.n_outputs,
                          shuffle_buffer_size=config.shuffle_buffer_size, seed=config.seed,
-                         num_workers=num_workers, worker_index=worker_index)
+                         num_workers=num_workers, worker_index=worker_index,
+                         steps_per_run=config.steps_per_run)
 
 
 def make_progress_hook(config: TrainerConfig) -> ProgressHook:
@@ -153,6 +159,31 @@ def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimat
                         eval_result, is_the_final_export=True)
 
 
+def run_train_and_evaluate(estimator: tf.estimator.Estimator, train_spec: tf.estimator.TrainSpec,
+                           eval_spec: tf.estimator.EvalSpec, *, task_type: str,
+                           run: Callable[..., Any] = tf.estimator.train_and_evaluate) -> None:
+    """`tf.estimator.train_and_evaluate`, with an evaluator that outlives a deleted checkpoint.
+
+    A separate evaluator evaluates the newest checkpoint while the chief trains on; when the
+    chief saves faster than the evaluator evaluates, keep_checkpoint_max can delete that
+    checkpoint before or while it is read, and the Estimator's evaluator loop dies with it.
+    Here the evaluator says so and goes on with the checkpoint that is newest now. Any other
+    error, and any error in another task, is raised.
+    """
+    while True:
+        try:
+            run(estimator, train_spec, eval_spec)
+            return
+        except (ValueError, tf.errors.NotFoundError) as error:
+            checkpoint = deleted_checkpoint_in(error) if task_type == "evaluator" else None
+            if checkpoint is None:
+                raise
+            logger.warning("%s was deleted before it could be evaluated; evaluating the newest "
+                           "checkpoint instead (raise --keep_checkpoint_max or "
+                           "--save_checkpoints_steps to evaluate more of them)", checkpoint)
+            eval_spec = eval_spec._replace(start_delay_secs=0)
+
+
 def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
     """Train, evaluate and export as one process of the TF_CONFIG cluster (or alone).
 
@@ -195,7 +226,7 @@ def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
         start_delay_secs=config.eval_start_delay_secs,
         throttle_secs=config.eval_throttle_secs)
     try:
-        tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+        run_train_and_evaluate(estimator, train_spec, eval_spec, task_type=task.task_type)
         if task.is_distributed and task.is_chief and not task.has_evaluator:
             evaluate_and_export(estimator, eval_spec)
     except tf.errors.InvalidArgumentError as error:

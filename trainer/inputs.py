@@ -123,12 +123,14 @@ def split_features_and_labels(values: tf.Tensor, *, n_inputs: int
     return build_features(values[..., :n_inputs]), values[..., n_inputs:]
 
 
-def cut_into_batches(leftover: tf.Tensor, rows: tf.Tensor, *, batch_size: int, n_inputs: int
+def cut_into_batches(leftover: tf.Tensor, rows: tf.Tensor, *, batch_size: int, n_inputs: int,
+                     batches_per_element: int = 1
                      ) -> Tuple[tf.Tensor, Tuple[Dict[str, tf.Tensor], tf.Tensor]]:
     """Rows left from before, then new rows -> (rows left now, whole batches of them).
 
     The batches are (features [batches, batch_size, n_inputs], labels [...]): `unbatch`
-    hands them on one batch at a time, without touching single rows.
+    hands them on one batch at a time, without touching single rows. With
+    `batches_per_element` > 1 they are grouped: [groups, batches_per_element, batch_size, ...].
 
     >>> left, (features, labels) = cut_into_batches(
     ...     tf.constant([[1., 10.]]), tf.constant([[2., 20.], [3., 30.], [4., 40.]]),
@@ -137,8 +139,10 @@ def cut_into_batches(leftover: tf.Tensor, rows: tf.Tensor, *, batch_size: int, n
     ([[[1.0], [2.0], [3.0]]], [[[10.0], [20.0], [30.0]]], [[4.0, 40.0]])
     """
     rows = tf.concat([leftover, rows], axis=0)
-    whole = tf.shape(rows)[0] // batch_size * batch_size
-    batches = tf.reshape(rows[:whole], [-1, batch_size, rows.shape[-1]])
+    group_rows = batches_per_element * batch_size
+    whole = tf.shape(rows)[0] // group_rows * group_rows
+    group_shape = [batches_per_element] if batches_per_element > 1 else []
+    batches = tf.reshape(rows[:whole], [-1, *group_shape, batch_size, rows.shape[-1]])
     return rows[whole:], split_features_and_labels(batches, n_inputs=n_inputs)
 
 
@@ -184,11 +188,14 @@ def decode_csv_batch(lines: tf.Tensor, *, n_inputs: int, n_outputs: int
 
 def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_inputs: int,
                   n_outputs: int, shuffle_buffer_size: int = 10000, seed: int = 0,
-                  num_workers: int = 1, worker_index: int = 0) -> Callable[[], tf.data.Dataset]:
+                  num_workers: int = 1, worker_index: int = 0, steps_per_run: int = 1
+                  ) -> Callable[[], tf.data.Dataset]:
     """An Estimator input_fn over `files`.
 
     Training shuffles and repeats forever and, when there are at least as many files as
     training processes, gives each process (`worker_index` of `num_workers`) its own files.
+    With `steps_per_run` > 1, each training element is that many batches stacked
+    ([steps_per_run, batch_size, ...], for `trainer.model.train_several_steps`).
     Evaluation makes exactly one ordered pass.
 
     Training never handles a row on its own: `read_lines` reads up to `MAX_PARALLEL_FILES`
@@ -239,7 +246,8 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
         # Each pool becomes whole batches in one op; its last rows start the next pool's.
         no_rows = tf.zeros([0, n_inputs + n_outputs], tf.float32)
         dataset = dataset.scan(no_rows, functools.partial(
-            cut_into_batches, batch_size=batch_size, n_inputs=n_inputs))
+            cut_into_batches, batch_size=batch_size, n_inputs=n_inputs,
+            batches_per_element=steps_per_run))
         return dataset.unbatch().prefetch(tf.data.AUTOTUNE)
 
     return input_fn
