@@ -5,7 +5,7 @@
 
 Flags after `--` are the trainer's own (`python -m trainer.task --help`): the benchmark builds
 the trainer's configuration from them, so it measures exactly what a run with those flags
-does. Candidates run in turns (trainer, reference, pyarrow, trainer, ...) after one unrecorded
+does. Candidates run in turns (trainer, pyarrow, reference, trainer, ...) after one unrecorded
 warm-up round, so that a slow phase of the machine hits all of them alike; the figures are the
 medians of the recorded rounds.
 """
@@ -54,7 +54,7 @@ def build_benchmark_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_dir", default=DEFAULT_DATA_DIR,
                         help="Where the generated shards live; reused while --rows, --shards and "
                         "the shape match (default: benchmarks/data).")
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=int, default=5,
                         help="Recorded rounds per candidate, after one warm-up round; the "
                         "figures are their medians (default: %(default)s).")
     parser.add_argument("--train_steps", type=int, default=3000,
