@@ -123,15 +123,17 @@ def summarize(results: Dict[str, Result]) -> Dict[str, Dict[str, object]]:
 
 
 def format_table(results: Dict[str, Result], ratios: Dict[str, Dict[str, object]]) -> str:
-    lines = [f"{'candidate':<18} {'median':>14} {'unit':<11} {'runs':<28} {'peak RSS':>9} "
+    runs = {name: " ".join(f"{rate:,.0f}" for rate in result.rates)
+            for name, result in results.items()}
+    width = max([len("runs"), *map(len, runs.values())])
+    lines = [f"{'candidate':<18} {'median':>14} {'unit':<11} {'runs':<{width}} {'peak RSS':>9} "
              f"{'+RSS':>8}"]
-    for result in results.values():
+    for name, result in results.items():
         summary = result.as_dict()
-        runs = " ".join(f"{rate:,.0f}" for rate in result.rates)
         peak = summary["peak_rss_mib"]
         increase = summary["rss_increase_mib"]
         lines.append(
-            f"{result.name:<18} {result.median:>14,.0f} {summary['unit']:<11} {runs:<28} "
+            f"{result.name:<18} {result.median:>14,.0f} {summary['unit']:<11} {runs[name]:<{width}} "
             f"{'' if peak is None else f'{peak:,.0f} MiB':>9} "
             f"{'' if increase is None else f'{increase:,.0f} MiB':>8}")
     lines.append("")
