@@ -77,7 +77,7 @@ def test_tiny_benchmark_writes_the_table_and_json(tmp_path):
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(report_path.read_text())
-    names = ["trainer", "reference", "pyarrow", "estimator_lstm", "keras_lstm",
+    names = ["trainer", "pyarrow", "reference", "estimator_lstm", "keras_lstm",
              "estimator_linear", "keras_linear"]
     assert list(report["results"]) == names
     for name in names:
