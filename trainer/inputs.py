@@ -250,7 +250,7 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
             batches_per_element=steps_per_run))
         # The autotuner sometimes settled, for a whole pass, on a setting that left one of two
         # cores idle: half speed in 4 of 45 passes on a 2-core machine, none of 45 without it.
-        # Off, each AUTOTUNE stage runs one call per core, and prefetch grows its own buffer.
+        # Off, the AUTOTUNE stages run at TensorFlow's default parallelism instead of a tuned one.
         options = tf.data.Options()
         options.autotune.enabled = False
         return dataset.unbatch().prefetch(tf.data.AUTOTUNE).with_options(options)
