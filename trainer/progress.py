@@ -30,8 +30,12 @@ def format_progress(*, step: int, target_step: int, loss: float, examples_per_se
             f"{examples_per_sec:,.0f} examples/s  ETA {eta}")
 
 
+FIRST_LINE_SECS = 2.0  # the first line comes early: a short job shows its speed and ETA too
+
+
 class ProgressHook(tf.estimator.SessionRunHook):
-    """Logs `format_progress` every `interval_secs` seconds of training, and once at the end."""
+    """Logs `format_progress` after `FIRST_LINE_SECS` (or `interval_secs` if shorter), then
+    every `interval_secs` seconds of training, and once at the end."""
 
     def __init__(self, *, target_step: int, batch_size: int, interval_secs: float):
         self._target_step = target_step
@@ -46,9 +50,10 @@ class ProgressHook(tf.estimator.SessionRunHook):
         self._last_step = 0
         self._last_loss: Optional[float] = None
         self._step = 0
+        self._wait_secs = min(FIRST_LINE_SECS, self._interval_secs)
 
     def before_run(self, run_context: tf.estimator.SessionRunContext) -> tf.estimator.SessionRunArgs:
-        due = self._last_time is None or time.time() - self._last_time >= self._interval_secs
+        due = self._last_time is None or time.time() - self._last_time >= self._wait_secs
         fetches = {"step": self._global_step}
         if due:
             fetches["loss"] = self._loss
@@ -64,6 +69,7 @@ class ProgressHook(tf.estimator.SessionRunHook):
         self._last_loss = float(results["loss"])
         if self._last_time is not None:
             self._log(now)
+            self._wait_secs = self._interval_secs
         self._last_time, self._last_step = now, self._step
 
     def _log(self, now: float) -> None:
