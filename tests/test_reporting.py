@@ -28,7 +28,7 @@ def test_metrics_json_round_trip(tmp_path):
     assert read_metrics_json(str(tmp_path)) == {
         "rmse": 0.2, "mae": 0.1, "naive_rmse": 0.8, "loss": 0.04, "global_step": 300,
         "saved_model_path": f"{tmp_path}/export/latest/123"}
-    assert not (tmp_path / "metrics.json.tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left
     assert read_metrics_json(str(tmp_path / "none")) is None
 
 

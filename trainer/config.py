@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import tensorflow as tf
 
 from trainer.errors import ConfigError
+from trainer.files import write_text_atomically
 from trainer.scaling import SCHEMES as SCALINGS
 
 MODELS = ("lstm", "lstm2", "gru", "cnn", "dnn", "linear")
@@ -257,10 +258,12 @@ def config_path(directory: str) -> str:
 
 
 def save_config(config: TrainerConfig, directory: str) -> str:
-    """Write the resolved config as JSON into `directory`; returns the file's path."""
+    """Write the resolved config as JSON into `directory`; returns the file's path.
+
+    Written through a rename: workers starting beside the chief read it at the same moment.
+    """
     path = config_path(directory)
-    with tf.io.gfile.GFile(path, "w") as handle:
-        handle.write(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+    write_text_atomically(path, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
     return path
 
 

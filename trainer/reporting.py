@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Set
 import hypertune
 import tensorflow as tf
 
+from trainer.files import write_text_atomically
 from trainer.forecast_metrics import metric_names
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,7 @@ def report_to_hypertune(*, tag: str, value: float, global_step: int) -> None:
 def write_metrics_json(directory: str, metrics: Dict[str, Any]) -> str:
     """Write `metrics` to DIRECTORY/metrics.json (via a temporary file and a rename)."""
     path = directory.rstrip("/") + "/" + METRICS_FILENAME
-    temporary = path + ".tmp"
-    with tf.io.gfile.GFile(temporary, "w") as handle:
-        handle.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    write_text_atomically(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer.errors import DataError
+from trainer.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +41,8 @@ def sine_windows(*, rows: int, n_inputs: int, n_outputs: int, seed: int) -> np.n
     return (amplitude * np.sin(frequency * steps + phase) + noise).astype(np.float32)
 
 
-def _write_atomically(path: str, text: str) -> None:
-    """Write through a temporary file and a rename, so a concurrent reader sees all or nothing."""
-    temporary = path + ".tmp"
-    with tf.io.gfile.GFile(temporary, "w") as handle:
-        handle.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
 def _write_csv(path: str, values: np.ndarray) -> None:
-    _write_atomically(path, "\n".join(",".join(f"{v:.5f}" for v in row) for row in values) + "\n")
+    write_text_atomically(path, "\n".join(",".join(f"{v:.5f}" for v in row) for row in values) + "\n")
 
 
 def _spec(*, n_inputs: int, n_outputs: int, seed: int, rows_per_shard: int) -> Dict[str, object]:
@@ -115,7 +108,7 @@ def write_dataset(directory: str, *, n_inputs: int, n_outputs: int, seed: int = 
             _write_csv(path, values)
             written.append(path)
     # The spec file last: its presence tells waiting processes that every shard is complete.
-    _write_atomically(spec_path, json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    write_text_atomically(spec_path, json.dumps(spec, indent=2, sort_keys=True) + "\n")
     logger.info("wrote %d synthetic shards of %d rows to %s", len(written), rows_per_shard,
                 directory)
     return patterns
