@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import numpy as np
 import pytest
@@ -36,9 +36,12 @@ def cluster_flags(data, output: Path, *, steps: int) -> List[str]:
     return [*flags, "--eval_start_delay_secs", "0", "--eval_throttle_secs", "1"]
 
 
-def make_cluster(data, tmp_path: Path, *, steps: int, **kwargs) -> LocalCluster:
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "CLOUD_ML_TRIAL_ID")}
-    return LocalCluster(trainer_args=cluster_flags(data, tmp_path / "run", steps=steps),
+def make_cluster(data, tmp_path: Path, *, steps: int, extra_flags: Sequence[str] = (),
+                 **kwargs) -> LocalCluster:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CONFIG", "CLOUD_ML_TRIAL_ID", "CLOUD_ML_JOB_ID")}
+    return LocalCluster(trainer_args=[*cluster_flags(data, tmp_path / "run", steps=steps),
+                                      *extra_flags],
                         log_dir=tmp_path / "logs", env=env, **kwargs)
 
 
@@ -204,17 +207,22 @@ def test_worker_killed_and_restarted_rejoins(tiny_data, tmp_path):
 
 
 def test_chief_killed_and_restarted_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
+    """With --overwrite too: the restarted chief must not delete what its own job wrote."""
     output = tmp_path / "run"
-    cluster = make_cluster(tiny_data, tmp_path, steps=FAULT_TARGET, evaluator=False)
+    cluster = make_cluster(tiny_data, tmp_path, steps=FAULT_TARGET, evaluator=False,
+                           extra_flags=["--overwrite"])
     cluster.start()
     wait_for_training(cluster, "chief-0", min_step=1100)
     cluster.kill("chief", 0)
     killed_at = time.strftime("%H:%M:%S")
-    step_at_kill = newest_step(cluster)
     last_checkpoint = checkpointed_step(output)
+    # The newest step known at the kill: a progress line, or a checkpoint saved after it.
+    step_at_kill = max(newest_step(cluster), last_checkpoint)
     cluster.start_task("chief", 0)
     wait_for_training(cluster, "chief-0")
     restarted = current_start(cluster, "chief-0")
+    assert "was written by this same job (CLOUD_ML_JOB_ID=local_cluster_" in restarted
+    assert "deleting everything" not in log_text(cluster, "chief-0")
     resumed = int(re.search(r"resuming from the checkpoint at step (\d+)", restarted).group(1))
     training_at = first_progress_clock(restarted)
     finish_and_check(cluster, output)
@@ -224,7 +232,7 @@ def test_chief_killed_and_restarted_resumes_from_its_last_checkpoint(tiny_data, 
           f"again at {training_at} ({seconds(training_at) - seconds(killed_at)} s)")
     assert resumed == last_checkpoint
     # Lost: what was trained since the last checkpoint, plus at most one progress interval.
-    assert 0 <= lost <= CHECKPOINT_EVERY + 150
+    assert lost <= CHECKPOINT_EVERY + 150
 
 
 def test_parameter_server_killed_and_restarted_recovers_from_the_checkpoint(tiny_data, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 from trainer.environment import (
     TaskInfo,
     apply_cluster,
+    job_id,
     read_tf_config,
     resolve_cluster,
     resolve_output_dir,
@@ -75,6 +76,12 @@ def test_trial_id_sources():
     assert trial_id({**tf_config("master", trial="12"), "CLOUD_ML_TRIAL_ID": "4"}) == "12"
     with pytest.raises(ConfigError, match="cannot be used as a directory name"):
         trial_id({"CLOUD_ML_TRIAL_ID": "../x"})
+
+
+def test_job_id_comes_from_cloud_ml_job_id():
+    assert job_id({}) is None
+    assert job_id({"CLOUD_ML_JOB_ID": " "}) is None
+    assert job_id({"CLOUD_ML_JOB_ID": "4471302719"}) == "4471302719"
 
 
 def test_output_dir_precedence():

@@ -23,6 +23,8 @@ MODELS = ("lstm", "lstm2", "gru", "cnn", "dnn", "linear")
 OPTIMIZERS = ("sgd", "adam", "adagrad", "rmsprop")
 VERBOSITIES = ("DEBUG", "INFO", "WARNING", "ERROR")
 CONFIG_FILENAME = "config.json"
+# Not a flag: the cloud job ($CLOUD_ML_JOB_ID) that wrote config.json, saved beside the flags.
+JOB_ID_KEY = "cloud_ml_job_id"
 
 # Keys that define the graph: resuming a checkpoint with any of them changed cannot work.
 ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs", "scaling")
@@ -84,7 +86,8 @@ class TrainerConfig:
         "--job-dir is the same flag. Precedence: this flag, then $AIP_MODEL_DIR, then ./output.")
     # Off by default: never delete a user's checkpoints unless asked.
     overwrite: bool = _flag(
-        False, "Delete everything in the output directory (or trial directory) before training. "
+        False, "Delete everything in the output directory (or trial directory) before training, "
+        "once per cloud job: a chief restarted within the same job ($CLOUD_ML_JOB_ID) resumes. "
         "Without it, a rerun resumes from the latest checkpoint.")
 
     # Series shape: each CSV row is n_inputs past values followed by n_outputs future values.
@@ -257,13 +260,17 @@ def config_path(directory: str) -> str:
     return directory.rstrip("/") + "/" + CONFIG_FILENAME
 
 
-def save_config(config: TrainerConfig, directory: str) -> str:
+def save_config(config: TrainerConfig, directory: str, *, job_id: Optional[str] = None) -> str:
     """Write the resolved config as JSON into `directory`; returns the file's path.
 
-    Written through a rename: workers starting beside the chief read it at the same moment.
+    `job_id`, when given, is saved under JOB_ID_KEY. Written through a rename: workers
+    starting beside the chief read it at the same moment.
     """
     path = config_path(directory)
-    write_text_atomically(path, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+    saved = config.to_dict()
+    if job_id:
+        saved[JOB_ID_KEY] = job_id
+    write_text_atomically(path, json.dumps(saved, indent=2, sort_keys=True) + "\n")
     return path
 
 

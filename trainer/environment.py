@@ -8,7 +8,8 @@ that differ by service:
   (legacy AI Platform unless the job sets `useChiefInTfConfig`);
 - `CLUSTER_SPEC` with worker pools `workerpool0` to `workerpool3` standing for chief,
   worker, parameter server and evaluator (Vertex AI custom containers);
-- `CLOUD_ML_TRIAL_ID` (tuning trials) and `AIP_MODEL_DIR` (Vertex AI's output directory).
+- `CLOUD_ML_TRIAL_ID` (tuning trials) and `AIP_MODEL_DIR` (Vertex AI's output directory);
+- `CLOUD_ML_JOB_ID` (the job, the same in every process and every restart of it).
 
 `resolve_cluster` turns any of them into the one TF_CONFIG the Estimator accepts (a `chief`,
 no evaluator inside the training cluster, no cluster at all for a single machine) and a
@@ -24,6 +25,7 @@ from typing import Any, Dict, Mapping, MutableMapping, Optional, Tuple
 from trainer.errors import ConfigError
 
 DEFAULT_OUTPUT_DIR = "output"
+JOB_ID_VARIABLE = "CLOUD_ML_JOB_ID"
 CHIEF_TYPES = ("chief", "master")
 TASK_TYPES = ("chief", "master", "worker", "ps", "evaluator")
 # Vertex AI worker pools, in the order of CustomJobSpec.workerPoolSpecs.
@@ -207,6 +209,14 @@ def trial_id(environ: Mapping[str, str] = os.environ) -> Optional[str]:
     if "/" in trial or trial in (".", ".."):
         raise ConfigError(f"trial id {trial!r} cannot be used as a directory name")
     return trial
+
+
+def job_id(environ: Mapping[str, str] = os.environ) -> Optional[str]:
+    """The cloud job this process belongs to ($CLOUD_ML_JOB_ID), or None outside one.
+
+    It tells a restarted chief that the output directory was written by its own job.
+    """
+    return environ.get(JOB_ID_VARIABLE, "").strip() or None
 
 
 def resolve_output_dir(flag_value: str, environ: Mapping[str, str] = os.environ) -> str:

@@ -198,7 +198,8 @@ def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
     storage.check_buckets({"--output_dir": [output_dir],
                            "--train_data_paths": split_patterns(config.train_data_paths),
                            "--eval_data_paths": split_patterns(config.eval_data_paths)})
-    prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief)
+    prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief,
+                       job_id=environment.job_id())
     if task.task_type == "ps":
         train_files, eval_files = [], []  # a parameter server only holds variables
     else:

@@ -5,8 +5,9 @@
 
 Starts a chief, N workers, M parameter servers and optionally an evaluator, each
 `python -m trainer.task TRAINER_ARGS` on 127.0.0.1 with a free port and its own TF_CONFIG,
-like one machine each. Each task logs to LOG_DIR/<type>-<index>.log and gets its own hypertune
-metric file (LOG_DIR/<type>-<index>.metrics, standing for each machine's /tmp). Parameter
+like one machine each, all with one CLOUD_ML_JOB_ID. Each task logs to
+LOG_DIR/<type>-<index>.log and gets its own hypertune metric file
+(LOG_DIR/<type>-<index>.metrics, standing for each machine's /tmp). Parameter
 servers never exit on their own: they are stopped once the chief, the workers and the
 evaluator have finished. The exit status is non-zero when any task fails.
 """
@@ -24,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from trainer.environment import JOB_ID_VARIABLE
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,10 @@ class LocalCluster:
         self.trainer_args = list(trainer_args)
         self.log_dir = Path(log_dir)
         self.env = dict(os.environ if env is None else env)
+        # One job id for every task and every restart, as the cloud sets it: it lets a
+        # restarted chief with --overwrite resume instead of deleting its own checkpoints.
+        self.env.setdefault(JOB_ID_VARIABLE, f"local_cluster_{time.strftime('%Y%m%d_%H%M%S')}_"
+                                             f"{os.getpid()}")
         self.python = python
         roles = [("chief", 1), ("worker", workers), ("ps", ps), ("evaluator", int(evaluator))]
         ports = iter(free_ports(sum(count for _, count in roles)))

@@ -1,0 +1,78 @@
+"""The output directory: --overwrite, a restarted chief within its job, the saved config."""
+
+import json
+import logging
+
+import pytest
+
+from trainer.config import make_config
+from trainer.errors import ConfigError
+from trainer.outputs import prepare_output_dir
+
+
+def earlier_run(directory, *, job_id=None, **flags):
+    """An output directory as a run left it: config.json and a checkpoint file."""
+    prepare_output_dir(make_config(**flags), output_dir=str(directory), is_chief=True,
+                       job_id=job_id)
+    (directory / "model.ckpt-500.index").write_text("a checkpoint")
+    return directory
+
+
+def test_chief_saves_the_config_with_the_job_id(tmp_path):
+    prepare_output_dir(make_config(hidden_units=9), output_dir=str(tmp_path / "run"),
+                       is_chief=True, job_id="job_42")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["hidden_units"] == 9 and saved["cloud_ml_job_id"] == "job_42"
+    prepare_output_dir(make_config(), output_dir=str(tmp_path / "local"), is_chief=True)
+    assert "cloud_ml_job_id" not in json.loads((tmp_path / "local" / "config.json").read_text())
+
+
+@pytest.mark.parametrize("saved_job, job", [(None, None), ("job_1", None), ("job_1", "job_2"),
+                                            (None, "job_2")])
+def test_overwrite_deletes_a_run_of_another_or_no_job(tmp_path, saved_job, job, caplog):
+    run = earlier_run(tmp_path / "run", job_id=saved_job, hidden_units=32)
+    with caplog.at_level(logging.WARNING, logger="trainer.outputs"):
+        prepare_output_dir(make_config(hidden_units=64, overwrite=True), output_dir=str(run),
+                           is_chief=True, job_id=job)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+    assert json.loads((run / "config.json").read_text())["hidden_units"] == 64
+    assert f"--overwrite: deleting everything in {run}" in caplog.text
+
+
+def test_overwrite_in_a_restarted_chief_of_the_same_job_keeps_its_checkpoints(tmp_path, caplog):
+    run = earlier_run(tmp_path / "run", job_id="job_1", overwrite=True)
+    with caplog.at_level(logging.WARNING, logger="trainer.outputs"):
+        prepare_output_dir(make_config(overwrite=True), output_dir=str(run), is_chief=True,
+                           job_id="job_1")
+    assert (run / "model.ckpt-500.index").read_text() == "a checkpoint"
+    assert "written by this same job (CLOUD_ML_JOB_ID=job_1)" in caplog.text
+    assert "deleting everything" not in caplog.text
+
+
+def test_overwrite_replaces_an_unreadable_config_of_an_unknown_job(tmp_path, caplog):
+    run = earlier_run(tmp_path / "run", job_id="job_1")
+    (run / "config.json").write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="trainer.outputs"):
+        prepare_output_dir(make_config(overwrite=True), output_dir=str(run), is_chief=True,
+                           job_id="job_1")
+    assert "config.json is not valid JSON" in caplog.text and "--overwrite replaces it" in caplog.text
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
+def test_worker_compares_with_the_saved_architecture_unless_the_chief_overwrites(tmp_path):
+    run = earlier_run(tmp_path / "run", hidden_units=32)
+    with pytest.raises(ConfigError, match=r"hidden_units: saved 32, now 64"):
+        prepare_output_dir(make_config(hidden_units=64), output_dir=str(run), is_chief=False)
+    # With --overwrite the chief replaces that config: a worker starting first must not stop.
+    prepare_output_dir(make_config(hidden_units=64, overwrite=True), output_dir=str(run),
+                       is_chief=False)
+    assert (run / "model.ckpt-500.index").exists()  # only the chief deletes
+    assert json.loads((run / "config.json").read_text())["hidden_units"] == 32  # nor writes
+
+
+def test_a_run_without_overwrite_resumes_and_keeps_everything(tmp_path):
+    run = earlier_run(tmp_path / "run", job_id="job_1", hidden_units=32)
+    prepare_output_dir(make_config(hidden_units=32), output_dir=str(run), is_chief=True,
+                       job_id="job_2")
+    assert (run / "model.ckpt-500.index").read_text() == "a checkpoint"
+    assert json.loads((run / "config.json").read_text())["cloud_ml_job_id"] == "job_2"
