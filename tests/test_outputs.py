@@ -70,6 +70,15 @@ def test_worker_compares_with_the_saved_architecture_unless_the_chief_overwrites
     assert json.loads((run / "config.json").read_text())["hidden_units"] == 32  # nor writes
 
 
+def test_overwrite_leaves_an_empty_directory_alone(tmp_path, caplog):
+    (tmp_path / "run").mkdir()  # as a worker starting before the chief makes it
+    with caplog.at_level(logging.WARNING, logger="trainer.outputs"):
+        prepare_output_dir(make_config(overwrite=True), output_dir=str(tmp_path / "run"),
+                           is_chief=True)
+    assert "deleting" not in caplog.text
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.json"]
+
+
 def test_a_run_without_overwrite_resumes_and_keeps_everything(tmp_path):
     run = earlier_run(tmp_path / "run", job_id="job_1", hidden_units=32)
     prepare_output_dir(make_config(hidden_units=32), output_dir=str(run), is_chief=True,

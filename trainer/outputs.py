@@ -46,7 +46,8 @@ def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool
         saved = load_config_dict(output_dir)
     elif is_chief:
         saved = _written_by_this_job(output_dir, job_id)
-        if saved is None and tf.io.gfile.exists(output_dir):
+        # An empty directory may be one that a worker starting first has just created.
+        if saved is None and tf.io.gfile.exists(output_dir) and tf.io.gfile.listdir(output_dir):
             logger.warning("--overwrite: deleting everything in %s", output_dir)
             tf.io.gfile.rmtree(output_dir)
     else:
