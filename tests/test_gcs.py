@@ -89,6 +89,7 @@ def test_train_export_and_resume_on_gcs(gcs, bucket, tiny_data, tmp_path):
     objects = listing(gcs, f"gs://{bucket}/runs/one/")
     assert {"checkpoint", "config.json", "metrics.json", "model.ckpt-100.index"} <= set(objects)
     assert any(name.startswith("export/best/") for name in objects)
+    assert not [name for name in objects if ".tmp-" in name]  # written by rename, none left
 
     flags[flags.index("--train_steps") + 1] = "150"
     second = train(gcs, flags)

@@ -18,6 +18,7 @@ def write_text_atomically(path: str, text: str) -> None:
         with tf.io.gfile.GFile(temporary, "w") as handle:
             handle.write(text)
         tf.io.gfile.rename(temporary, path, overwrite=True)
-    finally:
-        if tf.io.gfile.exists(temporary):
+    except BaseException:
+        if tf.io.gfile.exists(temporary):  # the rename did not happen: no stray file left
             tf.io.gfile.remove(temporary)
+        raise
