@@ -8,14 +8,15 @@ import json
 import logging
 from typing import Dict, List
 
-import numpy as np
 import tensorflow as tf
 
-from trainer.synthetic import sine_windows
+from trainer.data.schema import format_rows
+from trainer.data.synthetic import sine_windows
 
 logger = logging.getLogger(__name__)
 
 SPEC_FILENAME = "benchmark.json"
+CSV_DECIMALS = 5  # as the synthetic data set
 
 
 def shard_paths(data_dir: str, shards: int) -> List[str]:
@@ -50,17 +51,7 @@ def ensure_dataset(data_dir: str, *, rows: int, shards: int, n_inputs: int, n_ou
         values = sine_windows(rows=shard_rows, n_inputs=n_inputs, n_outputs=n_outputs,
                               seed=seed + index)
         with tf.io.gfile.GFile(path, "w") as handle:
-            handle.write(format_rows(values))
+            handle.write(format_rows(values, decimals=CSV_DECIMALS))
     with tf.io.gfile.GFile(spec_path, "w") as handle:
         json.dump(spec, handle)
     return paths
-
-
-def format_rows(values: np.ndarray) -> str:
-    """Rows of floats as CSV text with 5 decimals, one row per line.
-
-    >>> format_rows(np.array([[1.0, -0.5], [0.25, 2.0]]))
-    '1.00000,-0.50000\\n0.25000,2.00000\\n'
-    """
-    row_format = ",".join(["%.5f"] * values.shape[1]) + "\n"
-    return "".join(row_format % tuple(row) for row in values.tolist())

@@ -16,9 +16,9 @@ from typing import Callable, Dict, Sequence
 import tensorflow as tf
 
 from benchmarks.measure import Stopwatch
-from trainer.config import TrainerConfig
-from trainer.experiment import make_train_input_fn
-from trainer.inputs import build_features
+from trainer.data.schema import build_features
+from trainer.training.config import TrainerConfig
+from trainer.training.experiment import make_train_input_fn
 
 REFERENCE_SHUFFLE_BATCHES = 10  # the course code's buffer: 10 x batch_size rows
 READ_THROUGH_BYTES = 16 << 20
@@ -106,7 +106,7 @@ def input_candidates(config: TrainerConfig, *, files: Sequence[str],
 
 
 INPUT_DESCRIPTIONS = {
-    "trainer": "trainer.inputs training input_fn (chunked vectorized decode, pooled shuffle)",
+    "trainer": "trainer.data.pipeline training input_fn (chunked vectorized decode, pooled shuffle)",
     "reference": "course design: TextLineDataset, decode_csv per line, shuffle, batch",
     "pyarrow": "pyarrow.csv.read_csv of every file (multi-threaded C++, parse only)",
 }

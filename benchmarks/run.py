@@ -26,9 +26,9 @@ from benchmarks import data
 from benchmarks.input_pipelines import INPUT_DESCRIPTIONS, input_candidates
 from benchmarks.measure import Result, measure
 from benchmarks.training import KERAS_MODELS, training_candidates, training_description
-from trainer.config import TrainerConfig, parse_config
-from trainer.errors import TrainerError
-from trainer.task import setup_logging
+from trainer.training.config import TrainerConfig, parse_config
+from trainer.util.cli import setup_logging
+from trainer.util.errors import TrainerError
 
 logger = logging.getLogger("benchmarks")
 

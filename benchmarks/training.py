@@ -19,12 +19,10 @@ from typing import Callable, Dict, List, Optional
 import tensorflow as tf
 
 from benchmarks.measure import Stopwatch
-from trainer.config import TrainerConfig
-from trainer.experiment import make_estimator, make_progress_hook, make_train_input_fn
-from trainer.inputs import FEATURE_KEY
-
-KERAS_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adagrad": "Adagrad", "rmsprop": "RMSprop"}
-KERAS_MODELS = ("lstm", "linear")
+from trainer.data.schema import FEATURE_KEY
+from trainer.model.optimizers import OPTIMIZERS
+from trainer.training.config import TrainerConfig
+from trainer.training.experiment import make_estimator, make_progress_hook, make_train_input_fn
 
 
 class _ThroughputHook(tf.estimator.SessionRunHook):
@@ -66,19 +64,33 @@ def estimator_examples_per_sec(config: TrainerConfig, *, files: List[str], steps
     return trained * config.batch_size / throughput.seconds
 
 
+def _keras_lstm(config: TrainerConfig) -> tf.keras.Model:
+    layers = tf.keras.layers
+    return tf.keras.Sequential([
+        layers.Reshape((config.n_inputs, 1), input_shape=(config.n_inputs,)),
+        layers.LSTM(config.hidden_units),
+        layers.Dense(config.n_outputs),
+    ])
+
+
+def _keras_linear(config: TrainerConfig) -> tf.keras.Model:
+    return tf.keras.Sequential([tf.keras.layers.Dense(config.n_outputs,
+                                                      input_shape=(config.n_inputs,))])
+
+
+# The networks of the trainer's registry (`trainer.model.networks.NETWORKS`) that have a Keras
+# twin here, by their `--model` name.
+KERAS_NETWORKS: Dict[str, Callable[[TrainerConfig], tf.keras.Model]] = {
+    "lstm": _keras_lstm, "linear": _keras_linear}
+KERAS_MODELS = tuple(KERAS_NETWORKS)
+
+
 def keras_network(config: TrainerConfig) -> tf.keras.Model:
     """The trainer's `--model` (lstm or linear) as a Keras model with the same shapes."""
-    layers = tf.keras.layers
-    if config.model == "lstm":
-        return tf.keras.Sequential([
-            layers.Reshape((config.n_inputs, 1), input_shape=(config.n_inputs,)),
-            layers.LSTM(config.hidden_units),
-            layers.Dense(config.n_outputs),
-        ])
-    if config.model == "linear":
-        return tf.keras.Sequential([layers.Dense(config.n_outputs, input_shape=(config.n_inputs,))])
-    raise ValueError(f"no Keras counterpart for --model {config.model}; "
-                     f"use one of {', '.join(KERAS_MODELS)}")
+    if config.model not in KERAS_NETWORKS:
+        raise ValueError(f"no Keras counterpart for --model {config.model}; "
+                         f"use one of {', '.join(KERAS_MODELS)}")
+    return KERAS_NETWORKS[config.model](config)
 
 
 class _KerasThroughput(tf.keras.callbacks.Callback):
@@ -99,7 +111,7 @@ def keras_examples_per_sec(config: TrainerConfig, *, files: List[str], steps: in
                            warmup_steps: int) -> float:
     """`Model.fit` for warmup_steps + steps on the trainer's batches; examples/s after warm-up."""
     model = keras_network(config)
-    optimizer = getattr(tf.keras.optimizers, KERAS_OPTIMIZERS[config.optimizer])(
+    optimizer = getattr(tf.keras.optimizers, OPTIMIZERS[config.optimizer].keras_name)(
         learning_rate=config.learning_rate,
         global_clipnorm=config.clip_gradient_norm if config.clip_gradient_norm > 0 else None)
     model.compile(optimizer=optimizer, loss="mse")

@@ -9,8 +9,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pytest
 
-from trainer import reporting
-from trainer.synthetic import sine_windows
+from trainer.data.schema import format_rows
+from trainer.data.synthetic import sine_windows
+from trainer.training import reporting
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +22,7 @@ N_OUTPUTS = 3
 
 def write_rows(path: Path, values: np.ndarray) -> Path:
     """Write rows of floats as trainer CSV (no header)."""
-    path.write_text("".join(",".join(f"{v:.5f}" for v in row) + "\n" for row in values))
+    path.write_text(format_rows(values, decimals=5))
     return path
 
 

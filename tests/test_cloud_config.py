@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
-from trainer.config import MODELS, TrainerConfig, build_parser, parse_config
+from trainer.model.networks import NETWORKS
+from trainer.training.config import TrainerConfig, build_parser, parse_config
 
 LEGACY = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
 VERTEX = yaml.safe_load((REPO_ROOT / "scripts" / "vertex_hptuning.yaml").read_text())
@@ -99,7 +100,7 @@ def test_one_trial_with_every_parameter_at_once_parses():
 
 
 def test_the_model_parameter_covers_every_architecture():
-    assert sorted(LEGACY_PARAMS["model"]["categoricalValues"]) == sorted(MODELS)
+    assert sorted(LEGACY_PARAMS["model"]["categoricalValues"]) == sorted(tuple(NETWORKS))
 
 
 def test_the_metric_is_the_one_the_trainer_reports_and_is_minimized():

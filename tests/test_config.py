@@ -4,20 +4,9 @@ import dataclasses
 
 import pytest
 
-from trainer.config import (
-    ARCHITECTURE_KEYS,
-    MODELS,
-    OPTIMIZERS,
-    TrainerConfig,
-    build_parser,
-    check_resume_compatible,
-    load_config_dict,
-    make_config,
-    parse_config,
-    save_config,
-    split_patterns,
-)
-from trainer.errors import ConfigError
+from trainer.model.networks import NETWORKS
+from trainer.model.optimizers import OPTIMIZERS
+from trainer.training.config import TrainerConfig, build_parser, parse_config
 
 
 def parse_error(capsys: pytest.CaptureFixture, argv) -> str:
@@ -69,7 +58,7 @@ def test_job_dir_is_output_dir(spelling):
 
 
 def test_all_models_and_optimizers_are_accepted():
-    assert [parse_config(["--model", m]).model for m in MODELS] == list(MODELS)
+    assert [parse_config(["--model", m]).model for m in NETWORKS] == list(NETWORKS)
     assert [parse_config(["--optimizer", o]).optimizer for o in OPTIMIZERS] == list(OPTIMIZERS)
 
 
@@ -99,34 +88,3 @@ def test_all_models_and_optimizers_are_accepted():
 ])
 def test_bad_flags_exit_2_naming_the_flag(capsys, argv, expected):
     assert expected in parse_error(capsys, argv)
-
-
-def test_split_patterns():
-    assert split_patterns(" a*.csv, gs://b/c*,, ") == ["a*.csv", "gs://b/c*"]
-
-
-def test_saved_config_round_trips(tmp_path):
-    config = make_config(model="gru", hidden_units=7, output_dir=str(tmp_path))
-    path = save_config(config, str(tmp_path))
-    assert path == f"{tmp_path}/config.json"
-    assert load_config_dict(str(tmp_path)) == config.to_dict()
-    assert load_config_dict(str(tmp_path / "missing")) is None
-
-
-def test_resume_with_other_architecture_names_every_differing_key(tmp_path):
-    saved = make_config(model="lstm", hidden_units=32, n_inputs=20, n_outputs=5).to_dict()
-    check_resume_compatible(make_config(learning_rate=0.5, train_steps=10), saved, where="d")
-    with pytest.raises(ConfigError) as error:
-        check_resume_compatible(make_config(model="gru", hidden_units=16), saved, where="gs://b/r")
-    message = str(error.value)
-    assert "gs://b/r" in message
-    assert "model: saved 'lstm', now 'gru'" in message
-    assert "hidden_units: saved 32, now 16" in message
-    assert "n_inputs" not in message and "--overwrite" in message
-    assert set(ARCHITECTURE_KEYS) >= {"model", "hidden_units", "n_inputs", "n_outputs"}
-
-
-def test_corrupt_saved_config_is_named(tmp_path):
-    (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(ConfigError, match=r"config.json is not valid JSON"):
-        load_config_dict(str(tmp_path))

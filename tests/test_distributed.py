@@ -21,8 +21,8 @@ import tensorflow as tf
 
 from tests.conftest import N_INPUTS, N_OUTPUTS, REPO_ROOT, run_task, tiny_trainer_flags
 from trainer.local_cluster import LocalCluster
-from trainer.outputs import latest_global_step
-from trainer.reporting import NOT_EXPORTED
+from trainer.training.recovery import NOT_EXPORTED
+from trainer.training.run_dir import latest_global_step
 
 pytestmark = pytest.mark.distributed
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from trainer.environment import (
+from trainer.util.environment import (
     TaskInfo,
     apply_cluster,
     job_id,
@@ -14,7 +14,7 @@ from trainer.environment import (
     task_info,
     trial_id,
 )
-from trainer.errors import ConfigError
+from trainer.util.errors import ConfigError
 
 CLUSTER = {
     "chief": ["127.0.0.1:2220"],

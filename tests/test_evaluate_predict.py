@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO_ROOT, run_task
-from trainer.forecast_metrics import compute_metrics
+from trainer.model.metrics import compute_metrics
 
 pytestmark = pytest.mark.e2e
 

@@ -2,8 +2,8 @@
 
 import json
 
-from trainer.config import make_config
-from trainer.experiment import make_run_config
+from trainer.training.config import make_config
+from trainer.training.experiment import make_run_config
 
 
 def test_local_run_config_sets_the_thread_flags(monkeypatch, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO_ROOT
-from trainer.files import write_text_atomically
+from trainer.util.files import write_text_atomically
 
 VERSIONS = 300
 SIZE = 200_000  # characters per version: long enough that a plain write is seen half done
@@ -36,7 +36,7 @@ def test_a_concurrent_reader_sees_only_whole_versions(tmp_path):
     path = tmp_path / "config.json"
     write_text_atomically(str(path), "0" * SIZE)
     writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        from trainer.files import write_text_atomically
+        from trainer.util.files import write_text_atomically
         for version in range(1, {VERSIONS}):
             write_text_atomically({str(path)!r}, str(version % 10) * {SIZE})
     """)], cwd=REPO_ROOT)

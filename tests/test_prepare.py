@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from trainer.errors import ConfigError, DataError
-from trainer.prepare import PrepareConfig, prepare, read_series, window_starts
+from trainer.data.series import read_series
+from trainer.data.windows import window_starts
+from trainer.prepare import PrepareConfig, prepare
+from trainer.util.errors import ConfigError, DataError
 
 
 def write_wide(path: Path, values, *, columns=("timestamp", "value"), start=0) -> Path:

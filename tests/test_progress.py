@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from trainer import progress
-from trainer.progress import ProgressHook, format_progress
+from trainer.training import progress
+from trainer.training.progress import ProgressHook, format_progress
 
 
 def test_format_progress_reads_as_documented():
@@ -21,9 +21,9 @@ def drive(monkeypatch, caplog, *, interval_secs):
         tf.compat.v1.losses.add_loss(tf.constant(0.5))
         hook = ProgressHook(target_step=1000, batch_size=10, interval_secs=interval_secs)
         hook.begin()
-    lines = lambda: [r.getMessage() for r in caplog.records if r.name == "trainer.progress"]  # noqa: E731
+    lines = lambda: [r.getMessage() for r in caplog.records if r.name == "trainer.training.progress"]  # noqa: E731
     logged_at, step = [], 0
-    with caplog.at_level("INFO", logger="trainer.progress"):
+    with caplog.at_level("INFO", logger="trainer.training.progress"):
         for _ in range(60):
             args = hook.before_run(None)
             step += 10

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from tests.conftest import REPO_ROOT
-from trainer.config import build_parser
+from trainer.training.config import build_parser
 
 README = (REPO_ROOT / "README.md").read_text()
 
@@ -35,9 +35,10 @@ def test_readme_layout_matches_the_files():
              or path == "Dockerfile"}
     for path in named:
         assert (REPO_ROOT / path).exists(), f"README layout names {path}, which does not exist"
-    for module in (REPO_ROOT / "trainer").glob("*.py"):
+    for module in (REPO_ROOT / "trainer").rglob("*.py"):
         if module.name != "__init__.py":
-            assert f"trainer/{module.name}" in named, f"trainer/{module.name} is not in the README layout"
+            path = module.relative_to(REPO_ROOT).as_posix()
+            assert path in named, f"{path} is not in the README layout"
 
 
 @pytest.mark.parametrize("module", ["prepare", "evaluate", "predict"])
@@ -56,3 +57,12 @@ def test_readme_flag_tables_of_the_series_tools_list_every_flag(module):
         shown = "(empty)" if field.default == "" else f"`{field.default}`"
         assert rows[flag] == shown, f"{flag}: README says {rows[flag]}, code says {shown}"
     assert len(rows) == len(fields)
+
+
+def test_readme_models_table_is_the_network_registry():
+    from trainer.model.networks import DEFAULT_NETWORK, NETWORKS
+
+    section = README.split("## Models", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)`(?: \(default\))? \| (.+) \|$", section, re.MULTILINE))
+    assert rows == {name: network.summary for name, network in NETWORKS.items()}
+    assert f"| `{DEFAULT_NETWORK}` (default) |" in section

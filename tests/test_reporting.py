@@ -3,7 +3,12 @@
 import json
 
 from tests.conftest import N_INPUTS, N_OUTPUTS
-from trainer.reporting import evaluation_summary, read_metrics_json, report_to_hypertune, write_metrics_json
+from trainer.training.reporting import (
+    evaluation_summary,
+    read_metrics_json,
+    report_to_hypertune,
+    write_metrics_json,
+)
 
 
 def test_hypertune_reports_accumulate_in_the_metric_file(hypertune_file):
@@ -36,9 +41,9 @@ def test_export_of_a_checkpoint_deleted_meanwhile_is_skipped_and_said(tiny_data,
     # A separate evaluator exports the checkpoint it evaluated; the chief may have deleted it.
     import tensorflow as tf
 
-    from trainer.config import make_config
-    from trainer.experiment import make_estimator, make_exporters, make_train_input_fn
-    from trainer.reporting import NOT_EXPORTED, SkipDeletedCheckpointExporter
+    from trainer.training.config import make_config
+    from trainer.training.experiment import make_estimator, make_exporters, make_train_input_fn
+    from trainer.training.recovery import NOT_EXPORTED, SkipDeletedCheckpointExporter
 
     config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4)
     output = tmp_path / "run"
@@ -70,9 +75,10 @@ def test_evaluator_goes_on_after_its_checkpoint_was_deleted(tiny_data, tmp_path,
     import pytest
     import tensorflow as tf
 
-    from trainer.config import make_config
-    from trainer.experiment import make_estimator, make_train_input_fn, run_train_and_evaluate
-    from trainer.inputs import make_input_fn
+    from trainer.data.pipeline import make_input_fn
+    from trainer.training.config import make_config
+    from trainer.training.experiment import make_estimator, make_train_input_fn
+    from trainer.training.recovery import run_train_and_evaluate
 
     config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
                          train_steps=20)
@@ -122,10 +128,10 @@ def test_evaluator_goes_on_after_its_checkpoint_was_deleted(tiny_data, tmp_path,
 def test_export_cut_short_by_a_deleted_checkpoint_leaves_no_half_export(tiny_data, tmp_path):
     import tensorflow as tf
 
-    from trainer.config import make_config
-    from trainer.experiment import make_estimator, make_train_input_fn
-    from trainer.inputs import make_serving_input_receiver_fn
-    from trainer.reporting import SkipDeletedCheckpointExporter
+    from trainer.model.serving import make_serving_input_receiver_fn
+    from trainer.training.config import make_config
+    from trainer.training.experiment import make_estimator, make_train_input_fn
+    from trainer.training.recovery import SkipDeletedCheckpointExporter
 
     config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
                          train_steps=10)

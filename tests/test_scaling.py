@@ -1,4 +1,4 @@
-"""trainer.scaling: every scheme scales and unscales exactly, in model_fn and through a SavedModel."""
+"""trainer.model.scaling: every scheme scales and unscales exactly, in model_fn and through a SavedModel."""
 
 import json
 
@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer.config import check_resume_compatible, make_config
-from trainer.errors import ConfigError
-from trainer.inputs import make_serving_input_receiver_fn
-from trainer.model import model_fn
-from trainer.scaling import SCHEMES, resolve_statistics, scale_inputs, unscale
+from trainer.model.model_fn import model_fn
+from trainer.model.scaling import SCHEMES, resolve_statistics, scale_inputs, unscale
+from trainer.model.serving import make_serving_input_receiver_fn
+from trainer.model.spec import ModelSpec
+from trainer.training.config import make_config
+from trainer.training.run_dir import check_resume_compatible
+from trainer.util.errors import ConfigError
 
 BATCH, N_INPUTS, N_OUTPUTS = 5, 7, 3
 MEAN, STD = 40.0, 8.0
@@ -50,12 +52,15 @@ def test_window_zscore_leaves_a_flat_window_unscaled():
     assert unscale(tf.constant([[0.5]]), state).numpy().tolist() == [[5.5]]
 
 
+def linear_spec(**scaling) -> ModelSpec:
+    return ModelSpec(model="linear", hidden_units=4, n_inputs=N_INPUTS, n_outputs=N_OUTPUTS,
+                     head="mse", optimizer="sgd", learning_rate=0.01, clip_gradient_norm=1.0,
+                     season=1, **scaling)
+
+
 def train_and_export(tmp_path, scheme: str) -> str:
     """A linear model trained 5 steps on level-40 data with `scheme`, exported; returns its path."""
-    params = {"model": "linear", "hidden_units": 4, "n_inputs": N_INPUTS, "n_outputs": N_OUTPUTS,
-              "optimizer": "sgd", "learning_rate": 0.01, "clip_gradient_norm": 1.0,
-              "scaling": scheme, "scale_mean": MEAN, "scale_std": STD, "season": 1,
-              "mase_scale": None}
+    params = linear_spec(scaling=scheme, scale_mean=MEAN, scale_std=STD)
     rng = np.random.default_rng(1)
     rows = (40 + rng.normal(scale=3.0, size=(64, N_INPUTS + N_OUTPUTS))).astype(np.float32)
 
@@ -95,9 +100,7 @@ def test_saved_model_takes_and_returns_original_units(tmp_path, scheme):
 def test_loss_is_on_the_scaled_targets():
     inputs = sample_inputs()
     labels = (inputs[:, -N_OUTPUTS:] + 1.0).astype(np.float32)
-    params = {"model": "linear", "hidden_units": 4, "n_inputs": N_INPUTS, "n_outputs": N_OUTPUTS,
-              "optimizer": "sgd", "learning_rate": 0.01, "clip_gradient_norm": 1.0,
-              "scaling": "window_zscore"}
+    params = linear_spec(scaling="window_zscore")
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.train.create_global_step()

@@ -6,7 +6,7 @@
 `--model_dir` is a SavedModel or a training output directory (its newest export). Every row of
 the files is forecast; RMSE, MAE, MAPE, sMAPE and MASE are averaged over every window and every
 step, for the model, the naive forecast (last value) and the seasonal naive forecast (last
-season repeated), with the definitions of `trainer.forecast_metrics`, which the trainer's own
+season repeated), with the definitions of `trainer.model.metrics`, which the trainer's own
 evaluation uses too. MASE is scaled by the training split's in-sample seasonal naive MAE from
 `--stats_file` when given, else by the same MAE within the evaluated windows' inputs.
 
@@ -15,22 +15,22 @@ The JSON holds `metrics` (flat, as metrics.json: `rmse`, `naive_rmse`, `seasonal
 the counts and the MASE scale with its source.
 """
 
-import dataclasses  # noqa: I001 (trainer.cli first: it quiets TensorFlow's C++ log)
+import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
 import json
 import logging
 import math
 import sys
 from typing import Any, Dict, Optional, Sequence
 
-from trainer.cli import run_cli
+from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, int_at_least, run_command
 
 import tensorflow as tf
 
-from trainer.config import _flag, _int_at_least, build_flag_parser
-from trainer.errors import ConfigError
-from trainer.forecast_metrics import BASELINES, METRICS, compute_metrics
-from trainer.predict import load_forecaster, read_rows
-from trainer.scaling import resolve_statistics
+from trainer.data.prepared import mase_scale, read_summary
+from trainer.data.schema import read_rows
+from trainer.model.metrics import BASELINES, METRICS, compute_metrics
+from trainer.model.serving import load_exported_model
+from trainer.util.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +39,21 @@ logger = logging.getLogger(__name__)
 class EvaluateConfig:
     """Flags of `python -m trainer.evaluate`."""
 
-    model_dir: str = _flag("", "SavedModel directory, or a training output directory (its newest "
+    model_dir: str = flag("", "SavedModel directory, or a training output directory (its newest "
                            "export/latest/<timestamp> is used).")
-    data_paths: str = _flag("", "Comma-separated file patterns of prepared rows to evaluate on "
+    data_paths: str = flag("", "Comma-separated file patterns of prepared rows to evaluate on "
                             "(n_inputs + n_outputs values each), e.g. 'prepared/test-*.csv'.")
-    stats_file: str = _flag("", "prepare.json of the data: its training split's in-sample naive "
+    stats_file: str = flag("", "prepare.json of the data: its training split's in-sample naive "
                             "MAE scales MASE. Empty: the naive MAE within the evaluated inputs.")
-    season: int = _flag(1, "Season length of the seasonal naive baseline and the MASE scale.",
-                        type=_int_at_least(1))
-    output: str = _flag("", "JSON file to write the evaluation to (local or gs://).")
-    verbosity: str = _flag("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    season: int = flag(1, "Season length of the seasonal naive baseline and the MASE scale.",
+                        type=int_at_least(1))
+    output: str = flag("", "JSON file to write the evaluation to (local or gs://).")
+    verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
+
+    def __post_init__(self) -> None:
+        """The rules between flags (a ConfigError here exits 2, like a bad flag)."""
+        if not self.data_paths or not self.output:
+            raise ConfigError("give --data_paths (prepared rows) and --output (the JSON to write)")
 
 
 def _json_number(value: float) -> Optional[float]:
@@ -57,28 +62,26 @@ def _json_number(value: float) -> Optional[float]:
 
 def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
     """Forecast every row of `data_paths` with the model and score it; returns the JSON's content."""
-    if not config.data_paths or not config.output:
-        raise ConfigError("give --data_paths (prepared rows) and --output (the JSON to write)")
-    forecaster = load_forecaster(config.model_dir)
-    if config.season > forecaster.n_inputs:
+    exported = load_exported_model(config.model_dir)
+    if config.season > exported.n_inputs:
         raise ConfigError(f"--season {config.season} is longer than the model's n_inputs "
-                          f"{forecaster.n_inputs}")
-    data = read_rows(config.data_paths, n_inputs=forecaster.n_inputs,
-                     n_outputs=forecaster.n_outputs, flag="--data_paths",
-                     model_path=forecaster.path, allow_inputs_only=False)
-    mase_scale = resolve_statistics(scaling="none", stats_file=config.stats_file, scale_mean=0.0,
-                                    scale_std=0.0, season=config.season)["mase_scale"]
-    forecast = forecaster.predict(data["inputs"])
+                          f"{exported.n_inputs}")
+    data = read_rows(config.data_paths, n_inputs=exported.n_inputs,
+                     n_outputs=exported.n_outputs, flag="--data_paths",
+                     model_path=exported.path, allow_inputs_only=False)
+    scale = (mase_scale(read_summary(config.stats_file), season=config.season,
+                        source=config.stats_file) if config.stats_file else None)
+    forecast = exported.predict(data["inputs"])
     metrics = compute_metrics(actual=data["actual"], forecast=forecast, inputs=data["inputs"],
-                              season=config.season, mase_scale=mase_scale)
+                              season=config.season, mase_scale=scale)
     result = {
-        "model": forecaster.path, "data_paths": config.data_paths, "files": data["files"],
+        "model": exported.path, "data_paths": config.data_paths, "files": data["files"],
         "windows": int(len(forecast)), "points": int(forecast.size),
-        "n_inputs": forecaster.n_inputs, "n_outputs": forecaster.n_outputs,
+        "n_inputs": exported.n_inputs, "n_outputs": exported.n_outputs,
         "season": config.season,
-        "mase_scale": mase_scale,
+        "mase_scale": scale,
         "mase_scale_source": (f"in-sample seasonal naive MAE of the training split ({config.stats_file})"
-                              if mase_scale is not None else
+                              if scale is not None else
                               "seasonal naive MAE within the evaluated windows' inputs"),
         "metrics": {name: _json_number(value) for name, value in metrics.items()},
     }
@@ -104,8 +107,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_flag_parser(EvaluateConfig, prog="python -m trainer.evaluate",
                                description="Evaluate an exported model on prepared rows against the "
                                "naive and seasonal naive forecasts; write JSON.")
-    return run_cli(lambda config: summarize(evaluate(config), output=config.output), argv,
-                   parser=parser, config_class=EvaluateConfig)
+    return run_command(lambda config: summarize(evaluate(config), output=config.output), argv,
+                       parser=parser, make_config=EvaluateConfig, quiet_absl=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from trainer.environment import JOB_ID_VARIABLE
+from trainer.util.environment import JOB_ID_VARIABLE
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,17 @@ from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
-from trainer.errors import ConfigError
+from trainer.data.prepared import mase_scale, read_summary, training_mean_std
+from trainer.util.errors import ConfigError
 
-SCHEMES = ("none", "global_zscore", "last_value", "window_zscore")
+# The one registry of `--scaling` choices, with the note --help shows beside each.
+SCHEMES: Dict[str, str] = {
+    "none": "",
+    "global_zscore": "training mean and std from --stats_file, or --scale_mean/--scale_std",
+    "last_value": "subtract the window's last value",
+    "window_zscore": "the window's own mean and std",
+}
+DEFAULT_SCHEME = "none"  # the paper's model sees raw values
 # A window whose inputs vary less than this is flat: window_zscore only subtracts its mean.
 FLAT_WINDOW_STD = 1e-6
 
@@ -43,7 +51,7 @@ def scale_inputs(rawdata: tf.Tensor, *, scheme: str, mean: float = 0.0, std: flo
     `mean` and `std` are used by 'global_zscore' only (baked into the graph as constants).
     """
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown scaling {scheme!r}; expected one of {SCHEMES}")
+        raise ValueError(f"unknown scaling {scheme!r}; expected one of {tuple(SCHEMES)}")
     if scheme == "none":
         return rawdata, None
     ones = tf.ones_like(rawdata[:, :1])
@@ -61,17 +69,27 @@ def scale_inputs(rawdata: tf.Tensor, *, scheme: str, mean: float = 0.0, std: flo
     return scale(rawdata, state), state
 
 
+def _broadcast(state: ScaleState, values: tf.Tensor) -> ScaleState:
+    """The state [batch, 1] shaped to scale `values` of rank 2 ([batch, n]) or 3 ([batch, n, width])."""
+    if values.shape.rank == 3:
+        return ScaleState(shift=state.shift[:, :, None], scale=state.scale[:, :, None])
+    return state
+
+
 def scale(values: tf.Tensor, state: Optional[ScaleState]) -> tf.Tensor:
-    """Values in original units [batch, n] -> scaled by the window's state (targets, for the loss)."""
+    """Values in original units [batch, n] (or [batch, n, width]) -> scaled by the window's state
+    (the targets, for the loss)."""
     if state is None:
         return values
+    state = _broadcast(state, values)
     return (values - state.shift) / state.scale
 
 
 def unscale(values: tf.Tensor, state: Optional[ScaleState]) -> tf.Tensor:
-    """Scaled values [batch, n] (the network's forecast) -> original units."""
+    """Scaled values [batch, n] or [batch, n, width] (the network's forecast) -> original units."""
     if state is None:
         return values
+    state = _broadcast(state, values)
     return values * state.scale + state.shift
 
 
@@ -84,16 +102,11 @@ def resolve_statistics(*, scaling: str, stats_file: str, scale_mean: float, scal
     training split (None without a stats file: MASE is then scaled from the evaluation
     windows' own inputs).
     """
-    summary = None
-    if stats_file:
-        from trainer.prepare import read_summary  # prepare reads CSV; only needed here
-
-        summary = read_summary(stats_file)
+    summary = read_summary(stats_file) if stats_file else None
     result: Dict[str, Any] = {"scale_mean": 0.0, "scale_std": 1.0, "mase_scale": None}
     if scaling == "global_zscore":
         if summary is not None:
-            result["scale_mean"] = float(summary["statistics"]["mean"])
-            result["scale_std"] = float(summary["statistics"]["std"])
+            result["scale_mean"], result["scale_std"] = training_mean_std(summary)
         else:
             result["scale_mean"], result["scale_std"] = scale_mean, scale_std
         if not result["scale_std"] > 0:
@@ -101,10 +114,5 @@ def resolve_statistics(*, scaling: str, stats_file: str, scale_mean: float, scal
                               f"(from {stats_file or '--scale_std'}); a constant training series "
                               "cannot be z-scored: use --scaling last_value or none")
     if summary is not None:
-        by_season = summary["statistics"].get("in_sample_naive_mae", {})
-        if str(season) not in by_season:
-            raise ConfigError(f"{stats_file} has the in-sample naive MAE for seasons "
-                              f"{', '.join(sorted(by_season, key=int)) or 'none'}, not --season "
-                              f"{season}; rerun trainer.prepare with --season {season}")
-        result["mase_scale"] = by_season[str(season)]
+        result["mase_scale"] = mase_scale(summary, season=season, source=stats_file)
     return result

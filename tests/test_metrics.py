@@ -1,4 +1,4 @@
-"""trainer.forecast_metrics against values computed by hand, streaming and whole-array alike."""
+"""trainer.model.metrics against values computed by hand, streaming and whole-array alike."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer.forecast_metrics import (
+from trainer.model.metrics import (
     compute_metrics,
     metric_names,
     metric_ops,

@@ -1,5 +1,6 @@
-"""The output directory: created, checked for writability, overwritten only when asked, and
-holding the resolved config.json of the run that owns its checkpoints.
+"""The run directory: created, checked for writability, overwritten only when asked, holding
+the resolved config.json of the run that owns its checkpoints (saved, and compared on resume
+so that a run can never silently continue with another architecture).
 
 Layout (see README "Output directory"):
 
@@ -13,22 +14,72 @@ Layout (see README "Output directory"):
       data/              the synthetic data set, when no data flags were given
 """
 
+import dataclasses
+import json
 import logging
 from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
-from trainer.config import (
-    JOB_ID_KEY,
-    TrainerConfig,
-    check_resume_compatible,
-    load_config_dict,
-    save_config,
-)
-from trainer.environment import JOB_ID_VARIABLE
-from trainer.errors import ConfigError, OutputDirError
+from trainer.training.config import ARCHITECTURE_KEYS, TrainerConfig
+from trainer.util.environment import JOB_ID_VARIABLE
+from trainer.util.errors import ConfigError, OutputDirError
+from trainer.util.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
+
+CONFIG_FILENAME = "config.json"
+# Not a flag: the cloud job ($CLOUD_ML_JOB_ID) that wrote config.json, saved beside the flags.
+JOB_ID_KEY = "cloud_ml_job_id"
+
+
+def config_path(directory: str) -> str:
+    return directory.rstrip("/") + "/" + CONFIG_FILENAME
+
+
+def save_config(config: TrainerConfig, directory: str, *, job_id: Optional[str] = None) -> str:
+    """Write the resolved config as JSON into `directory`; returns the file's path.
+
+    `job_id`, when given, is saved under JOB_ID_KEY. Written through a rename: workers
+    starting beside the chief read it at the same moment.
+    """
+    path = config_path(directory)
+    saved = config.to_dict()
+    if job_id:
+        saved[JOB_ID_KEY] = job_id
+    write_text_atomically(path, json.dumps(saved, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_config_dict(directory: str) -> Optional[Dict[str, Any]]:
+    """The saved config of a previous run in `directory`, or None when there is none."""
+    path = config_path(directory)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "r") as handle:
+        text = handle.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON ({error}); fix or remove it, or rerun "
+                          "with --overwrite") from error
+
+
+def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, where: str) -> None:
+    """Raise ConfigError naming every architecture key that differs from the saved run."""
+    # A key missing from an older config.json had its default then.
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainerConfig)}
+    differences = [
+        f"{key}: saved {saved.get(key, defaults[key])!r}, now {getattr(config, key)!r}"
+        for key in ARCHITECTURE_KEYS
+        if saved.get(key, defaults[key]) != getattr(config, key)
+    ]
+    if differences:
+        raise ConfigError(
+            f"cannot resume the run in {where}: its architecture differs ("
+            + "; ".join(differences)
+            + "). Use another --output_dir, restore those flags, or pass --overwrite to "
+            "delete the old run.")
 
 
 def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool,

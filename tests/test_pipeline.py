@@ -1,23 +1,12 @@
-"""The input pipeline: file patterns, shapes per mode, sharding, and bad rows named precisely."""
+"""The input pipeline: shapes per mode, shuffling, sharding, batches of intact rows."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tests.conftest import N_INPUTS, N_OUTPUTS, write_rows
-from trainer.errors import DataError
-from trainer.inputs import (
-    FEATURE_KEY,
-    build_features,
-    check_files,
-    cut_into_batches,
-    describe_row_problem,
-    expand_file_patterns,
-    find_first_bad_row,
-    make_input_fn,
-    make_serving_input_receiver_fn,
-    read_lines,
-)
+from trainer.data.pipeline import cut_into_batches, make_input_fn, read_lines
+from trainer.data.schema import FEATURE_KEY
 
 BATCH = 5  # != N_INPUTS != N_OUTPUTS
 
@@ -25,19 +14,6 @@ BATCH = 5  # != N_INPUTS != N_OUTPUTS
 def make_fn(files, *, training, **kwargs):
     return make_input_fn(files=files, training=training, batch_size=BATCH, n_inputs=N_INPUTS,
                          n_outputs=N_OUTPUTS, **kwargs)
-
-
-def test_patterns_expand_in_order_without_duplicates(tiny_data):
-    files = expand_file_patterns([tiny_data["train_pattern"], tiny_data["train_files"][0]],
-                                 flag="--train_data_paths")
-    assert files == tiny_data["train_files"]
-
-
-def test_pattern_matching_nothing_is_named(tmp_path):
-    pattern = str(tmp_path / "nope-*.csv")
-    with pytest.raises(DataError) as error:
-        expand_file_patterns([pattern], flag="--eval_data_paths")
-    assert str(error.value).startswith(f"--eval_data_paths: pattern {pattern!r} matches no file")
 
 
 def sorted_rows(values: np.ndarray) -> np.ndarray:
@@ -142,82 +118,6 @@ def test_fewer_files_than_workers_reads_everything_and_says_so(tiny_data, caplog
     values = {round(float(v), 5) for f, _ in dataset.take(80) for v in f[FEATURE_KEY][:, 0]}
     assert len(values) == 120
     assert "only 3 training files for 5 training processes" in caplog.text
-
-
-def test_serving_uses_the_same_transform():
-    with tf.Graph().as_default():
-        receiver = make_serving_input_receiver_fn(n_inputs=N_INPUTS)()
-        rawdata = receiver.receiver_tensors[FEATURE_KEY]
-        assert rawdata.dtype == tf.float32 and rawdata.shape.as_list() == [None, N_INPUTS]
-        assert set(receiver.features) == set(build_features(rawdata)) == {FEATURE_KEY}
-
-
-@pytest.mark.parametrize("line, problem", [
-    ("1,2,3", None),
-    (" 1.5e-3 ,-2,3\n", None),
-    ("1,2", "has 2 values, expected 3 (--n_inputs 2 + --n_outputs 1)"),
-    ("1,2,3,4", "has 4 values, expected 3"),
-    ("1,abc,3", "value 2 is 'abc', not a number"),
-    ("1,,3", "value 2 is '', not a number"),
-    ("1,nan,3", "value 2 is 'nan'; NaN and infinity are not allowed"),
-    ("1,2,-inf", "value 3 is '-inf'; NaN and infinity are not allowed"),
-    ("\n", "is empty"),
-])
-def test_describe_row_problem(line, problem):
-    found = describe_row_problem(line, n_inputs=2, n_outputs=1)
-    assert found == problem if problem is None else problem in found
-
-
-def test_empty_file_is_named(tiny_data):
-    empty = tiny_data["dir"] / "train-9.csv"
-    empty.write_text("")
-    with pytest.raises(DataError, match=f"{empty} is empty"):
-        check_files([*tiny_data["train_files"], str(empty)], n_inputs=N_INPUTS, n_outputs=N_OUTPUTS)
-
-
-def test_first_row_shape_mismatch_names_file_and_counts(tiny_data):
-    path = tiny_data["train_files"][1]
-    with pytest.raises(DataError) as error:
-        check_files(tiny_data["train_files"], n_inputs=N_INPUTS + 1, n_outputs=N_OUTPUTS)
-    assert str(error.value).startswith(
-        f"row 1 of {tiny_data['train_files'][0]} has 10 values, expected 11 "
-        "(--n_inputs 8 + --n_outputs 3)")
-    assert path not in str(error.value)
-
-
-def test_header_row_is_rejected(tmp_path):
-    path = tmp_path / "with-header.csv"
-    path.write_text("a,b,c\n1,2,3\n")
-    with pytest.raises(DataError, match="row 1 of .*with-header.csv value 1 is 'a', not a number"):
-        check_files([str(path)], n_inputs=2, n_outputs=1)
-
-
-def test_directory_is_not_a_data_file(tmp_path):
-    with pytest.raises(DataError, match="is a directory"):
-        check_files([str(tmp_path)], n_inputs=2, n_outputs=1)
-
-
-def test_bad_row_deep_in_a_file_fails_the_pipeline_and_is_found(tiny_data):
-    values = np.arange(30 * 10, dtype=np.float32).reshape(30, 10)
-    path = write_rows(tiny_data["dir"] / "eval-bad.csv", values)
-    lines = path.read_text().splitlines()
-    lines[16] = lines[16].replace(",", ",x", 1)
-    path.write_text("\n".join(lines) + "\n")
-    dataset = make_fn([str(path)], training=False)()
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        list(dataset)
-    files = [*tiny_data["eval_files"], str(path)]
-    assert find_first_bad_row(files, n_inputs=N_INPUTS, n_outputs=N_OUTPUTS) == (
-        f"row 17 of {path} value 2 is 'x161.00000', not a number")
-    assert find_first_bad_row(tiny_data["eval_files"], n_inputs=N_INPUTS, n_outputs=N_OUTPUTS) is None
-
-
-def test_nan_in_the_data_fails_the_pipeline(tmp_path):
-    values = np.ones((12, 10), dtype=np.float32)
-    values[7, 9] = np.nan
-    path = write_rows(tmp_path / "nan.csv", values)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):
-        list(make_fn([str(path)], training=False)())
 
 
 def test_steps_per_run_stacks_whole_batches_of_intact_rows(tiny_data):

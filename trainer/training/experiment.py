@@ -1,7 +1,7 @@
-"""Estimator wiring: run config, train and eval specs, exporters, and `train_and_evaluate`.
+"""Estimator wiring: model spec, run config, train and eval specs, exporters, `train_and_evaluate`.
 
-    from trainer.config import make_config
-    from trainer.experiment import train_and_evaluate
+    from trainer.training.config import make_config
+    from trainer.training.experiment import train_and_evaluate
     metrics = train_and_evaluate(make_config(output_dir="/tmp/run", train_steps=500))
 """
 
@@ -10,26 +10,27 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from trainer import environment, storage, synthetic
-from trainer.config import TrainerConfig, split_patterns
-from trainer.errors import DataError
-from trainer.inputs import (
-    check_files,
-    expand_file_patterns,
-    find_first_bad_row,
-    make_input_fn,
+from trainer.data import synthetic
+from trainer.data.pipeline import make_input_fn
+from trainer.data.schema import check_files, expand_file_patterns, find_first_bad_row
+from trainer.model.heads import DEFAULT_HEAD
+from trainer.model.model_fn import model_fn
+from trainer.model.scaling import resolve_statistics
+from trainer.model.serving import (
+    BEST_EXPORTER,
+    EXPORT_DIR,
+    LATEST_EXPORTER,
     make_serving_input_receiver_fn,
 )
-from trainer.model import model_fn
-from trainer.outputs import latest_global_step, prepare_output_dir
-from trainer.progress import ProgressHook
-from trainer.reporting import (
-    ReportingExporter,
-    SkipDeletedCheckpointExporter,
-    deleted_checkpoint_in,
-    read_metrics_json,
-)
-from trainer.scaling import resolve_statistics
+from trainer.model.spec import ModelSpec
+from trainer.training.config import TrainerConfig
+from trainer.training.progress import ProgressHook
+from trainer.training.recovery import SkipDeletedCheckpointExporter, run_train_and_evaluate
+from trainer.training.reporting import ReportingExporter, read_metrics_json
+from trainer.training.run_dir import latest_global_step, prepare_output_dir
+from trainer.util import environment, gcs
+from trainer.util.cli import split_patterns
+from trainer.util.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +39,18 @@ EXPORTS_TO_KEEP = 5
 SYNTHETIC_DATA_WAIT_SECS = 600
 
 
-def model_params(config: TrainerConfig) -> Dict[str, Any]:
-    """The Estimator `params` that model_fn reads (statistics resolved from --stats_file)."""
-    params = {key: getattr(config, key) for key in (
-        "model", "hidden_units", "n_inputs", "n_outputs", "optimizer", "learning_rate",
-        "clip_gradient_norm", "scaling", "season", "steps_per_run", "train_steps")}
-    params.update(resolve_statistics(scaling=config.scaling, stats_file=config.stats_file,
-                                     scale_mean=config.scale_mean, scale_std=config.scale_std,
-                                     season=config.season))
-    return params
+def model_spec(config: TrainerConfig) -> ModelSpec:
+    """The model of `config`: its flags, with the statistics resolved from --stats_file."""
+    statistics = resolve_statistics(scaling=config.scaling, stats_file=config.stats_file,
+                                    scale_mean=config.scale_mean, scale_std=config.scale_std,
+                                    season=config.season)
+    return ModelSpec(
+        model=config.model, hidden_units=config.hidden_units, n_inputs=config.n_inputs,
+        n_outputs=config.n_outputs, head=DEFAULT_HEAD, optimizer=config.optimizer,
+        learning_rate=config.learning_rate, clip_gradient_norm=config.clip_gradient_norm,
+        scaling=config.scaling, season=config.season, scale_mean=statistics["scale_mean"],
+        scale_std=statistics["scale_std"], mase_scale=statistics["mase_scale"],
+        steps_per_run=config.steps_per_run, train_steps=config.train_steps)
 
 
 def make_run_config(config: TrainerConfig, *, output_dir: str) -> tf.estimator.RunConfig:
@@ -85,7 +89,7 @@ def make_estimator(config: TrainerConfig, *, output_dir: str) -> tf.estimator.Es
     """The trainer's Estimator: `model_fn` with the run config and params of `config`."""
     return tf.estimator.Estimator(model_fn=model_fn,
                                   config=make_run_config(config, output_dir=output_dir),
-                                  params=model_params(config))
+                                  params=model_spec(config))
 
 
 def make_train_input_fn(config: TrainerConfig, *, files: List[str], num_workers: int = 1,
@@ -114,8 +118,9 @@ def lower_rmse(best_eval_result: Dict[str, Any], current_eval_result: Dict[str, 
 def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimator.Exporter]:
     """The latest export (which also reports metrics) and the best export by RMSE."""
     receiver_fn = make_serving_input_receiver_fn(n_inputs=config.n_inputs)
-    latest = tf.estimator.LatestExporter("latest", receiver_fn, exports_to_keep=EXPORTS_TO_KEEP)
-    best = tf.estimator.BestExporter("best", receiver_fn, compare_fn=lower_rmse,
+    latest = tf.estimator.LatestExporter(LATEST_EXPORTER, receiver_fn,
+                                         exports_to_keep=EXPORTS_TO_KEEP)
+    best = tf.estimator.BestExporter(BEST_EXPORTER, receiver_fn, compare_fn=lower_rmse,
                                      exports_to_keep=EXPORTS_TO_KEEP)
     return [ReportingExporter(SkipDeletedCheckpointExporter(latest), output_dir=output_dir,
                               metric_tag=config.hypertune_metric_tag),
@@ -155,33 +160,8 @@ def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimat
     eval_result = estimator.evaluate(eval_spec.input_fn, steps=eval_spec.steps,
                                      checkpoint_path=checkpoint)
     for exporter in eval_spec.exporters:
-        exporter.export(estimator, f"{estimator.model_dir}/export/{exporter.name}", checkpoint,
+        exporter.export(estimator, f"{estimator.model_dir}/{EXPORT_DIR}/{exporter.name}", checkpoint,
                         eval_result, is_the_final_export=True)
-
-
-def run_train_and_evaluate(estimator: tf.estimator.Estimator, train_spec: tf.estimator.TrainSpec,
-                           eval_spec: tf.estimator.EvalSpec, *, task_type: str,
-                           run: Callable[..., Any] = tf.estimator.train_and_evaluate) -> None:
-    """`tf.estimator.train_and_evaluate`, with an evaluator that outlives a deleted checkpoint.
-
-    A separate evaluator evaluates the newest checkpoint while the chief trains on; when the
-    chief saves faster than the evaluator evaluates, keep_checkpoint_max can delete that
-    checkpoint before or while it is read, and the Estimator's evaluator loop dies with it.
-    Here the evaluator says so and goes on with the checkpoint that is newest now. Any other
-    error, and any error in another task, is raised.
-    """
-    while True:
-        try:
-            run(estimator, train_spec, eval_spec)
-            return
-        except (ValueError, tf.errors.NotFoundError) as error:
-            checkpoint = deleted_checkpoint_in(error) if task_type == "evaluator" else None
-            if checkpoint is None:
-                raise
-            logger.warning("%s was deleted before it could be evaluated; evaluating the newest "
-                           "checkpoint instead (raise --keep_checkpoint_max or "
-                           "--save_checkpoints_steps to evaluate more of them)", checkpoint)
-            eval_spec = eval_spec._replace(start_delay_secs=0)
 
 
 def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
@@ -195,7 +175,7 @@ def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
     logger.info("%s %d of a cluster of %d training processes, %d parameter servers%s; "
                 "writing to %s", task.task_type, task.task_index, task.num_workers, task.num_ps,
                 " and an evaluator" if task.has_evaluator else "", output_dir)
-    storage.check_buckets({"--output_dir": [output_dir],
+    gcs.check_buckets({"--output_dir": [output_dir],
                            "--train_data_paths": split_patterns(config.train_data_paths),
                            "--eval_data_paths": split_patterns(config.eval_data_paths)})
     prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief,

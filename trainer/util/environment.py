@@ -22,7 +22,7 @@ import json
 import os
 from typing import Any, Dict, Mapping, MutableMapping, Optional, Tuple
 
-from trainer.errors import ConfigError
+from trainer.util.errors import ConfigError
 
 DEFAULT_OUTPUT_DIR = "output"
 JOB_ID_VARIABLE = "CLOUD_ML_JOB_ID"

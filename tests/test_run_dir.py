@@ -5,9 +5,14 @@ import logging
 
 import pytest
 
-from trainer.config import make_config
-from trainer.errors import ConfigError
-from trainer.outputs import prepare_output_dir
+from trainer.training.config import ARCHITECTURE_KEYS, make_config
+from trainer.training.run_dir import (
+    check_resume_compatible,
+    load_config_dict,
+    prepare_output_dir,
+    save_config,
+)
+from trainer.util.errors import ConfigError
 
 
 def earlier_run(directory, *, job_id=None, **flags):
@@ -31,7 +36,7 @@ def test_chief_saves_the_config_with_the_job_id(tmp_path):
                                             (None, "job_2")])
 def test_overwrite_deletes_a_run_of_another_or_no_job(tmp_path, saved_job, job, caplog):
     run = earlier_run(tmp_path / "run", job_id=saved_job, hidden_units=32)
-    with caplog.at_level(logging.WARNING, logger="trainer.outputs"):
+    with caplog.at_level(logging.WARNING, logger="trainer.training.run_dir"):
         prepare_output_dir(make_config(hidden_units=64, overwrite=True), output_dir=str(run),
                            is_chief=True, job_id=job)
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]
@@ -41,7 +46,7 @@ def test_overwrite_deletes_a_run_of_another_or_no_job(tmp_path, saved_job, job, 
 
 def test_overwrite_in_a_restarted_chief_of_the_same_job_keeps_its_checkpoints(tmp_path, caplog):
     run = earlier_run(tmp_path / "run", job_id="job_1", overwrite=True)
-    with caplog.at_level(logging.WARNING, logger="trainer.outputs"):
+    with caplog.at_level(logging.WARNING, logger="trainer.training.run_dir"):
         prepare_output_dir(make_config(overwrite=True), output_dir=str(run), is_chief=True,
                            job_id="job_1")
     assert (run / "model.ckpt-500.index").read_text() == "a checkpoint"
@@ -52,7 +57,7 @@ def test_overwrite_in_a_restarted_chief_of_the_same_job_keeps_its_checkpoints(tm
 def test_overwrite_replaces_an_unreadable_config_of_an_unknown_job(tmp_path, caplog):
     run = earlier_run(tmp_path / "run", job_id="job_1")
     (run / "config.json").write_text("{not json")
-    with caplog.at_level(logging.WARNING, logger="trainer.outputs"):
+    with caplog.at_level(logging.WARNING, logger="trainer.training.run_dir"):
         prepare_output_dir(make_config(overwrite=True), output_dir=str(run), is_chief=True,
                            job_id="job_1")
     assert "config.json is not valid JSON" in caplog.text and "--overwrite replaces it" in caplog.text
@@ -72,7 +77,7 @@ def test_worker_compares_with_the_saved_architecture_unless_the_chief_overwrites
 
 def test_overwrite_leaves_an_empty_directory_alone(tmp_path, caplog):
     (tmp_path / "run").mkdir()  # as a worker starting before the chief makes it
-    with caplog.at_level(logging.WARNING, logger="trainer.outputs"):
+    with caplog.at_level(logging.WARNING, logger="trainer.training.run_dir"):
         prepare_output_dir(make_config(overwrite=True), output_dir=str(tmp_path / "run"),
                            is_chief=True)
     assert "deleting" not in caplog.text
@@ -85,3 +90,30 @@ def test_a_run_without_overwrite_resumes_and_keeps_everything(tmp_path):
                        job_id="job_2")
     assert (run / "model.ckpt-500.index").read_text() == "a checkpoint"
     assert json.loads((run / "config.json").read_text())["cloud_ml_job_id"] == "job_2"
+
+
+def test_saved_config_round_trips(tmp_path):
+    config = make_config(model="gru", hidden_units=7, output_dir=str(tmp_path))
+    path = save_config(config, str(tmp_path))
+    assert path == f"{tmp_path}/config.json"
+    assert load_config_dict(str(tmp_path)) == config.to_dict()
+    assert load_config_dict(str(tmp_path / "missing")) is None
+
+
+def test_resume_with_other_architecture_names_every_differing_key(tmp_path):
+    saved = make_config(model="lstm", hidden_units=32, n_inputs=20, n_outputs=5).to_dict()
+    check_resume_compatible(make_config(learning_rate=0.5, train_steps=10), saved, where="d")
+    with pytest.raises(ConfigError) as error:
+        check_resume_compatible(make_config(model="gru", hidden_units=16), saved, where="gs://b/r")
+    message = str(error.value)
+    assert "gs://b/r" in message
+    assert "model: saved 'lstm', now 'gru'" in message
+    assert "hidden_units: saved 32, now 16" in message
+    assert "n_inputs" not in message and "--overwrite" in message
+    assert set(ARCHITECTURE_KEYS) >= {"model", "hidden_units", "n_inputs", "n_outputs"}
+
+
+def test_corrupt_saved_config_is_named(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"config.json is not valid JSON"):
+        load_config_dict(str(tmp_path))

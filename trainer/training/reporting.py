@@ -7,14 +7,14 @@ it is the one place where each evaluation's figures leave the process, exactly o
 
 import json
 import logging
-import re
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, Optional
 
 import hypertune
 import tensorflow as tf
 
-from trainer.files import write_text_atomically
-from trainer.forecast_metrics import metric_names
+from trainer.model.metrics import metric_names
+from trainer.training.recovery import NOT_EXPORTED
+from trainer.util.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -66,66 +66,6 @@ def _as_text(path: Any) -> Optional[str]:
     if path is None:
         return None
     return path.decode("utf-8") if isinstance(path, bytes) else str(path)
-
-
-NOT_EXPORTED = "not exported: its checkpoint was already deleted"
-
-
-def checkpoint_exists(checkpoint_path: str) -> bool:
-    return tf.io.gfile.exists(checkpoint_path + ".index")
-
-
-def deleted_checkpoint_in(error: Exception) -> Optional[str]:
-    """The checkpoint an error names, when that checkpoint no longer exists; else None.
-
-    >>> deleted_checkpoint_in(ValueError("not a valid checkpoint: /nowhere/model.ckpt-7"))
-    '/nowhere/model.ckpt-7'
-    """
-    match = re.search(r"(\S*model\.ckpt-\d+)", str(error))
-    if match is None or checkpoint_exists(match.group(1)):
-        return None
-    return match.group(1)
-
-
-def _entries(directory: str) -> Set[str]:
-    if not tf.io.gfile.isdir(directory):
-        return set()
-    return {name.rstrip("/") for name in tf.io.gfile.listdir(directory)}
-
-
-class SkipDeletedCheckpointExporter(tf.estimator.Exporter):
-    """Wraps an exporter: an export whose checkpoint is gone by now is skipped with a warning.
-
-    A separate evaluator exports the checkpoint it has just evaluated; when the chief saves
-    faster than that, keep_checkpoint_max may delete it first. That evaluation still counts
-    (metrics.json, hypertune); the next one exports, and the last checkpoint is never deleted.
-    """
-
-    def __init__(self, exporter: tf.estimator.Exporter):
-        self._exporter = exporter
-
-    @property
-    def name(self) -> str:
-        return self._exporter.name
-
-    def export(self, estimator: tf.estimator.Estimator, export_path: str, checkpoint_path: str,
-               eval_result: Dict[str, Any], is_the_final_export: bool) -> Optional[Any]:
-        if checkpoint_exists(checkpoint_path):
-            before = _entries(export_path)
-            try:
-                return self._exporter.export(estimator, export_path, checkpoint_path,
-                                             eval_result, is_the_final_export)
-            except (ValueError, tf.errors.NotFoundError):  # gone during the export
-                if checkpoint_exists(checkpoint_path):
-                    raise  # another failure: not ours to hide
-                # The Estimator writes an export to temp-TIMESTAMP first: drop the half one.
-                for name in _entries(export_path) - before:
-                    if name.startswith("temp-"):
-                        tf.io.gfile.rmtree(f"{export_path.rstrip('/')}/{name}")
-        logger.warning("%s: %s was deleted before it could be exported; the next evaluation "
-                       "exports (raise --keep_checkpoint_max or --save_checkpoints_steps to keep "
-                       "every evaluated checkpoint)", self.name, checkpoint_path)
-        return None
 
 
 class ReportingExporter(tf.estimator.Exporter):

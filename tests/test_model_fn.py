@@ -4,16 +4,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer.config import MODELS, OPTIMIZERS
-from trainer.model import StopAtLastStepHook, model_fn, naive_forecast
+from trainer.model.metrics import naive_forecast
+from trainer.model.model_fn import StopAtLastStepHook, model_fn
+from trainer.model.networks import NETWORKS
+from trainer.model.optimizers import OPTIMIZERS
+from trainer.model.spec import ModelSpec
 
 BATCH, N_INPUTS, N_OUTPUTS, HIDDEN = 6, 9, 4, 5
 MODES = tf.estimator.ModeKeys
 
 
-def params(model="lstm", optimizer="sgd", clip_gradient_norm=5.0):
-    return {"model": model, "hidden_units": HIDDEN, "n_inputs": N_INPUTS, "n_outputs": N_OUTPUTS,
-            "optimizer": optimizer, "learning_rate": 0.05, "clip_gradient_norm": clip_gradient_norm}
+def params(model="lstm", optimizer="sgd", clip_gradient_norm=5.0, **more) -> ModelSpec:
+    return ModelSpec(model=model, hidden_units=HIDDEN, n_inputs=N_INPUTS, n_outputs=N_OUTPUTS,
+                     head="mse", optimizer=optimizer, learning_rate=0.05,
+                     clip_gradient_norm=clip_gradient_norm, scaling="none", season=1, **more)
 
 
 def data(seed=0):
@@ -34,7 +38,7 @@ def build(mode, model="lstm", **kwargs):
     return graph, spec, inputs, labels
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", NETWORKS)
 def test_predict_mode_builds_predictions_and_exports_only(model):
     graph, spec, _, _ = build(MODES.PREDICT, model)
     assert spec.loss is None and spec.train_op is None and not spec.eval_metric_ops
@@ -47,7 +51,7 @@ def test_predict_mode_builds_predictions_and_exports_only(model):
     assert np.all(np.isfinite(predicted))
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", NETWORKS)
 def test_train_mode_step_lowers_the_loss_on_a_fixed_batch(model):
     graph, spec, _, _ = build(MODES.TRAIN, model)
     assert spec.train_op is not None and not spec.eval_metric_ops
@@ -60,7 +64,7 @@ def test_train_mode_step_lowers_the_loss_on_a_fixed_batch(model):
     assert losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", NETWORKS)
 def test_eval_mode_metrics_match_numpy(model):
     graph, spec, inputs, labels = build(MODES.EVAL, model)
     assert spec.train_op is None
@@ -131,7 +135,7 @@ def test_several_steps_per_run_are_the_same_steps_as_one_per_run(model, optimize
     inputs, labels = stacked_batches(steps, seed=7)
     one = train_graph(params(model, optimizer), input_shape=inputs.shape[1:],
                       label_shape=labels.shape[1:])
-    loop = train_graph({**params(model, optimizer), "steps_per_run": steps, "train_steps": 1000},
+    loop = train_graph(params(model, optimizer, steps_per_run=steps, train_steps=1000),
                        input_shape=inputs.shape, label_shape=labels.shape)
     sessions = []
     for graph, *_ in (one, loop):
@@ -165,7 +169,7 @@ def test_several_steps_per_run_are_the_same_steps_as_one_per_run(model, optimize
 def test_several_steps_per_run_end_exactly_on_train_steps():
     inputs, labels = stacked_batches(4, seed=3)
     graph, spec, input_tensor, label_tensor = train_graph(
-        {**params(), "steps_per_run": 4, "train_steps": 6}, input_shape=inputs.shape,
+        params(steps_per_run=4, train_steps=6), input_shape=inputs.shape,
         label_shape=labels.shape)
     feed = {input_tensor: inputs, label_tensor: labels}
     assert [type(hook) for hook in spec.training_hooks] == [StopAtLastStepHook]

@@ -4,7 +4,8 @@ Each row is one window of its own sine wave, `n_inputs` past values then `n_outp
 values, in the trainer's CSV format. The same arguments always give the same bytes, so a
 resumed run trains on the same data and any process of a cluster can (re)write the shards.
 
-    python -c "from trainer.synthetic import write_dataset; write_dataset('data', n_inputs=20, n_outputs=5)"
+    python -c "from trainer.data.synthetic import write_dataset
+    write_dataset('data', n_inputs=20, n_outputs=5)"
 """
 
 import json
@@ -15,8 +16,9 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from trainer.errors import DataError
-from trainer.files import write_text_atomically
+from trainer.data.schema import format_rows
+from trainer.util.errors import DataError
+from trainer.util.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ EVAL_SHARDS = 2
 ROWS_PER_SHARD = 2000
 NOISE_STDDEV = 0.1
 SPEC_FILENAME = "dataset.json"
+CSV_DECIMALS = 5  # far below the noise; keeps the shards small
 
 
 def sine_windows(*, rows: int, n_inputs: int, n_outputs: int, seed: int) -> np.ndarray:
@@ -42,7 +45,7 @@ def sine_windows(*, rows: int, n_inputs: int, n_outputs: int, seed: int) -> np.n
 
 
 def _write_csv(path: str, values: np.ndarray) -> None:
-    write_text_atomically(path, "\n".join(",".join(f"{v:.5f}" for v in row) for row in values) + "\n")
+    write_text_atomically(path, format_rows(values, decimals=CSV_DECIMALS))
 
 
 def _spec(*, n_inputs: int, n_outputs: int, seed: int, rows_per_shard: int) -> Dict[str, object]:

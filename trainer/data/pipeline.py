@@ -1,126 +1,28 @@
-"""Input pipeline: CSV shards (local or gs://) into batches of features and labels.
+"""Input pipeline: CSV shards of rows (local or gs://) into batches of features and labels.
 
-A row is `n_inputs` past values followed by `n_outputs` future values, no header:
-
-    0.12,0.35,0.51,...,0.80,0.77
-
-`build_features` is the one transform from raw input values to model features; the training
-input function and the serving receiver both call it, so training and serving cannot drift.
-Reading is tf.data only (text lines from files read in parallel, decoded a whole batch at a
-time); nothing here opens a data path with `open` or `os.path`, so `gs://` works everywhere.
+The rows are those of `trainer.data.schema` (`n_inputs` past values, then `n_outputs` future
+values); their features come from its `build_features`, the transform the serving receiver
+uses too, so training and serving cannot drift. Reading is tf.data only (text lines from files
+read in parallel, decoded a whole batch at a time); nothing here opens a data path with `open`
+or `os.path`, so `gs://` works everywhere.
 """
 
 import functools
 import logging
-import math
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 import tensorflow as tf
 
-from trainer.errors import DataError
+from trainer.data.schema import decode_csv_values, split_features_and_labels
 
 logger = logging.getLogger(__name__)
 
-FEATURE_KEY = "rawdata"  # the serving signature's input name and the model's feature key
 MAX_PARALLEL_FILES = 8  # files read at once by one process
 CHUNK_ROWS = 1024  # training decodes lines this many at a time
 # Training splits a file into lines one piece of this size at a time (see `read_lines`),
 # reading ahead a larger block per request (few requests on gs://).
 READ_PIECE_BYTES = 128 << 10
 READ_AHEAD_BYTES = 1 << 20
-
-
-def build_features(rawdata: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """Raw past values [batch, n_inputs] -> the model's features dict (training and serving)."""
-    return {FEATURE_KEY: tf.cast(rawdata, tf.float32)}
-
-
-def expand_file_patterns(patterns: Sequence[str], *, flag: str) -> List[str]:
-    """Every file matched by the patterns, in sorted order; an error names a pattern matching none.
-
-    For example ["data/train-*.csv"] -> ["data/train-0.csv", "data/train-1.csv"].
-    """
-    if not patterns:
-        raise DataError(f"{flag} is empty; give one or more file patterns")
-    files: List[str] = []
-    for pattern in patterns:
-        matched = sorted(tf.io.gfile.glob(pattern))
-        if not matched:
-            raise DataError(f"{flag}: pattern {pattern!r} matches no file; check the path "
-                            "(and the bucket, for gs://)")
-        files.extend(path for path in matched if path not in files)
-    return files
-
-
-def describe_row_problem(line: str, *, n_inputs: int, n_outputs: int) -> Optional[str]:
-    """What is wrong with one CSV line, or None when it is a valid row.
-
-    >>> describe_row_problem("1,2,x", n_inputs=2, n_outputs=1)
-    "value 3 is 'x', not a number"
-    """
-    expected = n_inputs + n_outputs
-    if not line.strip():
-        return "is empty"
-    fields = line.rstrip("\r\n").split(",")
-    if len(fields) != expected:
-        return (f"has {len(fields)} values, expected {expected} "
-                f"(--n_inputs {n_inputs} + --n_outputs {n_outputs})")
-    for position, field in enumerate(fields, start=1):
-        try:
-            value = float(field)
-        except ValueError:
-            return f"value {position} is {field!r}, not a number"
-        if not math.isfinite(value):
-            return f"value {position} is {field.strip()!r}; NaN and infinity are not allowed"
-    return None
-
-
-def check_files(files: Sequence[str], *, n_inputs: int, n_outputs: int) -> None:
-    """Fail before training on directories, empty files and first rows of the wrong shape.
-
-    Only the first row of each file is read: the full scan happens in `find_first_bad_row`,
-    once the pipeline has hit a bad row, so that good data costs nothing extra.
-    """
-    for path in files:
-        stat = tf.io.gfile.stat(path)
-        if stat.is_directory:
-            raise DataError(f"{path} is a directory; use a file pattern such as {path}/*.csv")
-        if stat.length == 0:
-            raise DataError(f"{path} is empty (0 bytes); remove it or narrow the file pattern")
-        with tf.io.gfile.GFile(path, "r") as handle:
-            first_line = handle.readline()
-        problem = describe_row_problem(first_line, n_inputs=n_inputs, n_outputs=n_outputs)
-        if problem:
-            raise DataError(f"row 1 of {path} {problem}. Rows must be {n_inputs} inputs then "
-                            f"{n_outputs} outputs, comma-separated, with no header")
-
-
-def find_first_bad_row(files: Sequence[str], *, n_inputs: int, n_outputs: int) -> Optional[str]:
-    """Scan the files for the first row that cannot be decoded: 'row R of FILE has ...' or None."""
-    for path in files:
-        with tf.io.gfile.GFile(path, "r") as handle:
-            for row_number, line in enumerate(handle, start=1):
-                problem = describe_row_problem(line, n_inputs=n_inputs, n_outputs=n_outputs)
-                if problem:
-                    return f"row {row_number} of {path} {problem}"
-    return None
-
-
-def decode_csv_values(lines: tf.Tensor, *, n_values: int) -> tf.Tensor:
-    """CSV lines [rows] -> values [rows, n_values], float32, in one vectorized op.
-
-    A line with another number of values, a field that is no number, NaN or inf fails the op
-    (InvalidArgumentError); the caller then finds the file and row with `find_first_bad_row`.
-    """
-    required_float = tf.constant([], dtype=tf.float32)  # empty default: a missing value is an error
-    columns = tf.io.decode_csv(lines, record_defaults=[required_float] * n_values)
-    return tf.debugging.check_numerics(tf.stack(columns, axis=1), "CSV rows hold NaN or inf")
-
-
-def split_features_and_labels(values: tf.Tensor, *, n_inputs: int
-                              ) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
-    """Rows [..., n_inputs + n_outputs] -> (features, labels [..., n_outputs])."""
-    return build_features(values[..., :n_inputs]), values[..., n_inputs:]
 
 
 def cut_into_batches(leftover: tf.Tensor, rows: tf.Tensor, *, batch_size: int, n_inputs: int,
@@ -195,7 +97,7 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
     Training shuffles and repeats forever and, when there are at least as many files as
     training processes, gives each process (`worker_index` of `num_workers`) its own files.
     With `steps_per_run` > 1, each training element is that many batches stacked
-    ([steps_per_run, batch_size, ...], for `trainer.model.train_several_steps`).
+    ([steps_per_run, batch_size, ...], for `trainer.model.model_fn.train_several_steps`).
     Evaluation makes exactly one ordered pass.
 
     Training never handles a row on its own: `read_lines` reads up to `MAX_PARALLEL_FILES`
@@ -256,15 +158,3 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
         return dataset.unbatch().prefetch(tf.data.AUTOTUNE).with_options(options)
 
     return input_fn
-
-
-def make_serving_input_receiver_fn(
-        *, n_inputs: int) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
-    """Serving receiver: float32 `rawdata` [batch, n_inputs] through the same `build_features`."""
-
-    def serving_input_receiver_fn() -> tf.estimator.export.ServingInputReceiver:
-        rawdata = tf.compat.v1.placeholder(tf.float32, [None, n_inputs], name=FEATURE_KEY)
-        return tf.estimator.export.ServingInputReceiver(build_features(rawdata),
-                                                        {FEATURE_KEY: rawdata})
-
-    return serving_input_receiver_fn

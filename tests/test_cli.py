@@ -1,0 +1,50 @@
+"""The command-line kit: flag types, help from a registry, and one exit-code rule for every command."""
+
+import argparse
+
+import pytest
+
+from trainer import evaluate, predict, prepare, task
+from trainer.util.cli import choices_help, float_above, int_at_least, split_patterns
+
+
+def test_split_patterns():
+    assert split_patterns(" a*.csv, gs://b/c*,, ") == ["a*.csv", "gs://b/c*"]
+
+
+def test_flag_types_accept_what_tuning_services_send_and_name_what_they_refuse():
+    assert int_at_least(1)("128.0") == 128
+    with pytest.raises(argparse.ArgumentTypeError, match=r"expected an integer >= 1, got '0'"):
+        int_at_least(1)("0")
+    assert float_above(0.0, inclusive=True)("0") == 0.0
+    with pytest.raises(argparse.ArgumentTypeError, match=r"expected a number > 0.0, got 'inf'"):
+        float_above(0.0)("inf")
+
+
+def test_choices_help_names_every_choice_with_its_note():
+    assert choices_help({"a": "first"}) == "a (first)"
+    assert choices_help({"a": "", "b": "second", "c": ""}) == "a, b (second) or c"
+
+
+@pytest.mark.parametrize("command, argv, message", [
+    (task, ["--train_data_paths", "t.csv"], "--train_data_paths was given but --eval_data_paths"),
+    (prepare, ["--input", "s.csv"], "give --input (the raw series CSV) and --output_dir"),
+    (prepare, ["--input", "s.csv", "--output_dir", "o", "--valid_start", "2024-01-01"],
+     "give both --valid_start and --test_start"),
+    (prepare, ["--input", "s.csv", "--output_dir", "o", "--valid_start", "5", "--test_start", "3"],
+     "--test_start 3 is before --valid_start 5"),
+    (prepare, ["--input", "s.csv", "--output_dir", "o", "--valid_fraction", "0.5",
+               "--test_fraction", "0.5"], "leave nothing to train on"),
+    (evaluate, ["--model_dir", "m", "--data_paths", "r.csv"], "give --data_paths (prepared rows) "
+     "and --output"),
+    (predict, ["--model_dir", "m", "--series", "s.csv", "--rows", "r.csv", "--output", "f.csv"],
+     "give exactly one of --series (a raw series CSV) and --rows"),
+    (predict, ["--model_dir", "m", "--rows", "r.csv", "--output", "f.csv", "--backtest"],
+     "--backtest works with --series"),
+])
+def test_flags_that_conflict_exit_2_in_every_command(capsys, command, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        command.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m trainer.") and message in err, err

@@ -1,0 +1,260 @@
+"""Raw series: a wide or long CSV with a header read into checked series in time order.
+
+Two input shapes, both with a header row:
+- wide: a timestamp column (default `timestamp`) and one or more value columns; `target`
+  picks one (needed when there are several);
+- long: `series_id`, `timestamp` and `value` columns, many series in one file (recognised by
+  its `series_id` column; `target` names the value column, default `value`).
+
+`read_series` sorts each series by time (or, with `sort=False`, fails on rows out of order),
+fails on a timestamp twice in one series, and fails on or drops (`on_bad_values`) missing or
+non-numeric values and gaps in time, cutting the series there into segments. Timestamps are
+ISO dates/times or plain numbers (a time index), one kind per file. `trainer.prepare` and
+`trainer.predict --series` read series this way.
+"""
+
+import csv
+import dataclasses
+import datetime
+import io
+import logging
+import math
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.util.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+BAD_VALUE_ACTIONS = ("fail", "drop")
+# A step longer than this many times the series' median step is a gap (--gap_factor).
+GAP_FACTOR = 1.5
+# Dropped rows listed one by one in prepare.json (the count is always complete).
+MAX_LISTED_DROPS = 20
+
+TimeKey = Union[float, datetime.datetime]
+
+
+@dataclasses.dataclass
+class Series:
+    """One series in time order: its id, timestamps (as written and as sort keys), values, and
+    the CSV line of each point. `segment_starts` are the indices where a gap cuts it."""
+
+    series_id: str
+    timestamps: List[str]
+    keys: List[TimeKey]
+    values: np.ndarray
+    lines: List[int]
+    segment_starts: List[int] = dataclasses.field(default_factory=lambda: [0])
+
+    def segments(self) -> List[Tuple[int, int]]:
+        """The [begin, end) index ranges of the unbroken parts, in order."""
+        ends = self.segment_starts[1:] + [len(self.values)]
+        return list(zip(self.segment_starts, ends))
+
+
+def parse_timestamp(text: str) -> TimeKey:
+    """A sortable key for a timestamp: a number (time index) or a datetime.
+
+    >>> parse_timestamp("17")
+    17.0
+    >>> parse_timestamp("2024-01-31")
+    datetime.datetime(2024, 1, 31, 0, 0)
+    """
+    text = text.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number):
+            return number
+        raise ValueError(f"{text!r} is not a finite time index")
+    parsed = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if parsed.tzinfo is not None:  # one comparable kind: naive UTC
+        parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def _read_text(path: str) -> str:
+    if not tf.io.gfile.exists(path):
+        raise DataError(f"--input {path} does not exist; check the path (and the bucket, for gs://)")
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return handle.read()
+
+
+def _parse_value(text: str) -> Optional[float]:
+    """The float in `text`, or None when it is empty, NaN, infinite or not a number."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def read_series(path: str, *, target: str = "", timestamp_column: str = "timestamp",
+                series_id_column: str = "series_id", sort: bool = True,
+                on_bad_values: str = "fail", gap_factor: float = GAP_FACTOR
+                ) -> Tuple[List[Series], Dict[str, Any]]:
+    """Read a wide or long CSV into series in time order, checked for gaps and bad values.
+
+    Returns (series, report): report has the file's `format`, the `target` column, and the
+    rows `dropped` (with on_bad_values='drop'). Raises DataError naming the file, line, series,
+    column and value at fault.
+    """
+    rows = list(csv.reader(io.StringIO(_read_text(path))))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise DataError(f"{path} is empty; expected a header row, then one row per timestamp")
+    header = [cell.strip() for cell in rows[0]]
+    if timestamp_column not in header:
+        raise DataError(f"{path} has no timestamp column {timestamp_column!r} (its columns: "
+                        f"{', '.join(header)}); name it with --timestamp_column")
+    long_format = series_id_column in header
+    if long_format:
+        target = target or "value"
+        if target not in header:
+            raise DataError(f"{path} is in long format (it has a {series_id_column!r} column) but "
+                            f"has no value column {target!r} (its columns: {', '.join(header)}); "
+                            "name it with --target")
+    else:
+        value_columns = [name for name in header if name != timestamp_column]
+        if not target:
+            if len(value_columns) != 1:
+                raise ConfigError(f"{path} has {len(value_columns)} value columns "
+                                  f"({', '.join(value_columns)}); pick one with --target")
+            target = value_columns[0]
+        elif target not in value_columns:
+            raise ConfigError(f"--target {target!r} is not a column of {path} (its value columns: "
+                              f"{', '.join(value_columns) or 'none'})")
+    time_index, value_index = header.index(timestamp_column), header.index(target)
+    id_index = header.index(series_id_column) if long_format else None
+
+    # Gather (key, timestamp text, value text, line) per series, in file order.
+    raw: Dict[str, List[Tuple[TimeKey, str, str, int]]] = {}
+    key_kind: Optional[type] = None
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        if len(row) != len(header):
+            raise DataError(f"line {line} of {path} has {len(row)} columns, the header has "
+                            f"{len(header)}; fix that line")
+        series_id = row[id_index].strip() if id_index is not None else target
+        stamp = row[time_index].strip()
+        try:
+            key = parse_timestamp(stamp)
+        except ValueError:
+            raise DataError(f"line {line} of {path}: timestamp {stamp!r} in column "
+                            f"{timestamp_column!r} is neither an ISO date/time nor a number") from None
+        if key_kind is None:
+            key_kind = type(key)
+        elif type(key) is not key_kind:
+            raise DataError(f"line {line} of {path}: timestamp {stamp!r} mixes numbers and dates "
+                            "in one file; use one kind")
+        raw.setdefault(series_id, []).append((key, stamp, row[value_index].strip(), line))
+
+    report: Dict[str, Any] = {"format": "long" if long_format else "wide", "target": target,
+                              "dropped": [], "dropped_count": 0,
+                              "cut_count": 0}
+    series_list = []
+    for series_id, points in raw.items():
+        series_list.append(_check_series(series_id, points, path=path, column=target, sort=sort,
+                                         on_bad_values=on_bad_values, gap_factor=gap_factor,
+                                         report=report))
+    if not series_list:
+        raise DataError(f"{path} has a header but no data rows")
+    return series_list, report
+
+
+def _check_series(series_id: str, points: List[Tuple[TimeKey, str, str, int]], *, path: str,
+                  column: str, sort: bool, on_bad_values: str, gap_factor: float,
+                  report: Dict[str, Any]) -> Series:
+    """Order one series' points, fail on duplicates, and fail on or drop bad values and gaps."""
+    where = f"series {series_id!r} of {path}"
+    for previous, current in zip(points, points[1:]):
+        if current[0] < previous[0] and not sort:
+            raise DataError(f"{where} is not sorted by time: line {current[3]} ({current[1]}) comes "
+                            f"after line {previous[3]} ({previous[1]}); sort the file, or drop "
+                            "--no-sort to let prepare sort it")
+    out_of_order = sum(current[0] < previous[0] for previous, current in zip(points, points[1:]))
+    if out_of_order:
+        logger.info("%s: %d rows out of time order; sorted by timestamp", where, out_of_order)
+    ordered = sorted(points, key=lambda point: point[0])  # stable: duplicates keep file order
+    for previous, current in zip(ordered, ordered[1:]):
+        if current[0] == previous[0]:
+            raise DataError(f"{where} has the timestamp {current[1]!r} twice (lines {previous[3]} "
+                            f"and {current[3]}); keep one row per timestamp")
+
+    def bad(point: Tuple[TimeKey, str, str, int], reason: str, *, dropped: bool) -> None:
+        if on_bad_values == "fail":
+            raise DataError(f"line {point[3]} of {path} ({where}, timestamp {point[1]}): {reason}. "
+                            "Fix the file, or pass --on_bad_values drop to leave such rows out "
+                            "and cut the series there")
+        report["dropped_count" if dropped else "cut_count"] += 1
+        if len(report["dropped"]) < MAX_LISTED_DROPS:
+            report["dropped"].append({"series_id": series_id, "line": point[3], "timestamp": point[1],
+                                      "reason": reason if dropped else "series cut: " + reason})
+
+    steps = [_difference(b[0], a[0]) for a, b in zip(ordered, ordered[1:])]
+    median_step = float(np.median(steps)) if steps else 0.0
+    kept: List[Tuple[TimeKey, str, float, int]] = []
+    segment_starts = [0]
+    cut = False
+    for index, point in enumerate(ordered):
+        if index > 0 and gap_factor > 0 and steps[index - 1] > gap_factor * median_step:
+            bad(point, f"a gap in time: the previous timestamp is {ordered[index - 1][1]}, "
+                f"{_format_step(steps[index - 1], point[0])} before, while the median step is "
+                f"{_format_step(median_step, point[0])}", dropped=False)
+            cut = True
+        value = _parse_value(point[2])
+        if value is None:
+            kind = "missing" if not point[2] or point[2].lower() == "nan" else "not a finite number"
+            bad(point, f"value {point[2]!r} in column {column!r} is {kind}", dropped=True)
+            cut = True
+            continue
+        if cut and kept:
+            segment_starts.append(len(kept))
+        cut = False
+        kept.append((point[0], point[1], value, point[3]))
+    segment_starts = sorted(set(segment_starts))
+    return Series(series_id=series_id, timestamps=[p[1] for p in kept], keys=[p[0] for p in kept],
+                  values=np.array([p[2] for p in kept], dtype=np.float64),
+                  lines=[p[3] for p in kept], segment_starts=segment_starts)
+
+
+def _difference(later: TimeKey, earlier: TimeKey) -> float:
+    """later - earlier, in the time index's units or in seconds."""
+    difference = later - earlier
+    return difference.total_seconds() if isinstance(difference, datetime.timedelta) else float(difference)
+
+
+def _format_step(step: float, example: TimeKey) -> str:
+    return str(datetime.timedelta(seconds=step)) if isinstance(example, datetime.datetime) else f"{step:g}"
+
+
+def describe_time_kind(key_type: type) -> str:
+    """'date/time' or 'number (a time index)': the kind of a file's timestamps, for messages."""
+    return "date/time" if key_type is datetime.datetime else "number (a time index)"
+
+
+def future_timestamps(series: Series, count: int) -> List[str]:
+    """`count` timestamps after the last one of `series`, at its median step.
+
+    >>> s = Series("a", ["2024-01-01", "2024-01-02"], [parse_timestamp("2024-01-01"),
+    ...            parse_timestamp("2024-01-02")], np.zeros(2), [2, 3])
+    >>> future_timestamps(s, 2)
+    ['2024-01-03', '2024-01-04']
+    """
+    keys = series.keys
+    last = keys[-1]
+    if len(keys) < 2:
+        return [""] * count
+    if isinstance(last, datetime.datetime):
+        steps = [(b - a).total_seconds() for a, b in zip(keys, keys[1:])]
+        step = datetime.timedelta(seconds=float(np.median(steps)))
+        date_only = all(len(stamp) == 10 for stamp in series.timestamps)
+        stamps = [last + step * k for k in range(1, count + 1)]
+        return [s.date().isoformat() if date_only else s.isoformat() for s in stamps]
+    step = float(np.median(np.diff(np.array(keys, dtype=np.float64))))
+    return [f"{last + step * k:g}" for k in range(1, count + 1)]

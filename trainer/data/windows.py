@@ -1,0 +1,141 @@
+"""Splits by time and the windows of each split.
+
+- **Splits.** Every point goes to train, valid or test by its timestamp: before
+  `valid_start`, before `test_start`, or from it on. Without dates the boundaries are the
+  timestamps at the fractions `valid_fraction` / `test_fraction` of the distinct timestamps
+  of all series, so every series is split at the same time (`split_boundaries`).
+- **Windows** are `n_inputs + n_outputs` consecutive points of one segment of one series. A
+  train window lies wholly in train. A valid or test window has all its targets in its split,
+  and may take its inputs from before the split's start, so that every target point of the
+  split is forecast; no target ever lies in another split. Windows start every `stride`
+  points: train windows from the segment's start, valid and test windows from their split's
+  first point, plus one window ending at the split's last point when the stride would skip it.
+
+A worked example of the windowing (n_inputs 2, n_outputs 1, stride 1, points 0..9 with the
+validation split starting at point 6 and the test split at point 8):
+
+    train: [0,1 -> 2] [1,2 -> 3] [2,3 -> 4] [3,4 -> 5]
+    valid: [4,5 -> 6] [5,6 -> 7]
+    test:  [6,7 -> 8] [7,8 -> 9]
+"""
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from trainer.data.series import Series, TimeKey, describe_time_kind, parse_timestamp
+from trainer.util.errors import ConfigError
+
+SPLITS = ("train", "valid", "test")
+
+
+def check_split_flags(*, valid_fraction: float, test_fraction: float, valid_start: str,
+                      test_start: str) -> None:
+    """The rules of the split flags on their own (before any data is read); a ConfigError."""
+    if valid_start or test_start:
+        if not (valid_start and test_start):
+            raise ConfigError("give both --valid_start and --test_start (or neither, to split by "
+                              "--valid_fraction and --test_fraction)")
+        starts = {}
+        for flag, value in (("--valid_start", valid_start), ("--test_start", test_start)):
+            try:
+                starts[flag] = parse_timestamp(value)
+            except ValueError:
+                raise ConfigError(f"{flag} {value!r} is neither an ISO date/time nor a number") from None
+        # Of two kinds, the data says which is wrong (split_boundaries); else they must be in order.
+        same_kind = type(starts["--valid_start"]) is type(starts["--test_start"])
+        if same_kind and starts["--test_start"] < starts["--valid_start"]:
+            raise ConfigError(f"--test_start {test_start} is before --valid_start {valid_start}")
+    elif valid_fraction + test_fraction >= 1:
+        raise ConfigError(f"--valid_fraction {valid_fraction} + --test_fraction {test_fraction} "
+                          "leave nothing to train on; their sum must be below 1")
+
+
+def split_boundaries(series_list: Sequence[Series], *, valid_fraction: float, test_fraction: float,
+                     valid_start: str = "", test_start: str = "") -> Dict[str, Optional[str]]:
+    """The first timestamp of the valid and the test split (None: that split is empty).
+
+    From dates when given, else at the fractions of the distinct timestamps of all series:
+
+    >>> s = Series("a", [str(t) for t in range(10)], [float(t) for t in range(10)], np.zeros(10),
+    ...            list(range(2, 12)))
+    >>> split_boundaries([s], valid_fraction=0.2, test_fraction=0.2)
+    {'valid_start': '6', 'test_start': '8'}
+    """
+    check_split_flags(valid_fraction=valid_fraction, test_fraction=test_fraction,
+                      valid_start=valid_start, test_start=test_start)
+    if valid_start or test_start:
+        kinds = {type(key) for series in series_list for key in series.keys[:1]}
+        for flag, value in (("--valid_start", valid_start), ("--test_start", test_start)):
+            kind = type(parse_timestamp(value))
+            if kinds and kind not in kinds:
+                raise ConfigError(f"{flag} {value!r} is a {describe_time_kind(kind)} but the "
+                                  f"timestamps are {describe_time_kind(next(iter(kinds)))}s; give "
+                                  "a boundary of the same kind")
+        return {"valid_start": valid_start, "test_start": test_start}
+    distinct: Dict[TimeKey, str] = {}
+    for series in series_list:
+        for key, text in zip(series.keys, series.timestamps):
+            distinct.setdefault(key, text)
+    keys = sorted(distinct)
+    count = len(keys)
+    n_test = int(round(count * test_fraction))
+    n_valid = int(round(count * valid_fraction))
+    n_train = count - n_valid - n_test
+    test = distinct[keys[n_train + n_valid]] if n_test else None
+    valid = distinct[keys[n_train]] if n_valid else test
+    return {"valid_start": valid, "test_start": test}
+
+
+def split_ranges(keys: Sequence[TimeKey], boundaries: Dict[str, Optional[str]]
+                 ) -> Dict[str, Tuple[int, int]]:
+    """Index ranges [start, end) of train, valid and test within one time-ordered segment."""
+    def first_at_or_after(stamp: Optional[str]) -> int:
+        if stamp is None:
+            return len(keys)
+        boundary = parse_timestamp(stamp)
+        return next((i for i, key in enumerate(keys) if key >= boundary), len(keys))
+
+    valid_at = first_at_or_after(boundaries["valid_start"])
+    test_at = max(first_at_or_after(boundaries["test_start"]), valid_at)
+    return {"train": (0, valid_at), "valid": (valid_at, test_at), "test": (test_at, len(keys))}
+
+
+def window_starts(ranges: Dict[str, Tuple[int, int]], *, n_inputs: int, n_outputs: int,
+                  stride: int) -> Dict[str, List[int]]:
+    """Start index of every window of each split in one segment (the window's first input).
+
+    >>> window_starts({"train": (0, 6), "valid": (6, 8), "test": (8, 10)}, n_inputs=2,
+    ...               n_outputs=1, stride=1)
+    {'train': [0, 1, 2, 3], 'valid': [4, 5], 'test': [6, 7]}
+    >>> window_starts({"train": (0, 6), "valid": (6, 6), "test": (6, 11)}, n_inputs=2,
+    ...               n_outputs=2, stride=2)
+    {'train': [0, 2], 'valid': [], 'test': [4, 6, 7]}
+    """
+    width = n_inputs + n_outputs
+    train_end = ranges["train"][1]
+    starts = {"train": list(range(0, train_end - width + 1, stride))}
+    for split in ("valid", "test"):
+        low, high = ranges[split]
+        first_targets = [t for t in range(low, high - n_outputs + 1, stride) if t >= n_inputs]
+        last = high - n_outputs  # a window ending at the split's last point
+        if last >= max(low, n_inputs) and (not first_targets or first_targets[-1] != last):
+            first_targets.append(last)
+        starts[split] = [t - n_inputs for t in first_targets]
+    return starts
+
+
+def make_windows(series_list: Sequence[Series], boundaries: Dict[str, Optional[str]], *,
+                 n_inputs: int, n_outputs: int, stride: int) -> Dict[str, np.ndarray]:
+    """Every window of every series: {split: [windows, n_inputs + n_outputs]}."""
+    width = n_inputs + n_outputs
+    windows: Dict[str, List[np.ndarray]] = {split: [] for split in SPLITS}
+    for series in series_list:
+        for begin, end in series.segments():
+            keys, values = series.keys[begin:end], series.values[begin:end]
+            ranges = split_ranges(keys, boundaries)
+            for split, starts in window_starts(ranges, n_inputs=n_inputs, n_outputs=n_outputs,
+                                               stride=stride).items():
+                windows[split].extend(values[start:start + width] for start in starts)
+    return {split: np.array(rows, dtype=np.float64).reshape(-1, width)
+            for split, rows in windows.items()}

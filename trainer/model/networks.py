@@ -1,0 +1,128 @@
+"""Forecasting networks, and `NETWORKS`, the one registry of them (`--model`).
+
+A network maps the scaled past values `inputs` [batch, n_inputs] to `n_outputs * width` numbers
+per window ([batch, n_outputs * width]); `build_network` gives them the shape
+[batch, n_outputs, width]. The head decides `width`, the values per forecast step (1 for a
+point forecast), so a new head never touches a network. Loss, optimizer and metrics live
+elsewhere (`trainer.model.heads`, `trainer.model.optimizers`, `trainer.model.metrics`).
+
+`lstm` is the model of the paper the package comes from: one LSTM cell unrolled over the
+n_inputs time steps, its last output through a matmul plus bias. The others are the usual
+alternatives to compare it with.
+
+Adding a network is one function and one `NETWORKS` entry: the flag's choices and help text,
+the check of `n_inputs` and the benchmark's candidates are all read from the registry.
+"""
+
+import dataclasses
+from typing import Callable, Dict, Sequence
+
+import tensorflow as tf
+
+NetworkFunction = Callable[..., tf.Tensor]
+
+
+def _output_layer(last_output: tf.Tensor, *, units: int) -> tf.Tensor:
+    """The paper's head: last RNN output [batch, hidden] @ weight + bias -> [batch, units]."""
+    hidden = last_output.shape[-1]
+    weight = tf.compat.v1.get_variable(
+        "weight", [hidden, units], initializer=tf.compat.v1.glorot_uniform_initializer())
+    bias = tf.compat.v1.get_variable("bias", [units], initializer=tf.compat.v1.zeros_initializer())
+    return tf.matmul(last_output, weight) + bias
+
+
+def _unrolled_rnn(inputs: tf.Tensor, cells: Sequence[tf.keras.layers.Layer]) -> tf.Tensor:
+    """Run the stacked `cells` over the time steps, one value per step; returns the last output.
+
+    The loop is unrolled in the graph (n_inputs copies of the cell sharing one set of weights),
+    as `static_rnn` does in the paper's code.
+    """
+    n_inputs = inputs.shape[1]
+    batch_size = tf.shape(inputs)[0]
+    states = [cell.get_initial_state(batch_size=batch_size, dtype=tf.float32) for cell in cells]
+    for step in range(n_inputs):
+        output = inputs[:, step:step + 1]  # [batch, 1]
+        for layer, cell in enumerate(cells):
+            output, states[layer] = cell(output, states[layer])
+    return output
+
+
+def lstm(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
+    """The paper's model: an LSTM cell unrolled over the inputs, last output through matmul+bias."""
+    # unit_forget_bias=True (the default) starts the forget gate at 1.0, as forget_bias=1.0 did.
+    cells = [tf.keras.layers.LSTMCell(hidden_units, name="lstm_cell")]
+    return _output_layer(_unrolled_rnn(inputs, cells), units=units)
+
+
+def lstm2(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
+    """Two stacked LSTM cells of `hidden_units` each."""
+    cells = [tf.keras.layers.LSTMCell(hidden_units, name=f"lstm_cell_{i}") for i in (1, 2)]
+    return _output_layer(_unrolled_rnn(inputs, cells), units=units)
+
+
+def gru(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
+    """A GRU cell unrolled over the inputs, with the same head as `lstm`."""
+    cells = [tf.keras.layers.GRUCell(hidden_units, name="gru_cell")]
+    return _output_layer(_unrolled_rnn(inputs, cells), units=units)
+
+
+def cnn(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
+    """Two 1-D convolutions over time (kernel 3) with max pooling, then a dense output."""
+    layers = tf.keras.layers
+    net = tf.expand_dims(inputs, -1)  # [batch, n_inputs, 1 channel]
+    net = layers.Conv1D(hidden_units, 3, padding="same", activation="relu", name="conv1")(net)
+    net = layers.MaxPool1D(2, padding="same", name="pool1")(net)
+    net = layers.Conv1D(max(hidden_units // 2, 1), 3, padding="same", activation="relu",
+                        name="conv2")(net)
+    net = layers.Flatten(name="flatten")(net)
+    return layers.Dense(units, name="output")(net)
+
+
+def dnn(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
+    """Two ReLU layers (hidden_units, then half of it) and a linear output."""
+    layers = tf.keras.layers
+    net = layers.Dense(hidden_units, activation="relu", name="hidden1")(inputs)
+    net = layers.Dense(max(hidden_units // 2, 1), activation="relu", name="hidden2")(net)
+    return layers.Dense(units, name="output")(net)
+
+
+def linear(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
+    """A linear map from the inputs to the outputs (hidden_units is unused)."""
+    del hidden_units  # a linear model has no hidden layer
+    return tf.keras.layers.Dense(units, name="output")(inputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """One `--model` choice: its function and what the flag's help and checks say of it."""
+
+    build: NetworkFunction
+    summary: str  # the README's models table
+    flag_note: str = ""  # shown beside the name in --model's help, when there is something to say
+    min_n_inputs: int = 1  # fewer inputs than this cannot build the network
+    min_n_inputs_reason: str = ""
+
+
+NETWORKS: Dict[str, Network] = {
+    "lstm": Network(lstm, "the paper's model: one LSTM cell unrolled over the `n_inputs` steps, "
+                    "last output times a weight matrix plus a bias",
+                    flag_note="the paper's LSTM cell unrolled over the inputs, last output "
+                    "through matmul+bias"),
+    "lstm2": Network(lstm2, "two stacked LSTM cells, same head", flag_note="two stacked LSTMs"),
+    "gru": Network(gru, "a GRU cell unrolled over the inputs, same head"),
+    "cnn": Network(cnn, "two 1-D convolutions (kernel 3) with max pooling, then a dense output",
+                   min_n_inputs=3, min_n_inputs_reason="its kernel spans 3 steps"),
+    "dnn": Network(dnn, "two ReLU layers (`hidden_units`, then half), linear output"),
+    "linear": Network(linear, "a linear map from inputs to outputs"),
+}
+DEFAULT_NETWORK = "lstm"  # the paper's
+
+
+def build_network(inputs: tf.Tensor, *, model: str, hidden_units: int, n_outputs: int,
+                  width: int = 1) -> tf.Tensor:
+    """Build the named network on `inputs` [batch, n_inputs]; returns [batch, n_outputs, width]."""
+    if model not in NETWORKS:
+        raise ValueError(f"unknown model {model!r}; expected one of {sorted(NETWORKS)}")
+    with tf.compat.v1.variable_scope(model):
+        output = NETWORKS[model].build(inputs, hidden_units=hidden_units, units=n_outputs * width)
+    return tf.reshape(output, [-1, n_outputs, width])

@@ -1,0 +1,53 @@
+"""`ModelSpec`: everything `model_fn` builds the graph from, typed and checked.
+
+The Estimator passes it to `model_fn` as `params` (the Estimator only hands `params` on, it
+never reads it). It is made from the trainer's flags and the statistics of prepare.json by
+`trainer.training.experiment.model_spec`; the defaults of the flags live only there, in
+`trainer.training.config.TrainerConfig`, so this class restates none of them: the fields
+that have a default here are the neutral values of things that are not always given.
+"""
+
+import dataclasses
+from typing import Optional
+
+from trainer.model.heads import HEADS
+from trainer.model.networks import NETWORKS
+from trainer.model.optimizers import OPTIMIZERS
+from trainer.model.scaling import SCHEMES
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """The network, head, optimizer, scaling and metrics of one model.
+
+    >>> ModelSpec(model="lstm", hidden_units=8, n_inputs=7, n_outputs=3, head="mse",
+    ...           optimizer="sgd", learning_rate=0.1, clip_gradient_norm=5.0, scaling="none",
+    ...           season=1).steps_per_run
+    1
+    """
+
+    model: str  # a NETWORKS name
+    hidden_units: int
+    n_inputs: int
+    n_outputs: int
+    head: str  # a HEADS name
+    optimizer: str  # an OPTIMIZERS name
+    learning_rate: float
+    clip_gradient_norm: float  # 0: no clipping
+    scaling: str  # a SCHEMES name
+    season: int  # of the seasonal naive baseline
+    scale_mean: float = 0.0  # global_zscore only
+    scale_std: float = 1.0  # global_zscore only
+    mase_scale: Optional[float] = None  # None: from the evaluated windows' own inputs
+    steps_per_run: int = 1  # training steps per session run (a loop in the graph when > 1)
+    train_steps: Optional[int] = None  # where the loop stops; needed when steps_per_run > 1
+
+    def __post_init__(self) -> None:
+        for field, registry in (("model", NETWORKS), ("head", HEADS), ("optimizer", OPTIMIZERS),
+                                ("scaling", SCHEMES)):
+            if getattr(self, field) not in registry:
+                raise ValueError(f"unknown {field} {getattr(self, field)!r}; expected one of "
+                                 f"{sorted(registry)}")
+        if self.steps_per_run > 1 and self.train_steps is None:
+            raise ValueError(f"steps_per_run {self.steps_per_run} needs train_steps, where the "
+                             "loop of training steps stops")

@@ -1,0 +1,185 @@
+"""The trainer's configuration: every flag, its default and its check, in one place.
+
+`TrainerConfig` is the single source of defaults. `build_parser()` turns its fields into
+argparse flags (the flag name is the field name, which is also the `parameterName` that
+config.yaml tunes), and `parse_config(argv)` returns a validated, frozen config. The choices
+of `--model`, `--optimizer` and `--scaling`, and their help texts, come from the registries
+of the model layer. The run directory saves the config as config.json beside the
+checkpoints and compares it on resume (`trainer.training.run_dir`).
+"""
+
+import argparse
+import dataclasses
+from typing import Any, Dict, Optional, Sequence
+
+from trainer.model.networks import DEFAULT_NETWORK, NETWORKS
+from trainer.model.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS
+from trainer.model.scaling import DEFAULT_SCHEME, SCHEMES
+from trainer.util.cli import (
+    VERBOSITIES,
+    build_flag_parser,
+    choices_help,
+    flag,
+    float_above,
+    int_at_least,
+    parse_flags,
+)
+from trainer.util.errors import ConfigError
+
+# Keys that define the graph: resuming a checkpoint with any of them changed cannot work.
+ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs", "scaling")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Everything a training run depends on. Field name == flag name == tuned parameterName."""
+
+    # Data: comma-separated file patterns, local or gs://; empty means "generate the synthetic set".
+    train_data_paths: str = flag(
+        "", "Comma-separated file patterns of training CSV shards, local or gs:// "
+        "(e.g. 'gs://bucket/data/train-*.csv'). Empty: generate the built-in synthetic "
+        "sine-wave data set under OUTPUT_DIR/data and train on it.")
+    eval_data_paths: str = flag(
+        "", "Comma-separated file patterns of evaluation CSV shards. Required when "
+        "--train_data_paths is given; empty together with it means synthetic data.")
+    # Where checkpoints, config.json, exports and metrics.json go.
+    output_dir: str = flag(
+        "", "Directory for checkpoints, config.json, exports and metrics.json (local or gs://). "
+        "--job-dir is the same flag. Precedence: this flag, then $AIP_MODEL_DIR, then ./output.")
+    # Off by default: never delete a user's checkpoints unless asked.
+    overwrite: bool = flag(
+        False, "Delete everything in the output directory (or trial directory) before training, "
+        "once per cloud job: a chief restarted within the same job ($CLOUD_ML_JOB_ID) resumes. "
+        "Without it, a rerun resumes from the latest checkpoint.")
+
+    # Series shape: each CSV row is n_inputs past values followed by n_outputs future values.
+    n_inputs: int = flag(20, "Number of past values the model reads (leading CSV columns).",
+                          type=int_at_least(1))
+    n_outputs: int = flag(5, "Number of future values the model predicts (trailing CSV columns).",
+                           type=int_at_least(1))
+
+    # Scaling inside the graph (the SavedModel takes and returns original units), and the
+    # statistics it and MASE need. Off by default: the paper's model sees raw values.
+    scaling: str = flag(
+        DEFAULT_SCHEME, "Scaling of each window inside the model, undone on its forecast: "
+        + choices_help(SCHEMES) + ".", choices=tuple(SCHEMES))
+    stats_file: str = flag(
+        "", "prepare.json written by python -m trainer.prepare (local or gs://): training mean and "
+        "std for --scaling global_zscore, and the in-sample naive MAE that scales MASE. Empty: "
+        "MASE is scaled by the naive errors within the evaluated windows' inputs.")
+    scale_mean: float = flag(0.0, "Training mean for --scaling global_zscore without --stats_file.",
+                              type=float)
+    # 0 means "not given": a std of 0 cannot scale anything.
+    scale_std: float = flag(0.0, "Training std for --scaling global_zscore without --stats_file "
+                             "(> 0; 0: not given).", type=float_above(0.0, inclusive=True))
+    season: int = flag(1, "Season length of the seasonal naive baseline and of the MASE scale "
+                        "(1: plain naive; at most --n_inputs).", type=int_at_least(1))
+
+    # Model: the paper's LSTM by default.
+    model: str = flag(DEFAULT_NETWORK, "Model architecture: " + choices_help(
+        {name: network.flag_note for name, network in NETWORKS.items()}) + ".",
+        choices=tuple(NETWORKS))
+    hidden_units: int = flag(32, "Size of the recurrent state (lstm, lstm2, gru), of the first "
+                              "dense layer (dnn) or number of filters (cnn). Ignored by linear.",
+                              type=int_at_least(1))
+
+    # Optimisation: plain SGD as in the paper.
+    optimizer: str = flag(DEFAULT_OPTIMIZER, "Optimizer of the training loss: " + choices_help(
+        {name: optimizer.flag_note for name, optimizer in OPTIMIZERS.items()}) + ".",
+        choices=tuple(OPTIMIZERS))
+    learning_rate: float = flag(0.1, "Learning rate of the optimizer (> 0).", type=float_above(0.0))
+    # 0 disables clipping; a positive value clips the global gradient norm.
+    clip_gradient_norm: float = flag(
+        5.0, "Clip gradients to this global norm (0 turns clipping off).",
+        type=float_above(0.0, inclusive=True))
+    batch_size: int = flag(64, "Examples per training and evaluation batch.", type=int_at_least(1))
+    train_steps: int = flag(6000, "Total training steps (a resumed run continues up to this "
+                             "global step).", type=int_at_least(1))
+    # 0 means one full pass over the evaluation files.
+    eval_steps: int = flag(0, "Evaluation batches per evaluation; 0 evaluates the whole "
+                            "evaluation set once.", type=int_at_least(0))
+    eval_start_delay_secs: int = flag(
+        10, "Seconds a separate evaluator waits before its first evaluation (distributed runs).",
+        type=int_at_least(0))
+    eval_throttle_secs: int = flag(
+        30, "Minimum seconds between two evaluations (each needs a new checkpoint).",
+        type=int_at_least(0))
+    save_checkpoints_steps: int = flag(1000, "Save a checkpoint every this many steps.",
+                                        type=int_at_least(1))
+    keep_checkpoint_max: int = flag(5, "Number of recent checkpoints to keep (0 keeps all).",
+                                     type=int_at_least(0))
+    shuffle_buffer_size: int = flag(
+        10000, "Rows shuffled together in training: read 1024 lines at a time from up to 8 files "
+        "in turn, pooled to this size and permuted.", type=int_at_least(1))
+    # Fixed so that two runs with the same flags and data give the same model.
+    seed: int = flag(42, "Random seed for weight initialisation, shuffling and synthetic data.",
+                      type=int_at_least(0))
+
+    # Speed. The networks here are small: an op is too short to be worth splitting over cores,
+    # and running independent ops side by side (inter-op) uses them better.
+    intra_op_threads: int = flag(
+        1, "Threads one TensorFlow op may use (0: one per core). 1 suits these small networks "
+        "best; raise it for large --hidden_units or --batch_size.", type=int_at_least(0))
+    inter_op_threads: int = flag(
+        0, "TensorFlow ops run side by side (0: one per core).", type=int_at_least(0))
+    steps_per_run: int = flag(
+        10, "Training steps taken in one session run, by a loop inside the graph. Each step is "
+        "still one batch and one update; only the session, its hooks and Python are run less "
+        "often (the progress line, checkpoints and the stop at --train_steps fall on run "
+        "boundaries). 1: one step per run.", type=int_at_least(1))
+
+    # Reporting.
+    hypertune_metric_tag: str = flag(
+        "rmse", "Name under which the evaluation RMSE is reported to the tuning service after "
+        "each evaluation; must equal hyperparameterMetricTag (AI Platform) or metricId (Vertex AI).")
+    progress_interval_secs: float = flag(
+        10.0, "Seconds between two progress lines while training.", type=float_above(0.0))
+    verbosity: str = flag("INFO", "Log level of the trainer.", choices=VERBOSITIES)
+
+    @property
+    def uses_synthetic_data(self) -> bool:
+        """True when no data flags were given and the built-in data set is generated."""
+        return not self.train_data_paths and not self.eval_data_paths
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """An argparse parser with one flag per `TrainerConfig` field."""
+    return build_flag_parser(
+        TrainerConfig, prog="python -m trainer.task",
+        description="Train, evaluate and export an LSTM time-series forecaster "
+        "(tf.estimator), locally or on Google Cloud training.",
+        # The cloud passes --job-dir; accept the underscore spelling too.
+        aliases={"output_dir": ["--job-dir", "--job_dir"]})
+
+
+def parse_config(argv: Optional[Sequence[str]] = None) -> TrainerConfig:
+    """Parse command-line flags into a validated TrainerConfig (exits 2 on a bad flag)."""
+    return parse_flags(build_parser(), argv, make_config)
+
+
+def make_config(**overrides: Any) -> TrainerConfig:
+    """Build a TrainerConfig from keyword values and check the rules between flags."""
+    config = TrainerConfig(**overrides)
+    if bool(config.train_data_paths) != bool(config.eval_data_paths):
+        given, missing = (("--train_data_paths", "--eval_data_paths") if config.train_data_paths
+                          else ("--eval_data_paths", "--train_data_paths"))
+        raise ConfigError(f"{given} was given but {missing} was not; give both, or neither to "
+                          "train on the built-in synthetic data")
+    network = NETWORKS[config.model]
+    if config.n_inputs < network.min_n_inputs:
+        raise ConfigError(f"--model {config.model} needs --n_inputs >= {network.min_n_inputs} "
+                          f"({network.min_n_inputs_reason}), got {config.n_inputs}")
+    if config.season > config.n_inputs:
+        raise ConfigError(f"--season {config.season} is longer than --n_inputs {config.n_inputs}: "
+                          "the seasonal naive forecast repeats the last season of the inputs")
+    if config.scaling == "global_zscore" and not config.stats_file and not config.scale_std:
+        raise ConfigError("--scaling global_zscore needs the training statistics: give --stats_file "
+                          "(the prepare.json of trainer.prepare) or --scale_mean and --scale_std")
+    if config.stats_file and (config.scale_std or config.scale_mean):
+        raise ConfigError("give either --stats_file or --scale_mean/--scale_std, not both")
+    if not config.hypertune_metric_tag.strip():
+        raise ConfigError("--hypertune_metric_tag must not be empty")
+    return config
