@@ -10,9 +10,16 @@ LOG_DIR/<type>-<index>.log and gets its own hypertune metric file
 (LOG_DIR/<type>-<index>.metrics, standing for each machine's /tmp). Parameter
 servers never exit on their own: they are stopped once the chief, the workers and the
 evaluator have finished. The exit status is non-zero when any task fails.
+
+No task outlives the launcher: SIGTERM, SIGINT or SIGHUP to it (a `kill`, Ctrl-C, a closed
+terminal) stops every task, SIGTERM first so that the chief saves a checkpoint, SIGKILL after
+a grace period, and it exits with 128 + the signal number. If the launcher itself is killed
+(SIGKILL), each task gets SIGTERM from the kernel (Linux's parent-death signal).
 """
 
 import argparse
+import ctypes
+import ctypes.util
 import dataclasses
 import json
 import logging
@@ -31,7 +38,26 @@ from trainer.util.environment import JOB_ID_VARIABLE
 logger = logging.getLogger(__name__)
 
 TaskKey = Tuple[str, int]
-PS_STOP_GRACE_SECS = 10
+STOP_GRACE_SECS = 10  # after SIGTERM, before SIGKILL
+LAUNCHER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_with_parent(parent_pid: int) -> None:
+    """In a new task, before it runs: ask the kernel for a SIGTERM when the launcher dies."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:  # Linux; elsewhere the launcher's own handlers are all there is
+        ctypes.CDLL(libc_name, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the launcher died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class LauncherStopped(Exception):
+    """The launcher got SIGTERM, SIGINT or SIGHUP: every task is being stopped."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def free_ports(count: int) -> List[int]:
@@ -105,9 +131,11 @@ class LocalCluster:
         with open(task.log_path, "a") as log:
             log.write(f"=== {task.name} start {task.starts + 1} at {time.strftime('%H:%M:%S')} ===\n")
             log.flush()
+            launcher = os.getpid()
             task.process = subprocess.Popen(
                 [self.python, "-m", "trainer.task", *self.trainer_args], env=env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=lambda: _stop_with_parent(launcher))
         task.starts += 1
         return task
 
@@ -124,17 +152,21 @@ class LocalCluster:
                 for task in self.tasks.values()}
 
     def stop(self) -> None:
-        """Terminate every task still running (SIGTERM, then SIGKILL after a grace period)."""
-        running = [t.process for t in self.tasks.values() if t.process and t.process.poll() is None]
-        for process in running:
-            process.terminate()
-        deadline = time.time() + PS_STOP_GRACE_SECS
-        for process in running:
-            try:
-                process.wait(timeout=max(deadline - time.time(), 0.1))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """Stop every task still running: SIGTERM to the chief, workers and evaluator first (the
+        chief saves a checkpoint, which needs the parameter servers), then to the parameter
+        servers; SIGKILL to any task still running after `STOP_GRACE_SECS`."""
+        deadline = time.time() + STOP_GRACE_SECS
+        for group in ([t for t in self.tasks.values() if t.task_type != "ps"],
+                      [t for t in self.tasks.values() if t.task_type == "ps"]):
+            running = [t.process for t in group if t.process and t.process.poll() is None]
+            for process in running:
+                process.terminate()
+            for process in running:
+                try:
+                    process.wait(timeout=max(deadline - time.time(), 0.1))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
     def wait(self, timeout_secs: Optional[float] = None, poll_secs: float = 0.5) -> Dict[str, int]:
         """Wait for chief, workers and evaluator; then stop the parameter servers.
@@ -190,18 +222,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="trainer-cluster-"))
     cluster = LocalCluster(trainer_args=trainer_args, workers=args.workers, ps=args.ps,
                            evaluator=args.evaluator, log_dir=log_dir)
-    cluster.start()
-    for task in cluster.tasks.values():
-        print(f"{task.name:12} {cluster.cluster[task.task_type][task.index]:16} log: {task.log_path}",
-              flush=True)
+    def on_signal(signum: int, frame: object) -> None:
+        for other in LAUNCHER_SIGNALS:  # a second signal must not cut the stopping short
+            signal.signal(other, signal.SIG_IGN)
+        raise LauncherStopped(signum)
+
+    for signum in LAUNCHER_SIGNALS:
+        signal.signal(signum, on_signal)
     try:
+        cluster.start()
+        for task in cluster.tasks.values():
+            print(f"{task.name:12} {cluster.cluster[task.task_type][task.index]:16} "
+                  f"pid {task.process.pid:<8} log: {task.log_path}", flush=True)
         codes = cluster.wait(timeout_secs=args.timeout_secs or None)
     except TimeoutError as error:
         print(f"error: {error}", file=sys.stderr)
         return 124
-    except KeyboardInterrupt:
-        print("interrupted: every task stopped", file=sys.stderr)
-        return 130
+    except LauncherStopped as stopped:
+        cluster.stop()  # wait() stops them too; this covers a signal during start()
+        print(f"stopped by {stopped}: every task stopped (SIGTERM, then SIGKILL after "
+              f"{STOP_GRACE_SECS} s); logs in {log_dir}", file=sys.stderr)
+        return 128 + stopped.signum
     failed = {name: code for name, code in codes.items() if code != 0}
     for name, code in failed.items():
         log_path = log_dir / f"{name}.log"

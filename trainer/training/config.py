@@ -26,8 +26,10 @@ from trainer.util.cli import (
 )
 from trainer.util.errors import ConfigError
 
-# Keys that define the graph: resuming a checkpoint with any of them changed cannot work.
-ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs", "scaling")
+# Keys that define the checkpoint's variables or what they mean: resuming a checkpoint with any
+# of them changed cannot work (another optimizer has other slot variables, such as Adam's).
+ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs", "scaling", "optimizer")
+DEFAULT_CHECKPOINT_SECS = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +106,16 @@ class TrainerConfig:
     eval_throttle_secs: int = flag(
         30, "Minimum seconds between two evaluations (each needs a new checkpoint).",
         type=int_at_least(0))
-    save_checkpoints_steps: int = flag(1000, "Save a checkpoint every this many steps.",
-                                        type=int_at_least(1))
+    # By time by default: on a slow cloud VM a step interval can mean an hour of work lost to a
+    # crash, and on a fast job a checkpoint every second costs more than it saves. A stop by
+    # SIGTERM (preemption) or Ctrl-C saves a checkpoint anyway (trainer.training.stopping).
+    save_checkpoints_secs: int = flag(
+        DEFAULT_CHECKPOINT_SECS, "Save a checkpoint every this many seconds (unless "
+        "--save_checkpoints_steps is given). A stop by SIGTERM or SIGINT saves one too.",
+        type=int_at_least(1))
+    save_checkpoints_steps: int = flag(
+        0, "Save a checkpoint every this many steps instead of every --save_checkpoints_secs "
+        "(0: by time).", type=int_at_least(0))
     keep_checkpoint_max: int = flag(5, "Number of recent checkpoints to keep (0 keeps all).",
                                      type=int_at_least(0))
     shuffle_buffer_size: int = flag(
@@ -180,6 +190,9 @@ def make_config(**overrides: Any) -> TrainerConfig:
                           "(the prepare.json of trainer.prepare) or --scale_mean and --scale_std")
     if config.stats_file and (config.scale_std or config.scale_mean):
         raise ConfigError("give either --stats_file or --scale_mean/--scale_std, not both")
+    if config.save_checkpoints_steps and config.save_checkpoints_secs != DEFAULT_CHECKPOINT_SECS:
+        raise ConfigError(f"give --save_checkpoints_steps ({config.save_checkpoints_steps}) or "
+                          f"--save_checkpoints_secs ({config.save_checkpoints_secs}), not both")
     if not config.hypertune_metric_tag.strip():
         raise ConfigError("--hypertune_metric_tag must not be empty")
     return config

@@ -6,6 +6,7 @@
 """
 
 import logging
+import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
@@ -28,6 +29,7 @@ from trainer.training.progress import ProgressHook
 from trainer.training.recovery import SkipDeletedCheckpointExporter, run_train_and_evaluate
 from trainer.training.reporting import ReportingExporter, read_metrics_json
 from trainer.training.run_dir import latest_global_step, prepare_output_dir
+from trainer.training.stopping import DivergenceHook, SignalStop, StopOnSignalHook
 from trainer.util import environment, gcs
 from trainer.util.cli import split_patterns
 from trainer.util.errors import DataError
@@ -58,7 +60,8 @@ def make_run_config(config: TrainerConfig, *, output_dir: str) -> tf.estimator.R
     run_config = tf.estimator.RunConfig(
         model_dir=output_dir,
         tf_random_seed=config.seed,
-        save_checkpoints_steps=config.save_checkpoints_steps,
+        save_checkpoints_steps=config.save_checkpoints_steps or None,
+        save_checkpoints_secs=None if config.save_checkpoints_steps else config.save_checkpoints_secs,
         keep_checkpoint_max=config.keep_checkpoint_max,
         # The progress hook reports loss and speed. TF's own step counter and loss logger would
         # only add noise, and in asynchronous training warn that the global step "has not been
@@ -164,24 +167,47 @@ def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimat
                         eval_result, is_the_final_export=True)
 
 
+def serve_parameters(run_config: tf.estimator.RunConfig) -> None:
+    """Run this process's parameter server until a signal stops it (`Stopped`).
+
+    What the Estimator's own parameter server does (start a server, then wait), except that
+    it waits in Python, where SIGTERM and SIGINT can reach it: `server.join()` blocks in C++,
+    and a signal handler would never run.
+    """
+    session_config = tf.compat.v1.ConfigProto(log_device_placement=False)
+    server = tf.distribute.Server(run_config.cluster_spec, job_name=run_config.task_type,
+                                  task_index=run_config.task_id, config=session_config,
+                                  protocol=run_config.protocol, start=True)
+    logger.info("parameter server %s", server.target)
+    while True:
+        time.sleep(3600)
+
+
 def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
     """Train, evaluate and export as one process of the TF_CONFIG cluster (or alone).
 
     Returns the last evaluation's figures (what metrics.json holds) in the process that
-    evaluates, None in the others.
+    evaluates, None in the others. SIGTERM and SIGINT stop it cleanly (`trainer.training.
+    stopping`): it raises `Stopped` after the chief has saved a checkpoint.
     """
+    with SignalStop(role="trainer") as stop:
+        return _train_and_evaluate(config, stop)
+
+
+def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dict[str, Any]]:
     output_dir = environment.resolve_output_dir(config.output_dir)
     task = environment.apply_cluster()
+    stop.role = task.task_type
     logger.info("%s %d of a cluster of %d training processes, %d parameter servers%s; "
                 "writing to %s", task.task_type, task.task_index, task.num_workers, task.num_ps,
                 " and an evaluator" if task.has_evaluator else "", output_dir)
     gcs.check_buckets({"--output_dir": [output_dir],
-                           "--train_data_paths": split_patterns(config.train_data_paths),
-                           "--eval_data_paths": split_patterns(config.eval_data_paths)})
+                       "--train_data_paths": split_patterns(config.train_data_paths),
+                       "--eval_data_paths": split_patterns(config.eval_data_paths)})
     prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief,
                        job_id=environment.job_id())
-    if task.task_type == "ps":
-        train_files, eval_files = [], []  # a parameter server only holds variables
+    if task.task_type == "ps":  # a parameter server only holds variables
+        serve_parameters(make_run_config(config, output_dir=output_dir))
     else:
         train_files, eval_files = resolve_data_files(config, output_dir=output_dir, task=task)
         logger.info("%d training files, %d evaluation files", len(train_files), len(eval_files))
@@ -195,10 +221,14 @@ def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
                            "train; raise --train_steps to continue", start_step, config.train_steps)
 
     estimator = make_estimator(config, output_dir=output_dir)
+    divergence = DivergenceHook(learning_rate=config.learning_rate, scaling=config.scaling,
+                                clip_gradient_norm=config.clip_gradient_norm)
     train_spec = tf.estimator.TrainSpec(
         make_train_input_fn(config, files=train_files, num_workers=task.num_workers,
                             worker_index=task.worker_index),
-        max_steps=config.train_steps, hooks=[make_progress_hook(config)])
+        max_steps=config.train_steps,
+        hooks=[make_progress_hook(config), divergence,
+               StopOnSignalHook(stop, model_dir=output_dir, is_chief=task.is_chief)])
     eval_spec = tf.estimator.EvalSpec(
         make_input_fn(files=eval_files, training=False, batch_size=config.batch_size,
                       n_inputs=config.n_inputs, n_outputs=config.n_outputs),
@@ -210,6 +240,8 @@ def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
         run_train_and_evaluate(estimator, train_spec, eval_spec, task_type=task.task_type)
         if task.is_distributed and task.is_chief and not task.has_evaluator:
             evaluate_and_export(estimator, eval_spec)
+    except tf.compat.v1.train.NanLossDuringTrainingError:  # the Estimator's own check, if first
+        raise divergence.error(None, float("nan")) from None
     except tf.errors.InvalidArgumentError as error:
         # The vectorized decoder cannot say which file a bad row came from: find it.
         logger.error("the input pipeline failed (%s); scanning the files for the bad row",

@@ -75,7 +75,7 @@ class SkipDeletedCheckpointExporter(tf.estimator.Exporter):
                     if name.startswith("temp-"):
                         tf.io.gfile.rmtree(f"{export_path.rstrip('/')}/{name}")
         logger.warning("%s: %s was deleted before it could be exported; the next evaluation "
-                       "exports (raise --keep_checkpoint_max or --save_checkpoints_steps to keep "
+                       "exports (raise --keep_checkpoint_max, or save checkpoints less often, to keep "
                        "every evaluated checkpoint)", self.name, checkpoint_path)
         return None
 
@@ -101,5 +101,5 @@ def run_train_and_evaluate(estimator: tf.estimator.Estimator, train_spec: tf.est
                 raise
             logger.warning("%s was deleted before it could be evaluated; evaluating the newest "
                            "checkpoint instead (raise --keep_checkpoint_max or "
-                           "--save_checkpoints_steps to evaluate more of them)", checkpoint)
+                           "save checkpoints less often, to evaluate more of them)", checkpoint)
             eval_spec = eval_spec._replace(start_delay_secs=0)

@@ -76,7 +76,7 @@ def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, whe
     ]
     if differences:
         raise ConfigError(
-            f"cannot resume the run in {where}: its architecture differs ("
+            f"cannot resume the run in {where}: its checkpoints were written with other flags ("
             + "; ".join(differences)
             + "). Use another --output_dir, restore those flags, or pass --overwrite to "
             "delete the old run.")
@@ -87,7 +87,9 @@ def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool
     """Make `output_dir` ready for this run.
 
     Only the chief deletes (with --overwrite) and writes config.json; every process refuses to
-    resume a run whose saved architecture differs from the flags. With --overwrite:
+    resume a run whose saved config.json differs from the flags in a key of ARCHITECTURE_KEYS
+    (the checkpoint could not be read), and config.json is written only after that check. With
+    --overwrite:
 
     - a chief restarted within its cloud job (config.json names the same `job_id`, from
       $CLOUD_ML_JOB_ID) resumes instead of deleting the checkpoints its job has written;

@@ -8,6 +8,8 @@ logging and runs the command. Exit status, the same for every command (`trainer.
 - 0 on success;
 - 2 for a bad flag or flags that conflict (argparse's `usage: ... error: ...`);
 - 1 for bad input (a `TrainerError`, printed as one `error: ...` line);
+- 128 + the signal number when a signal stopped it (`Stopped`: 143 for SIGTERM, 130 for
+  SIGINT), with one line saying where it stopped;
 - any other failure keeps its traceback.
 """
 
@@ -19,7 +21,7 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from trainer.util.errors import ConfigError, TrainerError
+from trainer.util.errors import ConfigError, Stopped, TrainerError
 
 # Before TensorFlow loads: keep its C++ log (CUDA plugin registration errors on a machine
 # without a GPU, and the like) out of the log. Every command imports this module first. Real
@@ -166,5 +168,8 @@ def run_command(main_function: Callable[[Any], str], argv: Optional[Sequence[str
     except TrainerError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Stopped as stop:
+        print(str(stop), file=sys.stderr)
+        return stop.exit_code
     print(summary)
     return EXIT_OK

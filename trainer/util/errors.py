@@ -1,4 +1,5 @@
-"""Errors the trainer raises for bad input: the CLI prints their message and exits 1."""
+"""Errors the trainer raises: for bad input (the CLI prints the message and exits 1) and for
+a stop by a signal (it exits 128 + the signal number)."""
 
 
 class TrainerError(ValueError):
@@ -15,3 +16,16 @@ class DataError(TrainerError):
 
 class OutputDirError(TrainerError):
     """An output directory that cannot be created or written."""
+
+
+class Stopped(Exception):
+    """The process was stopped by a signal (SIGTERM, SIGINT): the CLI prints the message and
+    exits with 128 + the signal number. Not a TrainerError: nothing was wrong with the input."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
