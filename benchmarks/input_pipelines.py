@@ -18,7 +18,7 @@ import tensorflow as tf
 from benchmarks.measure import Stopwatch
 from trainer.data.schema import build_features
 from trainer.training.config import TrainerConfig
-from trainer.training.experiment import make_train_input_fn
+from trainer.training.data_source import make_train_input_fn
 
 REFERENCE_SHUFFLE_BATCHES = 10  # the course code's buffer: 10 x batch_size rows
 READ_THROUGH_BYTES = 16 << 20

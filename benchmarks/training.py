@@ -22,7 +22,8 @@ from benchmarks.measure import Stopwatch
 from trainer.data.schema import FEATURE_KEY
 from trainer.model.optimizers import OPTIMIZERS
 from trainer.training.config import TrainerConfig
-from trainer.training.experiment import make_estimator, make_progress_hook, make_train_input_fn
+from trainer.training.data_source import make_train_input_fn
+from trainer.training.experiment import make_estimator, make_progress_hook
 
 
 class _ThroughputHook(tf.estimator.SessionRunHook):

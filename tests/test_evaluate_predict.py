@@ -44,7 +44,7 @@ def pipeline(tmp_path_factory):
     prepared = root / "prepared"
     result = run_tool("trainer.prepare", "--input", str(raw), "--output_dir", str(prepared),
                       "--n_inputs", str(N_INPUTS), "--n_outputs", str(N_OUTPUTS),
-                      "--season", str(SEASON), "--shards", "2")
+                      "--season", str(SEASON), "--shards", "2", "--layout", "windows")
     assert result.returncode == 0, result.stderr[-3000:]
     run = root / "run"
     result = run_task([
@@ -183,7 +183,7 @@ def test_predict_backtest_and_prepared_rows_carry_the_actual_values(pipeline, tm
 def test_model_and_rows_of_another_shape_fail_clearly(pipeline, tmp_path):
     other = tmp_path / "other"
     prepared = run_tool("trainer.prepare", "--input", str(pipeline["raw"]), "--output_dir", str(other),
-                        "--n_inputs", "9", "--n_outputs", "3")
+                        "--n_inputs", "9", "--n_outputs", "3", "--layout", "windows")
     assert prepared.returncode == 0, prepared.stderr[-2000:]
     first = sorted(other.glob("test-*.csv"))[0]
     for module, flag, expected in (("trainer.evaluate", "--data_paths", "10"),

@@ -32,6 +32,7 @@ def read_split(directory: Path, split: str) -> np.ndarray:
 
 
 def run_prepare(tmp_path: Path, input_path: Path, **flags) -> dict:
+    flags.setdefault("layout", "windows")
     config = PrepareConfig(input=str(input_path), output_dir=str(tmp_path / "prepared"), **flags)
     return prepare(config)
 

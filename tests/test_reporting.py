@@ -42,7 +42,8 @@ def test_export_of_a_checkpoint_deleted_meanwhile_is_skipped_and_said(tiny_data,
     import tensorflow as tf
 
     from trainer.training.config import make_config
-    from trainer.training.experiment import make_estimator, make_exporters, make_train_input_fn
+    from trainer.training.data_source import make_train_input_fn
+    from trainer.training.experiment import make_estimator, make_exporters
     from trainer.training.recovery import NOT_EXPORTED, SkipDeletedCheckpointExporter
 
     config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4)
@@ -77,7 +78,8 @@ def test_evaluator_goes_on_after_its_checkpoint_was_deleted(tiny_data, tmp_path,
 
     from trainer.data.pipeline import make_input_fn
     from trainer.training.config import make_config
-    from trainer.training.experiment import make_estimator, make_train_input_fn
+    from trainer.training.data_source import make_train_input_fn
+    from trainer.training.experiment import make_estimator
     from trainer.training.recovery import run_train_and_evaluate
 
     config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
@@ -130,7 +132,8 @@ def test_export_cut_short_by_a_deleted_checkpoint_leaves_no_half_export(tiny_dat
 
     from trainer.model.serving import make_serving_input_receiver_fn
     from trainer.training.config import make_config
-    from trainer.training.experiment import make_estimator, make_train_input_fn
+    from trainer.training.data_source import make_train_input_fn
+    from trainer.training.experiment import make_estimator
     from trainer.training.recovery import SkipDeletedCheckpointExporter
 
     config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,

@@ -1,7 +1,13 @@
 """Evaluate any exported model on any prepared split, against the naive baselines, as JSON.
 
+    python -m trainer.evaluate --model_dir output --data_dir prepared --split test \\
+        --season 24 --output test_metrics.json
     python -m trainer.evaluate --model_dir output --data_paths 'prepared/test-*.csv' \\
         --stats_file prepared/prepare.json --season 24 --output test_metrics.json
+
+`--data_dir` is a prepared directory of the series layout: every window of `--split` is cut
+from its series (the model's own n_inputs + n_outputs, stride 1), and its prepare.json scales
+MASE. `--data_paths` are files of rows (the windows layout).
 
 `--model_dir` is a SavedModel or a training output directory (its newest export). Every row of
 the files is forecast; RMSE, MAE, MAPE, sMAPE and MASE are averaged over every window and every
@@ -28,9 +34,11 @@ import tensorflow as tf
 
 from trainer.data.prepared import mase_scale, read_summary
 from trainer.data.schema import read_rows
+from trainer.data.series_pipeline import open_prepared, read_split_windows
+from trainer.data.windows import SPLITS
 from trainer.model.metrics import BASELINES, METRICS, compute_metrics
 from trainer.model.serving import load_exported_model
-from trainer.util.errors import ConfigError
+from trainer.util.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,11 @@ class EvaluateConfig:
 
     model_dir: str = flag("", "SavedModel directory, or a training output directory (its newest "
                            "export/latest/<timestamp> is used).")
+    data_dir: str = flag("", "A prepared directory of the series layout (local or gs://): every "
+                          "window of --split, cut to the model's n_inputs + n_outputs. Its "
+                          "prepare.json scales MASE.")
+    split: str = flag("test", "With --data_dir: the split whose windows are scored.",
+                      choices=SPLITS)
     data_paths: str = flag("", "Comma-separated file patterns of prepared rows to evaluate on "
                             "(n_inputs + n_outputs values each), e.g. 'prepared/test-*.csv'.")
     stats_file: str = flag("", "prepare.json of the data: its training split's in-sample naive "
@@ -52,8 +65,11 @@ class EvaluateConfig:
 
     def __post_init__(self) -> None:
         """The rules between flags (a ConfigError here exits 2, like a bad flag)."""
-        if not self.data_paths or not self.output:
-            raise ConfigError("give --data_paths (prepared rows) and --output (the JSON to write)")
+        if bool(self.data_dir) == bool(self.data_paths) or not self.output:
+            raise ConfigError("give --data_dir (a prepared directory of series) or --data_paths "
+                              "(files of prepared rows), and --output (the JSON to write)")
+        if self.data_dir and self.stats_file:
+            raise ConfigError("--data_dir brings its own prepare.json: drop --stats_file")
 
 
 def _json_number(value: float) -> Optional[float]:
@@ -66,21 +82,34 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
     if config.season > exported.n_inputs:
         raise ConfigError(f"--season {config.season} is longer than the model's n_inputs "
                           f"{exported.n_inputs}")
-    data = read_rows(config.data_paths, n_inputs=exported.n_inputs,
-                     n_outputs=exported.n_outputs, flag="--data_paths",
-                     model_path=exported.path, allow_inputs_only=False)
-    scale = (mase_scale(read_summary(config.stats_file), season=config.season,
-                        source=config.stats_file) if config.stats_file else None)
+    stats_file = config.stats_file
+    if config.data_dir:
+        prepared = open_prepared(config.data_dir)
+        stats_file = f"{prepared.data_dir}/prepare.json"
+        windows = read_split_windows(prepared.files, split=config.split,
+                                     n_inputs=exported.n_inputs, n_outputs=exported.n_outputs)
+        if not len(windows):
+            raise DataError(f"--data_dir {config.data_dir}: the {config.split} split has no window "
+                            f"of the model's {exported.n_inputs} + {exported.n_outputs} points")
+        data = {"inputs": windows[:, :exported.n_inputs], "actual": windows[:, exported.n_inputs:],
+                "files": prepared.files}
+    else:
+        data = read_rows(config.data_paths, n_inputs=exported.n_inputs,
+                         n_outputs=exported.n_outputs, flag="--data_paths",
+                         model_path=exported.path, allow_inputs_only=False)
+    scale = (mase_scale(read_summary(stats_file), season=config.season, source=stats_file)
+             if stats_file else None)
     forecast = exported.predict(data["inputs"])
     metrics = compute_metrics(actual=data["actual"], forecast=forecast, inputs=data["inputs"],
                               season=config.season, mase_scale=scale)
     result = {
-        "model": exported.path, "data_paths": config.data_paths, "files": data["files"],
+        "model": exported.path, "data_paths": config.data_paths, "data_dir": config.data_dir,
+        "split": config.split if config.data_dir else None, "files": data["files"],
         "windows": int(len(forecast)), "points": int(forecast.size),
         "n_inputs": exported.n_inputs, "n_outputs": exported.n_outputs,
         "season": config.season,
         "mase_scale": scale,
-        "mase_scale_source": (f"in-sample seasonal naive MAE of the training split ({config.stats_file})"
+        "mase_scale_source": (f"in-sample seasonal naive MAE of the training split ({stats_file})"
                               if scale is not None else
                               "seasonal naive MAE within the evaluated windows' inputs"),
         "metrics": {name: _json_number(value) for name, value in metrics.items()},
@@ -95,7 +124,9 @@ def summarize(result: Dict[str, Any], *, output: str) -> str:
     def cell(value: Optional[float]) -> str:
         return f"{value:>10.4f}" if value is not None else f"{'n/a':>10}"
 
-    lines = [f"{result['windows']} windows x {result['n_outputs']} steps from {result['data_paths']}",
+    source = (f"the {result['split']} split of {result['data_dir']}" if result["data_dir"]
+              else result["data_paths"])
+    lines = [f"{result['windows']} windows x {result['n_outputs']} steps from {source}",
              f"{'':16}" + "".join(f"{name:>10}" for name in METRICS)]
     for prefix, label in [("", "model")] + [(f"{b}_", b) for b in BASELINES]:
         lines.append(f"{label:16}" + "".join(cell(result["metrics"][prefix + m]) for m in METRICS))
@@ -105,7 +136,7 @@ def summarize(result: Dict[str, Any], *, output: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_flag_parser(EvaluateConfig, prog="python -m trainer.evaluate",
-                               description="Evaluate an exported model on prepared rows against the "
+                               description="Evaluate an exported model on a prepared split against the "
                                "naive and seasonal naive forecasts; write JSON.")
     return run_command(lambda config: summarize(evaluate(config), output=config.output), argv,
                        parser=parser, make_config=EvaluateConfig, quiet_absl=True)

@@ -1,9 +1,17 @@
-"""From a raw series CSV to the trainer's windowed CSV shards, split by time.
+"""From a raw series CSV to a prepared directory: checked series in shards, split by time.
 
     python -m trainer.prepare --input sales.csv --target units --output_dir prepared \\
-        --n_inputs 20 --n_outputs 5 --valid_fraction 0.1 --test_fraction 0.1
+        --valid_fraction 0.1 --test_fraction 0.1
     python -m trainer.prepare --input 'gs://b/long.csv' --output_dir gs://b/prepared \\
+        --valid_points 13 --test_points 13
+    python -m trainer.prepare --input sales.csv --output_dir prepared --layout windows \\
         --n_inputs 20 --n_outputs 5 --valid_start 2024-01-01 --test_start 2024-03-01
+
+Two layouts (`trainer.data.prepared` documents both): `--layout series` (the default) writes
+the checked, sorted series once, with each point's split as a column; the trainer
+(`--data_dir`) cuts windows of any `--n_inputs`/`--n_outputs` from them. `--layout windows`
+writes every window of `--n_inputs` + `--n_outputs` values as a row, one set of files per
+split (the trainer's `--train_data_paths`/`--eval_data_paths`).
 
 Two input shapes, both with a header row:
 - wide: a timestamp column (`--timestamp_column`, default `timestamp`) and one or more value
@@ -23,16 +31,23 @@ Rules:
 - **Splits.** Every point goes to train, valid or test by its timestamp: before
   `--valid_start`, before `--test_start`, or from it on. Without dates the boundaries are the
   timestamps at the fractions `--valid_fraction` / `--test_fraction` of the distinct
-  timestamps of all series, so every series is split at the same time.
+  timestamps of all series, so every series is split at the same time. With
+  `--valid_points`/`--test_points` the split is per series instead: the last `--test_points`
+  points of every series are test and the `--valid_points` before them valid, however the
+  series' ends differ.
 - **Windows** are `n_inputs + n_outputs` consecutive points of one series. A train window lies
   wholly in train. A valid or test window has all its targets in its split, and may take its
   inputs from before the split's start, so that every target point of the split is forecast;
   no target ever lies in another split. Windows start every `--stride` points: train windows
   from the series' start, valid and test windows from their split's first point, plus one
   window ending at the split's last point when the stride would skip it.
-- **Output**: `OUTPUT_DIR/{train,valid,test}-00000-of-0000N.csv` in the trainer's format, and
-  `OUTPUT_DIR/prepare.json` with the boundaries, the counts and the training-split statistics
-  (mean, std, min, max, and the in-sample mean absolute error of the naive forecast for MASE).
+- **Output**: `OUTPUT_DIR/series-0000K-of-0000N.csv` (series layout) or
+  `OUTPUT_DIR/{train,valid,test}-00000-of-0000N.csv` (windows layout), and
+  `OUTPUT_DIR/prepare.json` with the schema, the boundaries, the counts and the training-split
+  statistics (mean, std, min, max, and the in-sample mean absolute error of the naive
+  forecast for MASE). In the series layout the window counts are those of `--n_inputs` +
+  `--n_outputs`, a check only: a split without a window of that size is a warning, since the
+  trainer may cut smaller ones.
 
 The work is done below this command: reading and checking series in `trainer.data.series`,
 splits and windows (with a worked example) in `trainer.data.windows`, the shards and
@@ -40,6 +55,7 @@ prepare.json in `trainer.data.prepared`.
 """
 
 import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+import datetime
 import json
 import logging
 import sys
@@ -54,17 +70,32 @@ from trainer.util.cli import (
     run_command,
 )
 
+import numpy as np
 import tensorflow as tf
 
 from trainer.data.prepared import (
+    FORMAT_VERSION,
+    LAYOUTS,
+    SERIES_COLUMNS,
+    SERIES_LAYOUT,
     SUMMARY_FILENAME,
     existing_outputs,
+    series_times,
     training_statistics,
+    write_series_shards,
     write_shards,
     write_summary,
 )
-from trainer.data.series import BAD_VALUE_ACTIONS, GAP_FACTOR, read_series
-from trainer.data.windows import SPLITS, check_split_flags, make_windows, split_boundaries
+from trainer.data.series import BAD_VALUE_ACTIONS, GAP_FACTOR, Series, read_series
+from trainer.data.windows import (
+    SPLIT_CODES,
+    SPLITS,
+    check_split_flags,
+    count_windows,
+    make_windows,
+    split_boundaries,
+    split_codes,
+)
 from trainer.util.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -82,12 +113,18 @@ class PrepareConfig:
     timestamp_column: str = flag("timestamp", "Name of the timestamp column.")
     series_id_column: str = flag("series_id", "Name of the series id column; a file that has "
                                   "it is read as long format.")
-    n_inputs: int = flag(20, "Past values per window (the trainer's --n_inputs).",
+    layout: str = flag(SERIES_LAYOUT, "series: the checked series once, with each point's split, "
+                        "for the trainer's --data_dir (any window size); windows: every window as "
+                        "a row, one set of files per split (--train_data_paths/--eval_data_paths).",
+                        choices=LAYOUTS)
+    n_inputs: int = flag(20, "Past values per window (the trainer's --n_inputs). Series layout: "
+                          "only to count the windows of each split, as a check.",
                           type=int_at_least(1))
-    n_outputs: int = flag(5, "Future values per window (the trainer's --n_outputs).",
+    n_outputs: int = flag(5, "Future values per window (the trainer's --n_outputs). Series "
+                           "layout: only to count the windows of each split, as a check.",
                            type=int_at_least(1))
-    stride: int = flag(1, "Points between the starts of two consecutive windows.",
-                        type=int_at_least(1))
+    stride: int = flag(1, "Points between the starts of two consecutive windows (windows layout; "
+                        "the trainer takes every start from series).", type=int_at_least(1))
     valid_fraction: float = flag(0.1, "Fraction of the distinct timestamps, after train, in the "
                                   "validation split (ignored with --valid_start).",
                                   type=float_above(0.0, inclusive=True))
@@ -97,6 +134,10 @@ class PrepareConfig:
     valid_start: str = flag("", "First timestamp of the validation split (with --test_start; "
                              "replaces the fractions).")
     test_start: str = flag("", "First timestamp of the test split (with --valid_start).")
+    valid_points: int = flag(0, "Points of every series in the validation split, just before its "
+                              "test points (replaces the fractions; 0: none).", type=int_at_least(0))
+    test_points: int = flag(0, "Points at the end of every series in the test split (replaces the "
+                             "fractions; with --valid_points).", type=int_at_least(0))
     season: int = flag(1, "Season length for the in-sample seasonal naive MAE saved for MASE "
                         "(the MAE of the naive forecast with season 1 is always saved too).",
                         type=int_at_least(1))
@@ -118,7 +159,11 @@ class PrepareConfig:
         if not self.input or not self.output_dir:
             raise ConfigError("give --input (the raw series CSV) and --output_dir")
         check_split_flags(valid_fraction=self.valid_fraction, test_fraction=self.test_fraction,
-                          valid_start=self.valid_start, test_start=self.test_start)
+                          valid_start=self.valid_start, test_start=self.test_start,
+                          valid_points=self.valid_points, test_points=self.test_points)
+        if self.layout == SERIES_LAYOUT and self.stride != 1:
+            raise ConfigError(f"--stride {self.stride} cuts windows, which --layout series leaves to "
+                              "the trainer (it takes every start); use --layout windows for a stride")
 
 
 def prepare(config: PrepareConfig) -> Dict[str, Any]:
@@ -137,51 +182,97 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
                        "%s), for example: %s", report["dropped_count"], config.input,
                        report["cut_count"], SUMMARY_FILENAME, report["dropped"][0])
     width = config.n_inputs + config.n_outputs
+    series_layout = config.layout == SERIES_LAYOUT
     longest = max(len(series.values) for series in series_list)
-    if longest < width:
+    if longest < width and not series_layout:
         raise DataError(f"{config.input}: the longest series has {longest} points, fewer than one "
                         f"window of --n_inputs {config.n_inputs} + --n_outputs {config.n_outputs} "
                         f"= {width}; lower them or give a longer series")
     boundaries = split_boundaries(series_list, valid_fraction=config.valid_fraction,
                                   test_fraction=config.test_fraction,
-                                  valid_start=config.valid_start, test_start=config.test_start)
-    windows = make_windows(series_list, boundaries, n_inputs=config.n_inputs,
-                           n_outputs=config.n_outputs, stride=config.stride)
-    wanted = {"train": True, "valid": boundaries["valid_start"] != boundaries["test_start"],
-              "test": boundaries["test_start"] is not None}
+                                  valid_start=config.valid_start, test_start=config.test_start,
+                                  valid_points=config.valid_points, test_points=config.test_points)
+    codes = [split_codes(series, boundaries) for series in series_list]
+    if series_layout:
+        counts = count_windows(series_list, codes, n_inputs=config.n_inputs,
+                               n_outputs=config.n_outputs)
+        windows = {}
+    else:
+        windows = make_windows(series_list, codes, n_inputs=config.n_inputs,
+                               n_outputs=config.n_outputs, stride=config.stride)
+        counts = {split: int(len(rows)) for split, rows in windows.items()}
+    points = {split: int(sum((series_codes == SPLIT_CODES[split]).sum() for series_codes in codes))
+              for split in SPLITS}
     for split in SPLITS:
-        if wanted[split] and not len(windows[split]):
-            raise DataError(f"{config.input}: the {split} split has no complete window of "
-                            f"{width} points (--n_inputs {config.n_inputs} + --n_outputs "
-                            f"{config.n_outputs}); give a longer series, larger split fractions or "
-                            "smaller --n_inputs/--n_outputs")
-    statistics = training_statistics(series_list, boundaries, season=config.season)
+        if points[split] and not counts[split]:
+            problem = (f"{config.input}: the {split} split has no complete window of {width} points "
+                       f"(--n_inputs {config.n_inputs} + --n_outputs {config.n_outputs})")
+            if series_layout:
+                logger.warning("%s; the trainer needs smaller --n_inputs/--n_outputs to use it",
+                               problem)
+            else:
+                raise DataError(f"{problem}; give a longer series, larger split fractions or "
+                                "smaller --n_inputs/--n_outputs")
+    statistics = training_statistics(series_list, codes, season=config.season)
     if config.overwrite:
         for path in existing:
             tf.io.gfile.remove(path)
     tf.io.gfile.makedirs(output_dir)
-    files = write_shards(windows, output_dir=output_dir, shards=config.shards)
-    summary = {
-        "input": config.input, "format": report["format"], "target": report["target"],
+    summary: Dict[str, Any] = {
+        "layout": config.layout, "version": FORMAT_VERSION,
+        "input": config.input, "output_dir": output_dir, "format": report["format"],
+        "target": report["target"],
         "series": len(series_list), "n_inputs": config.n_inputs, "n_outputs": config.n_outputs,
-        "stride": config.stride, "season": config.season, "boundaries": boundaries,
-        "splits": {split: {"windows": int(len(windows[split])), "files": files[split]}
-                   for split in SPLITS},
+    }
+    if series_layout:
+        files = write_series_shards(series_list, codes, output_dir=output_dir,
+                                    shards=config.shards)
+        summary.update({
+            "columns": list(SERIES_COLUMNS), "series_ids": [s.series_id for s in series_list],
+            "time_kind": "datetime" if isinstance(series_list[0].keys[0], datetime.datetime)
+            else "index",
+            "step": median_step(series_list),
+            "files": [path.rsplit("/", 1)[-1] for path in files], "season": config.season,
+            "boundaries": boundaries,
+            "splits": {split: {"points": points[split], "windows": counts[split]}
+                       for split in SPLITS},
+        })
+    else:
+        files_by_split = write_shards(windows, output_dir=output_dir, shards=config.shards)
+        summary.update({
+            "stride": config.stride, "season": config.season, "boundaries": boundaries,
+            "splits": {split: {"points": points[split], "windows": counts[split],
+                               "files": files_by_split[split]} for split in SPLITS},
+        })
+    summary.update({
         "points": int(sum(len(series.values) for series in series_list)),
         "dropped_count": report["dropped_count"], "cut_count": report["cut_count"],
         "dropped": report["dropped"],
         "statistics": statistics,
-    }
+    })
     write_summary(output_dir, summary)
     return summary
+
+
+def median_step(series_list: Sequence[Series]) -> Optional[float]:
+    """The median time step of all series, in seconds (dates) or time index units."""
+    steps = [np.diff(series_times(series)) for series in series_list if len(series.values) > 1]
+    return float(np.median(np.concatenate(steps))) if steps else None
 
 
 def summarize(summary: Dict[str, Any]) -> str:
     """The CLI's closing lines."""
     counts = "  ".join(f"{split} {summary['splits'][split]['windows']}" for split in SPLITS)
-    first_files = {split: summary["splits"][split]["files"] for split in SPLITS}
-    patterns = "  ".join(f"{split}: {files[0].rsplit('-', 3)[0]}-*.csv"
-                         for split, files in first_files.items() if files)
+    if summary["layout"] == SERIES_LAYOUT:
+        directory = summary["output_dir"]
+        patterns = (f"series: {directory}/series-*.csv ({len(summary['files'])} files); train with "
+                    f"--data_dir {directory} (the window counts above are of --n_inputs "
+                    f"{summary['n_inputs']} + --n_outputs {summary['n_outputs']}; the trainer cuts "
+                    "windows of its own --n_inputs/--n_outputs)")
+    else:
+        first_files = {split: summary["splits"][split]["files"] for split in SPLITS}
+        patterns = "  ".join(f"{split}: {files[0].rsplit('-', 3)[0]}-*.csv"
+                             for split, files in first_files.items() if files)
     return (f"windows: {counts}  ({summary['series']} series, {summary['points']} points, "
             f"{summary['dropped_count']} rows dropped)\n{patterns}\n"
             f"training mean {summary['statistics']['mean']:.6g}  std "

@@ -1,16 +1,43 @@
 """A prepared directory, the contract between `trainer.prepare` and everything that reads it.
 
-    PREPARED_DIR/
-      train-00000-of-00004.csv ...   windows of the training split, rows of `trainer.data.schema`
-      valid-*.csv, test-*.csv        the same for the validation and test splits
-      prepare.json                   the summary: input, shape, boundaries, windows and files per
-                                     split, dropped rows, and the training split's statistics
+Two layouts. `series` (the default) stores every series once, whole, and the trainer cuts the
+windows itself (`trainer.data.series_pipeline`):
 
-This module owns the shard names, the writing and reading of prepare.json, and what is read
-from it: the training mean and std (for `--scaling global_zscore`) and the in-sample
-seasonal naive MAE (the scale of MASE).
+    PREPARED_DIR/
+      series-00000-of-00004.csv ...  the series: a header row, then one row per point, every
+                                     series whole in one shard, in time order
+      prepare.json                   the schema and summary (below)
+
+A series shard's columns, in this order (`SERIES_COLUMNS`), all numbers:
+
+| column | what it holds |
+|---|---|
+| `series` | the series' index in prepare.json's `series_ids` (0, 1, ...) |
+| `segment` | 0, then +1 after every cut (a gap or dropped row): no window spans two segments |
+| `split` | 0 train, 1 valid, 2 test (`SPLIT_CODES`), never decreasing along a series |
+| `time` | seconds since 1970-01-01 UTC for date/time stamps, else the time index itself |
+| `target` | the value to forecast |
+
+A window's split is that of its targets: a train window lies wholly in train, a valid or test
+window has all its targets in its split (its inputs may come before). One copy of the data
+serves every split and every window size.
+
+`windows` writes every window as a row of `trainer.data.schema`, one set of files per split:
+
+    PREPARED_DIR/
+      train-00000-of-00004.csv ...   windows of the training split
+      valid-*.csv, test-*.csv        the same for the validation and test splits
+      prepare.json
+
+prepare.json holds, in both layouts, `layout` and `version`, the input, the split rule
+(`boundaries`), the counts per split, dropped rows, and the training split's statistics; for
+series also the `columns`, the `series_ids` (the vocabulary of the `series` column), the
+`time_kind` and the median `step` between points. This module owns the shard names, the
+writing and reading of prepare.json, and what is read from it: the training mean and std (for
+`--scaling global_zscore`) and the in-sample seasonal naive MAE (the scale of MASE).
 """
 
+import datetime
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -19,10 +46,18 @@ import tensorflow as tf
 
 from trainer.data.schema import format_rows
 from trainer.data.series import Series
-from trainer.data.windows import SPLITS, split_ranges
+from trainer.data.windows import SPLITS, ranges_of_codes
 from trainer.util.errors import ConfigError, DataError
 
 SUMMARY_FILENAME = "prepare.json"
+EPOCH = datetime.datetime(1970, 1, 1)
+SERIES_LAYOUT = "series"
+WINDOWS_LAYOUT = "windows"
+LAYOUTS = (SERIES_LAYOUT, WINDOWS_LAYOUT)
+# prepare.json's `version`: raised when the layout of a prepared directory changes.
+FORMAT_VERSION = 1
+SERIES_COLUMNS = ("series", "segment", "split", "time", "target")
+SERIES_SHARD_PREFIX = "series"
 
 
 def shard_paths(output_dir: str, split: str, shards: int) -> List[str]:
@@ -34,7 +69,7 @@ def existing_outputs(output_dir: str) -> List[str]:
     """The shards and prepare.json that an earlier preparation left in `output_dir`."""
     if not tf.io.gfile.isdir(output_dir):
         return []
-    found = []
+    found = tf.io.gfile.glob(f"{output_dir}/{SERIES_SHARD_PREFIX}-*-of-*.csv")
     for split in SPLITS:
         found += tf.io.gfile.glob(f"{output_dir}/{split}-*-of-*.csv")
     summary = f"{output_dir}/{SUMMARY_FILENAME}"
@@ -54,6 +89,74 @@ def write_shards(windows: Dict[str, np.ndarray], *, output_dir: str, shards: int
             with tf.io.gfile.GFile(path, "w") as handle:
                 handle.write(format_rows(part))
     return written
+
+
+def series_shard_paths(output_dir: str, shards: int) -> List[str]:
+    """['DIR/series-00000-of-00002.csv', 'DIR/series-00001-of-00002.csv'] for shards=2."""
+    return shard_paths(output_dir, SERIES_SHARD_PREFIX, shards)
+
+
+def assign_to_shards(lengths: Sequence[int], shards: int) -> List[List[int]]:
+    """Series indices per shard: each series whole in one shard, the shards' points balanced
+    (the longest series first, each to the shard with the fewest points), in index order.
+
+    >>> assign_to_shards([5, 1, 1, 3], 2)
+    [[0], [1, 2, 3]]
+    """
+    shards = max(1, min(shards, len(lengths)))
+    totals = [0] * shards
+    members: List[List[int]] = [[] for _ in range(shards)]
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        target = min(range(shards), key=lambda s: (totals[s], s))
+        totals[target] += lengths[index]
+        members[target].append(index)
+    return [sorted(part) for part in members]
+
+
+def series_times(series: Series) -> np.ndarray:
+    """The `time` column of a series: seconds since 1970-01-01 UTC, or the time index."""
+    if series.keys and isinstance(series.keys[0], datetime.datetime):
+        return np.array([(key - EPOCH).total_seconds() for key in series.keys], dtype=np.float64)
+    return np.asarray(series.keys, dtype=np.float64)
+
+
+def format_series_rows(index: int, series: Series, codes: np.ndarray) -> str:
+    """The rows of one series in a series shard (every digit of each value), one per line."""
+    segments = np.zeros(len(series.values), dtype=np.int64)
+    for number, start in enumerate(series.segment_starts[1:], start=1):
+        segments[start:] = number
+    return "".join(f"{index},{segment},{code},{time!r},{value!r}\n" for segment, code, time, value
+                   in zip(segments.tolist(), codes.tolist(), series_times(series).tolist(),
+                          series.values.tolist()))
+
+
+def write_series_shards(series_list: Sequence[Series], codes: Sequence[np.ndarray], *,
+                        output_dir: str, shards: int) -> List[str]:
+    """Write the series as min(shards, series) series shards; returns their paths."""
+    members = assign_to_shards([len(series.values) for series in series_list], shards)
+    paths = series_shard_paths(output_dir, len(members))
+    header = ",".join(SERIES_COLUMNS) + "\n"
+    for path, indices in zip(paths, members):
+        with tf.io.gfile.GFile(path, "w") as handle:
+            handle.write(header)
+            for index in indices:
+                handle.write(format_series_rows(index, series_list[index], codes[index]))
+    return paths
+
+
+def check_layout(summary: Dict[str, Any], *, layout: str, source: str) -> None:
+    """Raise ConfigError unless `summary` is a prepare.json of `layout` in this `FORMAT_VERSION`."""
+    found = summary.get("layout", WINDOWS_LAYOUT)  # prepare.json before layouts: windows
+    version = summary.get("version", 0)
+    if found != layout:
+        raise ConfigError(f"{source} was prepared with --layout {found}, not {layout}; "
+                          + ("give its shards with --train_data_paths/--eval_data_paths, or prepare "
+                             "the data again with --layout series" if found == WINDOWS_LAYOUT else
+                             "prepare the data again with --layout windows"))
+    if version != FORMAT_VERSION:
+        raise ConfigError(f"{source} is a prepared directory of version {version}; this trainer "
+                          f"reads version {FORMAT_VERSION}: prepare the data again with this "
+                          "version of trainer.prepare")
 
 
 def write_summary(output_dir: str, summary: Dict[str, Any]) -> str:
@@ -81,9 +184,10 @@ def read_summary(path: str) -> Dict[str, Any]:
     return summary
 
 
-def training_statistics(series_list: Sequence[Series], boundaries: Dict[str, Optional[str]], *,
+def training_statistics(series_list: Sequence[Series], codes: Sequence[np.ndarray], *,
                         season: int) -> Dict[str, Any]:
-    """Mean, std (population), min and max of the training points of all series, and the
+    """Mean, std (population), min and max of the training points of all series (`codes`:
+    the `split_codes` of each), and the
     in-sample MAE of the naive forecast (season 1) and of the seasonal naive one.
 
     The naive MAE is the mean of |y[t] - y[t - season]| over training points whose
@@ -91,9 +195,9 @@ def training_statistics(series_list: Sequence[Series], boundaries: Dict[str, Opt
     """
     values: List[np.ndarray] = []
     differences: Dict[int, List[np.ndarray]] = {s: [] for s in sorted({1, season})}
-    for series in series_list:
+    for series, series_codes in zip(series_list, codes):
         for begin, end in series.segments():
-            train_end = split_ranges(series.keys[begin:end], boundaries)["train"][1]
+            train_end = ranges_of_codes(series_codes[begin:end])["train"][1]
             train = series.values[begin:begin + train_end]
             values.append(train)
             for lag in differences:

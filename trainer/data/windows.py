@@ -1,9 +1,13 @@
-"""Splits by time and the windows of each split.
+"""Splits by time or by position, and the windows of each split.
 
 - **Splits.** Every point goes to train, valid or test by its timestamp: before
   `valid_start`, before `test_start`, or from it on. Without dates the boundaries are the
   timestamps at the fractions `valid_fraction` / `test_fraction` of the distinct timestamps
-  of all series, so every series is split at the same time (`split_boundaries`).
+  of all series, so every series is split at the same time (`split_boundaries`). Or, per
+  series (`valid_points` / `test_points`), the last `test_points` points of every series are
+  test and the `valid_points` before them valid, wherever each series ends. `split_codes`
+  gives each point its split as a code (`SPLIT_CODES`: 0 train, 1 valid, 2 test), never
+  decreasing along a series: the series layout stores it as a column.
 - **Windows** are `n_inputs + n_outputs` consecutive points of one segment of one series. A
   train window lies wholly in train. A valid or test window has all its targets in its split,
   and may take its inputs from before the split's start, so that every target point of the
@@ -19,7 +23,7 @@ validation split starting at point 6 and the test split at point 8):
     test:  [6,7 -> 8] [7,8 -> 9]
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,11 +31,20 @@ from trainer.data.series import Series, TimeKey, describe_time_kind, parse_times
 from trainer.util.errors import ConfigError
 
 SPLITS = ("train", "valid", "test")
+SPLIT_CODES = {split: code for code, split in enumerate(SPLITS)}  # as stored in series shards
 
 
 def check_split_flags(*, valid_fraction: float, test_fraction: float, valid_start: str,
-                      test_start: str) -> None:
+                      test_start: str, valid_points: int = 0, test_points: int = 0) -> None:
     """The rules of the split flags on their own (before any data is read); a ConfigError."""
+    if valid_points or test_points:
+        if valid_start or test_start:
+            raise ConfigError("give --valid_points/--test_points (the last points of every series) "
+                              "or --valid_start/--test_start (dates shared by all series), not both")
+        if valid_points < 0 or test_points < 0:
+            raise ConfigError(f"--valid_points {valid_points} and --test_points {test_points} must "
+                              "be >= 0")
+        return
     if valid_start or test_start:
         if not (valid_start and test_start):
             raise ConfigError("give both --valid_start and --test_start (or neither, to split by "
@@ -52,10 +65,13 @@ def check_split_flags(*, valid_fraction: float, test_fraction: float, valid_star
 
 
 def split_boundaries(series_list: Sequence[Series], *, valid_fraction: float, test_fraction: float,
-                     valid_start: str = "", test_start: str = "") -> Dict[str, Optional[str]]:
-    """The first timestamp of the valid and the test split (None: that split is empty).
+                     valid_start: str = "", test_start: str = "", valid_points: int = 0,
+                     test_points: int = 0) -> Dict[str, Any]:
+    """The first timestamp of the valid and the test split (None: that split is empty), or
+    the points per series of each (`{"valid_points": N, "test_points": M}`).
 
-    From dates when given, else at the fractions of the distinct timestamps of all series:
+    From points per series or dates when given, else at the fractions of the distinct
+    timestamps of all series:
 
     >>> s = Series("a", [str(t) for t in range(10)], [float(t) for t in range(10)], np.zeros(10),
     ...            list(range(2, 12)))
@@ -63,7 +79,10 @@ def split_boundaries(series_list: Sequence[Series], *, valid_fraction: float, te
     {'valid_start': '6', 'test_start': '8'}
     """
     check_split_flags(valid_fraction=valid_fraction, test_fraction=test_fraction,
-                      valid_start=valid_start, test_start=test_start)
+                      valid_start=valid_start, test_start=test_start, valid_points=valid_points,
+                      test_points=test_points)
+    if valid_points or test_points:
+        return {"valid_points": valid_points, "test_points": test_points}
     if valid_start or test_start:
         kinds = {type(key) for series in series_list for key in series.keys[:1]}
         for flag, value in (("--valid_start", valid_start), ("--test_start", test_start)):
@@ -87,9 +106,40 @@ def split_boundaries(series_list: Sequence[Series], *, valid_fraction: float, te
     return {"valid_start": valid, "test_start": test}
 
 
+def split_codes(series: Series, boundaries: Dict[str, Any]) -> np.ndarray:
+    """The split code (`SPLIT_CODES`) of every point of `series`, by `split_boundaries`' result.
+
+    >>> s = Series("a", [str(t) for t in range(6)], [float(t) for t in range(6)], np.zeros(6),
+    ...            list(range(2, 8)))
+    >>> split_codes(s, {"valid_start": "3", "test_start": "5"}).tolist()
+    [0, 0, 0, 1, 1, 2]
+    >>> split_codes(s, {"valid_points": 1, "test_points": 2}).tolist()
+    [0, 0, 0, 1, 2, 2]
+    """
+    count = len(series.values)
+    if "valid_points" in boundaries:
+        test_at = max(count - boundaries["test_points"], 0)
+        valid_at = max(test_at - boundaries["valid_points"], 0)
+    else:
+        ranges = split_ranges(series.keys, boundaries)
+        valid_at, test_at = ranges["valid"]
+    codes = np.full(count, SPLIT_CODES["train"], dtype=np.int8)
+    codes[valid_at:test_at] = SPLIT_CODES["valid"]
+    codes[test_at:] = SPLIT_CODES["test"]
+    return codes
+
+
+def ranges_of_codes(codes: np.ndarray) -> Dict[str, Tuple[int, int]]:
+    """Index ranges [start, end) of train, valid and test from the codes of one segment."""
+    valid_at = int(np.searchsorted(codes, SPLIT_CODES["valid"]))
+    test_at = int(np.searchsorted(codes, SPLIT_CODES["test"]))
+    return {"train": (0, valid_at), "valid": (valid_at, test_at), "test": (test_at, len(codes))}
+
+
 def split_ranges(keys: Sequence[TimeKey], boundaries: Dict[str, Optional[str]]
                  ) -> Dict[str, Tuple[int, int]]:
-    """Index ranges [start, end) of train, valid and test within one time-ordered segment."""
+    """Index ranges [start, end) of train, valid and test within one time-ordered segment,
+    split by the dates of `boundaries`."""
     def first_at_or_after(stamp: Optional[str]) -> int:
         if stamp is None:
             return len(keys)
@@ -125,17 +175,31 @@ def window_starts(ranges: Dict[str, Tuple[int, int]], *, n_inputs: int, n_output
     return starts
 
 
-def make_windows(series_list: Sequence[Series], boundaries: Dict[str, Optional[str]], *,
+def make_windows(series_list: Sequence[Series], codes: Sequence[np.ndarray], *,
                  n_inputs: int, n_outputs: int, stride: int) -> Dict[str, np.ndarray]:
-    """Every window of every series: {split: [windows, n_inputs + n_outputs]}."""
+    """Every window of every series: {split: [windows, n_inputs + n_outputs]}; `codes` are the
+    `split_codes` of each series."""
     width = n_inputs + n_outputs
     windows: Dict[str, List[np.ndarray]] = {split: [] for split in SPLITS}
-    for series in series_list:
+    for series, series_codes in zip(series_list, codes):
         for begin, end in series.segments():
-            keys, values = series.keys[begin:end], series.values[begin:end]
-            ranges = split_ranges(keys, boundaries)
+            values = series.values[begin:end]
+            ranges = ranges_of_codes(series_codes[begin:end])
             for split, starts in window_starts(ranges, n_inputs=n_inputs, n_outputs=n_outputs,
                                                stride=stride).items():
                 windows[split].extend(values[start:start + width] for start in starts)
     return {split: np.array(rows, dtype=np.float64).reshape(-1, width)
             for split, rows in windows.items()}
+
+
+def count_windows(series_list: Sequence[Series], codes: Sequence[np.ndarray], *, n_inputs: int,
+                  n_outputs: int, stride: int = 1) -> Dict[str, int]:
+    """How many windows `make_windows` would cut of each split, without cutting them."""
+    counts = {split: 0 for split in SPLITS}
+    for series, series_codes in zip(series_list, codes):
+        for begin, end in series.segments():
+            ranges = ranges_of_codes(series_codes[begin:end])
+            for split, starts in window_starts(ranges, n_inputs=n_inputs, n_outputs=n_outputs,
+                                               stride=stride).items():
+                counts[split] += len(starts)
+    return counts

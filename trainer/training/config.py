@@ -36,7 +36,13 @@ DEFAULT_CHECKPOINT_SECS = 300
 class TrainerConfig:
     """Everything a training run depends on. Field name == flag name == tuned parameterName."""
 
-    # Data: comma-separated file patterns, local or gs://; empty means "generate the synthetic set".
+    # Data: a prepared directory, or comma-separated file patterns of rows, local or gs://; none
+    # of them means "generate the synthetic set".
+    data_dir: str = flag(
+        "", "A directory written by python -m trainer.prepare (local or gs://). Series layout: "
+        "windows of --n_inputs + --n_outputs are cut from its series (train on the train split, "
+        "evaluate on every valid window); windows layout: its train and valid shards. Its "
+        "prepare.json gives the statistics (as --stats_file).")
     train_data_paths: str = flag(
         "", "Comma-separated file patterns of training CSV shards, local or gs:// "
         "(e.g. 'gs://bucket/data/train-*.csv'). Empty: generate the built-in synthetic "
@@ -149,7 +155,13 @@ class TrainerConfig:
     @property
     def uses_synthetic_data(self) -> bool:
         """True when no data flags were given and the built-in data set is generated."""
-        return not self.train_data_paths and not self.eval_data_paths
+        return not self.train_data_paths and not self.eval_data_paths and not self.data_dir
+
+    @property
+    def statistics_file(self) -> str:
+        """The prepare.json the statistics come from: --stats_file, or --data_dir's."""
+        return self.stats_file or (f"{self.data_dir.rstrip('/')}/prepare.json" if self.data_dir
+                                   else "")
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -173,6 +185,11 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> TrainerConfig:
 def make_config(**overrides: Any) -> TrainerConfig:
     """Build a TrainerConfig from keyword values and check the rules between flags."""
     config = TrainerConfig(**overrides)
+    if config.data_dir and (config.train_data_paths or config.eval_data_paths):
+        raise ConfigError("give --data_dir (a prepared directory) or --train_data_paths and "
+                          "--eval_data_paths (files of rows), not both")
+    if config.data_dir and config.stats_file:
+        raise ConfigError("--data_dir brings its own prepare.json: drop --stats_file")
     if bool(config.train_data_paths) != bool(config.eval_data_paths):
         given, missing = (("--train_data_paths", "--eval_data_paths") if config.train_data_paths
                           else ("--eval_data_paths", "--train_data_paths"))
@@ -185,11 +202,12 @@ def make_config(**overrides: Any) -> TrainerConfig:
     if config.season > config.n_inputs:
         raise ConfigError(f"--season {config.season} is longer than --n_inputs {config.n_inputs}: "
                           "the seasonal naive forecast repeats the last season of the inputs")
-    if config.scaling == "global_zscore" and not config.stats_file and not config.scale_std:
+    if config.scaling == "global_zscore" and not config.statistics_file and not config.scale_std:
         raise ConfigError("--scaling global_zscore needs the training statistics: give --stats_file "
                           "(the prepare.json of trainer.prepare) or --scale_mean and --scale_std")
-    if config.stats_file and (config.scale_std or config.scale_mean):
-        raise ConfigError("give either --stats_file or --scale_mean/--scale_std, not both")
+    if config.statistics_file and (config.scale_std or config.scale_mean):
+        raise ConfigError(f"give either {'--data_dir' if config.data_dir else '--stats_file'} or "
+                          "--scale_mean/--scale_std, not both")
     if config.save_checkpoints_steps and config.save_checkpoints_secs != DEFAULT_CHECKPOINT_SECS:
         raise ConfigError(f"give --save_checkpoints_steps ({config.save_checkpoints_steps}) or "
                           f"--save_checkpoints_secs ({config.save_checkpoints_secs}), not both")

@@ -7,13 +7,10 @@
 
 import logging
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 
-from trainer.data import synthetic
-from trainer.data.pipeline import make_input_fn
-from trainer.data.schema import check_files, expand_file_patterns, find_first_bad_row
 from trainer.model.heads import DEFAULT_HEAD
 from trainer.model.model_fn import model_fn
 from trainer.model.scaling import resolve_statistics
@@ -25,6 +22,7 @@ from trainer.model.serving import (
 )
 from trainer.model.spec import ModelSpec
 from trainer.training.config import TrainerConfig
+from trainer.training.data_source import resolve_training_data
 from trainer.training.progress import ProgressHook
 from trainer.training.recovery import SkipDeletedCheckpointExporter, run_train_and_evaluate
 from trainer.training.reporting import ReportingExporter, read_metrics_json
@@ -37,13 +35,12 @@ from trainer.util.errors import DataError
 logger = logging.getLogger(__name__)
 
 EXPORTS_TO_KEEP = 5
-# How long a worker or evaluator waits for the chief to write the synthetic data set.
-SYNTHETIC_DATA_WAIT_SECS = 600
 
 
 def model_spec(config: TrainerConfig) -> ModelSpec:
-    """The model of `config`: its flags, with the statistics resolved from --stats_file."""
-    statistics = resolve_statistics(scaling=config.scaling, stats_file=config.stats_file,
+    """The model of `config`: its flags, with the statistics resolved from --stats_file or
+    --data_dir."""
+    statistics = resolve_statistics(scaling=config.scaling, stats_file=config.statistics_file,
                                     scale_mean=config.scale_mean, scale_std=config.scale_std,
                                     season=config.season)
     return ModelSpec(
@@ -95,16 +92,6 @@ def make_estimator(config: TrainerConfig, *, output_dir: str) -> tf.estimator.Es
                                   params=model_spec(config))
 
 
-def make_train_input_fn(config: TrainerConfig, *, files: List[str], num_workers: int = 1,
-                        worker_index: int = 0) -> Callable[[], tf.data.Dataset]:
-    """The training input_fn of `config` for one training process of `num_workers`."""
-    return make_input_fn(files=files, training=True, batch_size=config.batch_size,
-                         n_inputs=config.n_inputs, n_outputs=config.n_outputs,
-                         shuffle_buffer_size=config.shuffle_buffer_size, seed=config.seed,
-                         num_workers=num_workers, worker_index=worker_index,
-                         steps_per_run=config.steps_per_run)
-
-
 def make_progress_hook(config: TrainerConfig) -> ProgressHook:
     """The progress line of `config`: every --progress_interval_secs, towards --train_steps."""
     return ProgressHook(target_step=config.train_steps, batch_size=config.batch_size,
@@ -128,29 +115,6 @@ def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimat
     return [ReportingExporter(SkipDeletedCheckpointExporter(latest), output_dir=output_dir,
                               metric_tag=config.hypertune_metric_tag),
             SkipDeletedCheckpointExporter(best)]
-
-
-def resolve_data_files(config: TrainerConfig, *, output_dir: str,
-                       task: environment.TaskInfo) -> Tuple[List[str], List[str]]:
-    """The train and eval files of this run: the user's patterns, or the synthetic data set
-    (written by the chief; the other processes of a cluster wait for it)."""
-    if config.uses_synthetic_data:
-        data_dir = f"{output_dir}/data"
-        shape = dict(n_inputs=config.n_inputs, n_outputs=config.n_outputs, seed=config.seed)
-        if task.is_chief:
-            patterns = synthetic.write_dataset(data_dir, **shape)
-        else:
-            patterns = synthetic.wait_for_dataset(data_dir, timeout_secs=SYNTHETIC_DATA_WAIT_SECS,
-                                                  **shape)
-        train_patterns, eval_patterns = [patterns["train"]], [patterns["eval"]]
-    else:
-        train_patterns = split_patterns(config.train_data_paths)
-        eval_patterns = split_patterns(config.eval_data_paths)
-    train_files = expand_file_patterns(train_patterns, flag="--train_data_paths")
-    eval_files = expand_file_patterns(eval_patterns, flag="--eval_data_paths")
-    for files in (train_files, eval_files):
-        check_files(files, n_inputs=config.n_inputs, n_outputs=config.n_outputs)
-    return train_files, eval_files
 
 
 def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimator.EvalSpec) -> None:
@@ -202,6 +166,7 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                 "writing to %s", task.task_type, task.task_index, task.num_workers, task.num_ps,
                 " and an evaluator" if task.has_evaluator else "", output_dir)
     gcs.check_buckets({"--output_dir": [output_dir],
+                       "--data_dir": [config.data_dir] if config.data_dir else [],
                        "--train_data_paths": split_patterns(config.train_data_paths),
                        "--eval_data_paths": split_patterns(config.eval_data_paths)})
     prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief,
@@ -209,8 +174,8 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
     if task.task_type == "ps":  # a parameter server only holds variables
         serve_parameters(make_run_config(config, output_dir=output_dir))
     else:
-        train_files, eval_files = resolve_data_files(config, output_dir=output_dir, task=task)
-        logger.info("%d training files, %d evaluation files", len(train_files), len(eval_files))
+        data = resolve_training_data(config, output_dir=output_dir, task=task)
+        logger.info("%s", data.description)
 
     start_step = latest_global_step(output_dir)
     if start_step is not None and task.is_chief:
@@ -224,14 +189,12 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
     divergence = DivergenceHook(learning_rate=config.learning_rate, scaling=config.scaling,
                                 clip_gradient_norm=config.clip_gradient_norm)
     train_spec = tf.estimator.TrainSpec(
-        make_train_input_fn(config, files=train_files, num_workers=task.num_workers,
-                            worker_index=task.worker_index),
+        data.train_input_fn,
         max_steps=config.train_steps,
         hooks=[make_progress_hook(config), divergence,
                StopOnSignalHook(stop, model_dir=output_dir, is_chief=task.is_chief)])
     eval_spec = tf.estimator.EvalSpec(
-        make_input_fn(files=eval_files, training=False, batch_size=config.batch_size,
-                      n_inputs=config.n_inputs, n_outputs=config.n_outputs),
+        data.eval_input_fn,
         steps=config.eval_steps or None,
         exporters=make_exporters(config, output_dir=output_dir),
         start_delay_secs=config.eval_start_delay_secs,
@@ -246,8 +209,7 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
         # The vectorized decoder cannot say which file a bad row came from: find it.
         logger.error("the input pipeline failed (%s); scanning the files for the bad row",
                      error.message.splitlines()[0])
-        problem = find_first_bad_row(train_files + eval_files, n_inputs=config.n_inputs,
-                                     n_outputs=config.n_outputs)
+        problem = data.find_bad_row()
         if problem is None:
             raise
         raise DataError(f"{problem}. Fix or remove that row and rerun: training resumes from "

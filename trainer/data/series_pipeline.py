@@ -1,0 +1,341 @@
+"""Windows cut from series shards inside tf.data: the input of a `--data_dir` of the series layout.
+
+A series shard (`trainer.data.prepared`) holds whole series, one row per point. Each file is
+read whole and decoded into columns by one op; the window starts of a split are found for the
+whole file at once (`window_starts`: a start is kept when its window lies in one segment of
+one series and its targets in the split), and a batch of windows is one gather of
+[batch, n_inputs + n_outputs] values by index (`gather_windows`). No Python runs per window or
+per row, and no window is stored: `--n_inputs` and `--n_outputs` are free at training time.
+
+- Training (`make_series_input_fn(training=True)`) takes the files of this process (one file
+  in `num_workers` when there are enough, as the row pipeline does), in a new order each pass,
+  pools up to `POOL_FILES` of them, shuffles the starts of the pool together (across series
+  and files) and cuts them into whole batches; the last starts of a pool that fill no batch
+  wait for the next pass (a pool smaller than one batch is repeated to fill one).
+- Evaluation makes one ordered pass over every window of the split, stride 1, none dropped.
+
+`survey_series_files` reads every file once before training, with the same decoder: it checks
+the header, the values and the order (each series in one run of rows, time increasing,
+segments and splits never decreasing), names the file and line of the first problem, and
+counts the windows of each split and the series too short for one.
+"""
+
+import dataclasses
+import functools
+import logging
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.data.prepared import (
+    SERIES_COLUMNS,
+    SERIES_LAYOUT,
+    SERIES_SHARD_PREFIX,
+    check_layout,
+    read_summary,
+)
+from trainer.data.schema import split_features_and_labels
+from trainer.data.windows import SPLIT_CODES, SPLITS
+from trainer.util.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+POOL_FILES = 8  # files whose windows are shuffled together in training
+# The type of each of SERIES_COLUMNS: series, segment, split, time, target.
+COLUMN_TYPES = (tf.int64, tf.int64, tf.int64, tf.float64, tf.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedSeries:
+    """A prepared directory of the series layout: its prepare.json and its shard files."""
+
+    data_dir: str
+    summary: Dict[str, Any]
+    files: List[str]
+
+
+def open_prepared(data_dir: str) -> PreparedSeries:
+    """Read DIR/prepare.json, check it is of the series layout, and list its shards.
+
+    The shards are prepare.json's `files` (names in the directory, or full paths), or, when it
+    lists none (shards written by other tools), every `DIR/series-*.csv`.
+    """
+    data_dir = data_dir.rstrip("/")
+    source = f"{data_dir}/prepare.json"
+    summary = read_summary(data_dir)
+    check_layout(summary, layout=SERIES_LAYOUT, source=source)
+    columns = summary.get("columns", list(SERIES_COLUMNS))
+    if list(columns[:len(SERIES_COLUMNS)]) != list(SERIES_COLUMNS):
+        raise ConfigError(f"{source}: its columns {columns} do not start with "
+                          f"{list(SERIES_COLUMNS)}, the columns of a series shard")
+    names = summary.get("files") or []
+    files = ([name if "/" in name else f"{data_dir}/{name}" for name in names] if names
+             else sorted(tf.io.gfile.glob(f"{data_dir}/{SERIES_SHARD_PREFIX}-*.csv")))
+    missing = [path for path in files if not tf.io.gfile.exists(path)]
+    if missing:
+        raise DataError(f"{source} lists {missing[0]}, which does not exist; prepare the data "
+                        "again or copy the whole directory")
+    if not files:
+        raise DataError(f"{data_dir} holds no {SERIES_SHARD_PREFIX}-*.csv shards; write them "
+                        "beside prepare.json (see the README's data layout)")
+    return PreparedSeries(data_dir=data_dir, summary=summary, files=files)
+
+
+def decode_series_text(text: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """A whole shard's text -> its columns (`SERIES_COLUMNS`), header dropped, blank lines skipped."""
+    lines = tf.strings.strip(tf.strings.split(text, "\n"))
+    lines = tf.boolean_mask(lines, tf.strings.length(lines) > 0)
+    required = [tf.constant([], dtype) for dtype in COLUMN_TYPES]  # no default: a value each
+    values = tf.io.decode_csv(lines[1:], record_defaults=required)
+    return {name: tf.reshape(value, [-1]) for name, value in zip(SERIES_COLUMNS, values)}
+
+
+def load_series_file(path: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Read and decode one shard (local or gs://)."""
+    return decode_series_text(tf.io.read_file(path))
+
+
+def window_starts(columns: Dict[str, tf.Tensor], *, n_inputs: int, n_outputs: int,
+                  split: str) -> tf.Tensor:
+    """Rows where a window of `split` starts: within one series and segment, targets in `split`.
+
+    >>> columns = {"series": tf.constant([0, 0, 0, 0, 1, 1, 1], tf.int64),
+    ...            "segment": tf.zeros([7], tf.int64),
+    ...            "split": tf.constant([0, 0, 0, 1, 0, 0, 1], tf.int64)}
+    >>> window_starts(columns, n_inputs=1, n_outputs=1, split="train").numpy().tolist()
+    [0, 1, 4]
+    >>> window_starts(columns, n_inputs=1, n_outputs=1, split="valid").numpy().tolist()
+    [2, 5]
+    """
+    width = n_inputs + n_outputs
+    count = tf.maximum(tf.size(columns["series"], out_type=tf.int64) - width + 1, 0)
+    begin = tf.range(count, dtype=tf.int64)
+    end = begin + width - 1
+    first_target = begin + n_inputs
+
+    def at(name: str, index: tf.Tensor) -> tf.Tensor:
+        return tf.gather(columns[name], index)
+
+    code = tf.constant(SPLIT_CODES[split], tf.int64)
+    # tf.equal, not ==: in the Estimator's graph mode, == compares the tensors' identity.
+    keep = (tf.equal(at("series", begin), at("series", end))
+            & tf.equal(at("segment", begin), at("segment", end))
+            & tf.equal(at("split", first_target), code) & tf.equal(at("split", end), code))
+    return tf.boolean_mask(begin, tf.reshape(keep, [-1]))
+
+
+def gather_windows(target: tf.Tensor, starts: tf.Tensor, *, width: int) -> tf.Tensor:
+    """Values of the windows at `starts` (any shape S) -> [*S, width], one gather."""
+    return tf.gather(target, starts[..., None] + tf.range(width, dtype=tf.int64))
+
+
+def _file_windows(path: tf.Tensor, *, n_inputs: int, n_outputs: int, split: str
+                  ) -> Tuple[tf.Tensor, tf.Tensor]:
+    columns = load_series_file(path)
+    return columns["target"], window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs,
+                                            split=split)
+
+
+def _pool_batches(target: tf.RaggedTensor, starts: tf.RaggedTensor, *, group: int, seed: int
+                  ) -> tf.data.Dataset:
+    """One pool of files -> its windows' starts in one shuffled order, as whole groups."""
+    values = target.values
+    offsets = tf.repeat(target.row_splits[:-1], starts.row_lengths())
+    pooled = tf.random.shuffle(starts.values + offsets, seed=seed)
+    count = tf.size(pooled, out_type=tf.int64)
+    # A pool with fewer windows than one group is repeated until it fills one.
+    copies = tf.where(count > 0, (group + count - 1) // tf.maximum(count, 1), 0)
+    pooled = tf.tile(pooled, [tf.maximum(copies, 1)])[:tf.maximum(count, group * tf.sign(count))]
+    groups = tf.size(pooled, out_type=tf.int64) // group
+    pooled = tf.reshape(pooled[:groups * group], [-1, group])
+    return tf.data.Dataset.zip((tf.data.Dataset.from_tensors(values).repeat(),
+                                tf.data.Dataset.from_tensor_slices(pooled)))
+
+
+def process_files(files: Sequence[str], *, num_workers: int, worker_index: int) -> List[str]:
+    """The files training process `worker_index` of `num_workers` reads: one in `num_workers`
+    when there are at least as many files as processes, else all of them."""
+    files = list(files)
+    return files[worker_index::num_workers] if 1 < num_workers <= len(files) else files
+
+
+def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, batch_size: int,
+                         n_inputs: int, n_outputs: int, seed: int = 0, num_workers: int = 1,
+                         worker_index: int = 0, steps_per_run: int = 1
+                         ) -> Callable[[], tf.data.Dataset]:
+    """An Estimator input_fn of the windows of `split`, cut from the series shards `files`.
+
+    Elements are (features, labels) as the row pipeline's (`trainer.data.pipeline`):
+    features {"rawdata": [batch, n_inputs]}, labels [batch, n_outputs]; in training with
+    `steps_per_run` > 1, [steps_per_run, batch, ...].
+    """
+    files = list(files)
+    shard_files = training and 1 < num_workers <= len(files)
+    if shard_files:
+        files = process_files(files, num_workers=num_workers, worker_index=worker_index)
+    width = n_inputs + n_outputs
+    cut = functools.partial(_file_windows, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
+
+    def to_example(windows: tf.Tensor) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
+        return split_features_and_labels(windows, n_inputs=n_inputs)
+
+    def input_fn() -> tf.data.Dataset:
+        if not training:
+            def file_batches(target: tf.Tensor, starts: tf.Tensor) -> tf.data.Dataset:
+                return tf.data.Dataset.zip((
+                    tf.data.Dataset.from_tensors(target).repeat(),
+                    tf.data.Dataset.from_tensor_slices(starts).batch(batch_size)))
+
+            dataset = tf.data.Dataset.from_tensor_slices(files).map(cut).flat_map(file_batches)
+            return dataset.map(lambda target, starts: to_example(
+                gather_windows(target, starts, width=width))).prefetch(tf.data.AUTOTUNE)
+
+        if shard_files:
+            logger.info("training process %d of %d reads %d of the series files", worker_index,
+                        num_workers, len(files))
+        elif num_workers > 1:
+            logger.warning("only %d series files for %d training processes: each reads all of "
+                           "them, in its own shuffled order; prepare with --shards %d or more to "
+                           "split them", len(files), num_workers, num_workers)
+        worker_seed = seed + worker_index
+        group = batch_size * steps_per_run
+        dataset = tf.data.Dataset.from_tensor_slices(files)
+        dataset = dataset.shuffle(len(files), seed=worker_seed).repeat()
+        dataset = dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        dataset = dataset.ragged_batch(min(len(files), POOL_FILES))
+        dataset = dataset.flat_map(functools.partial(_pool_batches, group=group, seed=worker_seed))
+        shape = [steps_per_run, batch_size] if steps_per_run > 1 else [batch_size]
+
+        def to_batch(target: tf.Tensor, starts: tf.Tensor):
+            windows = gather_windows(target, tf.reshape(starts, shape), width=width)
+            return to_example(tf.ensure_shape(windows, [*shape, width]))
+
+        dataset = dataset.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    return input_fn
+
+
+def read_split_windows(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int
+                       ) -> np.ndarray:
+    """Every window of `split` in `files`, in order, as NumPy [windows, n_inputs + n_outputs]
+    (what `trainer.evaluate --data_dir` scores)."""
+    width = n_inputs + n_outputs
+    parts = []
+    for path in files:
+        columns = load_series_file(tf.constant(path))
+        starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
+        parts.append(gather_windows(columns["target"], starts, width=width).numpy())
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, width))
+
+
+@dataclasses.dataclass
+class Survey:
+    """What `survey_series_files` found: windows per split, series and how many are too short."""
+
+    windows: Dict[str, int]
+    windows_per_file: Dict[str, Dict[str, int]]
+    series: int
+    points: int
+    too_short: int  # series with no training window of this size
+    too_short_examples: List[str]
+
+
+def _first_bad_line(path: str) -> Optional[str]:
+    """The first line of a shard that is not five numbers of the right kinds, described."""
+    with tf.io.gfile.GFile(path, "r") as handle:
+        lines = handle.read().split("\n")
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.strip().split(",")
+        if not line.strip():
+            continue
+        if len(cells) != len(SERIES_COLUMNS):
+            return (f"line {number} of {path} has {len(cells)} values, expected "
+                    f"{len(SERIES_COLUMNS)} ({','.join(SERIES_COLUMNS)})")
+        for name, cell in zip(SERIES_COLUMNS, cells):
+            try:
+                value = float(cell)
+            except ValueError:
+                return f"line {number} of {path}: column {name!r} is {cell!r}, not a number"
+            if name in ("series", "segment", "split") and value != int(value):
+                return f"line {number} of {path}: column {name!r} is {cell!r}, not a whole number"
+    return None
+
+
+def _check_order(path: str, columns: Dict[str, np.ndarray], *, series_count: Optional[int]) -> None:
+    """Each series in one run of rows, time increasing and segment and split never decreasing
+    within it, split codes known; a DataError naming the line (header = line 1)."""
+    series = columns["series"]
+    line = lambda row: row + 2  # noqa: E731 (rows start after the header line)
+    bad_code = np.flatnonzero((columns["split"] < 0) | (columns["split"] >= len(SPLITS)))
+    if len(bad_code):
+        row = bad_code[0]
+        raise DataError(f"line {line(row)} of {path}: split {columns['split'][row]} is not one of "
+                        f"0 (train), 1 (valid), 2 (test)")
+    if series_count is not None:
+        outside = np.flatnonzero((series < 0) | (series >= series_count))
+        if len(outside):
+            row = outside[0]
+            raise DataError(f"line {line(row)} of {path}: series {series[row]} is not an index of "
+                            f"prepare.json's series_ids (0 to {series_count - 1})")
+    same = series[1:] == series[:-1]
+    starts = np.flatnonzero(~same) + 1
+    run_ids = series[np.concatenate([[0], starts])] if len(series) else series
+    if len(np.unique(run_ids)) != len(run_ids):
+        seen: Dict[int, int] = {}
+        for row in np.concatenate([[0], starts]):
+            if series[row] in seen:
+                raise DataError(f"line {line(row)} of {path}: series {series[row]} starts again "
+                                f"after other series (it began on line {line(seen[series[row]])}); "
+                                "keep the rows of each series together, sorted by time")
+            seen[series[row]] = row
+    for name, strictly in (("time", True), ("segment", False), ("split", False)):
+        step = np.diff(columns[name])
+        wrong = np.flatnonzero(same & ((step <= 0) if strictly else (step < 0)))
+        if len(wrong):
+            row = wrong[0] + 1
+            order = "increase" if strictly else "never decrease"
+            raise DataError(f"line {line(row)} of {path}: {name} {columns[name][row]!r} after "
+                            f"{columns[name][row - 1]!r} in series {series[row]}; within a "
+                            f"series, {name} must {order} (sort the rows by series and time)")
+
+
+def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
+                        series_ids: Optional[Sequence[str]] = None) -> Survey:
+    """Check every shard and count its windows per split (see the module's docstring)."""
+    windows = {split: 0 for split in SPLITS}
+    per_file: Dict[str, Dict[str, int]] = {}
+    series_total = points = too_short = 0
+    examples: List[str] = []
+    header = ",".join(SERIES_COLUMNS)
+    for path in files:
+        with tf.io.gfile.GFile(path, "r") as handle:
+            first = handle.readline().strip()
+        if first != header:
+            raise DataError(f"{path}: its first line is {first[:80]!r}, expected the header "
+                            f"{header!r} (the columns of a series shard, in this order)")
+        try:
+            columns = load_series_file(tf.constant(path))
+        except tf.errors.InvalidArgumentError as error:
+            problem = _first_bad_line(path)
+            raise DataError(f"{problem or path + ': ' + error.message.splitlines()[0]}; fix the "
+                            "shard (see the README's data layout)") from error
+        arrays = {name: tensor.numpy() for name, tensor in columns.items()}
+        _check_order(path, arrays, series_count=len(series_ids) if series_ids else None)
+        per_file[path] = {}
+        for split in SPLITS:
+            starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
+            per_file[path][split] = int(tf.size(starts))
+            windows[split] += per_file[path][split]
+            if split == "train":
+                with_window = set(arrays["series"][starts.numpy()].tolist())
+        present = np.unique(arrays["series"])
+        short = [int(s) for s in present if int(s) not in with_window]
+        too_short += len(short)
+        for index in short[:max(0, 5 - len(examples))]:
+            examples.append(str(series_ids[index]) if series_ids else str(index))
+        series_total += len(present)
+        points += len(arrays["series"])
+    return Survey(windows=windows, windows_per_file=per_file, series=series_total, points=points,
+                  too_short=too_short, too_short_examples=examples)

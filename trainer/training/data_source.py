@@ -1,0 +1,142 @@
+"""What a run trains and evaluates on: a prepared directory, files of rows, or the synthetic set.
+
+- `--data_dir DIR` of the series layout: windows of `--n_inputs` + `--n_outputs` cut from the
+  series inside tf.data (`trainer.data.series_pipeline`), the train split for training and
+  every window of the valid split for evaluation. Every file is checked and its windows
+  counted before training; series too short for one training window are skipped and counted,
+  and a split with no window at all is an error that says what to lower.
+- `--data_dir DIR` of the windows layout: its `train-*` and `valid-*` shards, as rows.
+- `--train_data_paths` / `--eval_data_paths`: files of rows (`trainer.data.pipeline`).
+- none of them: the built-in synthetic rows, written by the chief under OUTPUT_DIR/data (the
+  other processes of a cluster wait for them).
+"""
+
+import dataclasses
+import logging
+from typing import Callable, List, Optional
+
+import tensorflow as tf
+
+from trainer.data import synthetic
+from trainer.data.pipeline import make_input_fn
+from trainer.data.prepared import SERIES_LAYOUT, WINDOWS_LAYOUT, check_layout, read_summary
+from trainer.data.schema import check_files, expand_file_patterns, find_first_bad_row
+from trainer.data.series_pipeline import (
+    make_series_input_fn,
+    open_prepared,
+    process_files,
+    survey_series_files,
+)
+from trainer.training.config import TrainerConfig
+from trainer.util import environment
+from trainer.util.cli import split_patterns
+from trainer.util.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+# How long a worker or evaluator waits for the chief to write the synthetic data set.
+SYNTHETIC_DATA_WAIT_SECS = 600
+TRAIN_SPLIT, EVAL_SPLIT = "train", "valid"  # never the test split: it is for the final verdict
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """The input_fns of one run, and how to find a bad row when the row decoder fails."""
+
+    train_input_fn: Callable[[], tf.data.Dataset]
+    eval_input_fn: Callable[[], tf.data.Dataset]
+    find_bad_row: Callable[[], Optional[str]]
+    description: str
+
+
+def make_train_input_fn(config: TrainerConfig, *, files: List[str], num_workers: int = 1,
+                        worker_index: int = 0) -> Callable[[], tf.data.Dataset]:
+    """The training input_fn of `config` over files of rows, for one training process of
+    `num_workers`."""
+    return make_input_fn(files=files, training=True, batch_size=config.batch_size,
+                         n_inputs=config.n_inputs, n_outputs=config.n_outputs,
+                         shuffle_buffer_size=config.shuffle_buffer_size, seed=config.seed,
+                         num_workers=num_workers, worker_index=worker_index,
+                         steps_per_run=config.steps_per_run)
+
+
+def resolve_training_data(config: TrainerConfig, *, output_dir: str,
+                          task: environment.TaskInfo) -> TrainingData:
+    """The data of `config` for this process of the cluster (see the module's docstring)."""
+    if config.data_dir:
+        summary = read_summary(config.data_dir)
+        if summary.get("layout", WINDOWS_LAYOUT) == SERIES_LAYOUT:
+            return _series_data(config, task=task)
+        check_layout(summary, layout=WINDOWS_LAYOUT, source=f"{config.data_dir}/prepare.json")
+        directory = config.data_dir.rstrip("/")
+        return _row_data(config, task=task, train_patterns=[f"{directory}/train-*-of-*.csv"],
+                         eval_patterns=[f"{directory}/valid-*-of-*.csv"], flag="--data_dir")
+    if config.uses_synthetic_data:
+        data_dir = f"{output_dir}/data"
+        shape = dict(n_inputs=config.n_inputs, n_outputs=config.n_outputs, seed=config.seed)
+        if task.is_chief:
+            patterns = synthetic.write_dataset(data_dir, **shape)
+        else:
+            patterns = synthetic.wait_for_dataset(data_dir, timeout_secs=SYNTHETIC_DATA_WAIT_SECS,
+                                                  **shape)
+        return _row_data(config, task=task, train_patterns=[patterns["train"]],
+                         eval_patterns=[patterns["eval"]], flag="")
+    return _row_data(config, task=task, train_patterns=split_patterns(config.train_data_paths),
+                     eval_patterns=split_patterns(config.eval_data_paths), flag="")
+
+
+def _row_data(config: TrainerConfig, *, task: environment.TaskInfo, train_patterns: List[str],
+              eval_patterns: List[str], flag: str) -> TrainingData:
+    train_files = expand_file_patterns(train_patterns, flag=flag or "--train_data_paths")
+    eval_files = expand_file_patterns(eval_patterns, flag=flag or "--eval_data_paths")
+    for files in (train_files, eval_files):
+        check_files(files, n_inputs=config.n_inputs, n_outputs=config.n_outputs)
+    return TrainingData(
+        train_input_fn=make_train_input_fn(config, files=train_files, num_workers=task.num_workers,
+                                           worker_index=task.worker_index),
+        eval_input_fn=make_input_fn(files=eval_files, training=False,
+                                    batch_size=config.batch_size, n_inputs=config.n_inputs,
+                                    n_outputs=config.n_outputs),
+        find_bad_row=lambda: find_first_bad_row(train_files + eval_files,
+                                                n_inputs=config.n_inputs,
+                                                n_outputs=config.n_outputs),
+        description=f"{len(train_files)} training files, {len(eval_files)} evaluation files")
+
+
+def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> TrainingData:
+    prepared = open_prepared(config.data_dir)
+    width = config.n_inputs + config.n_outputs
+    survey = survey_series_files(prepared.files, n_inputs=config.n_inputs,
+                                 n_outputs=config.n_outputs,
+                                 series_ids=prepared.summary.get("series_ids"))
+    if survey.too_short:
+        logger.warning("%d of %d series have no training window of %d points (--n_inputs %d + "
+                       "--n_outputs %d) and are skipped, for example %s", survey.too_short,
+                       survey.series, width, config.n_inputs, config.n_outputs,
+                       ", ".join(survey.too_short_examples))
+    for split, role in ((TRAIN_SPLIT, "train on"), (EVAL_SPLIT, "evaluate on")):
+        if not survey.windows[split]:
+            raise DataError(f"--data_dir {config.data_dir}: no series has a window of {width} "
+                            f"points (--n_inputs {config.n_inputs} + --n_outputs "
+                            f"{config.n_outputs}) with its targets in the {split} split, so there "
+                            f"is nothing to {role}; lower --n_inputs/--n_outputs, or prepare the "
+                            f"data with a larger {split} split")
+    mine = process_files(prepared.files, num_workers=task.num_workers,
+                         worker_index=task.worker_index)
+    if task.task_type != "evaluator" and not sum(survey.windows_per_file[path][TRAIN_SPLIT]
+                                                 for path in mine):
+        raise DataError(f"--data_dir {config.data_dir}: the {len(mine)} series files of training "
+                        f"process {task.worker_index} of {task.num_workers} ({', '.join(mine)}) "
+                        f"hold no training window of {width} points; prepare the data with "
+                        "fewer --shards, or lower --n_inputs/--n_outputs")
+    common = dict(files=prepared.files, batch_size=config.batch_size, n_inputs=config.n_inputs,
+                  n_outputs=config.n_outputs)
+    return TrainingData(
+        train_input_fn=make_series_input_fn(
+            split=TRAIN_SPLIT, training=True, seed=config.seed, num_workers=task.num_workers,
+            worker_index=task.worker_index, steps_per_run=config.steps_per_run, **common),
+        eval_input_fn=make_series_input_fn(split=EVAL_SPLIT, training=False, **common),
+        find_bad_row=lambda: None,  # the survey has read every row already
+        description=(f"{len(prepared.files)} series files ({survey.series} series, "
+                     f"{survey.points} points): {survey.windows[TRAIN_SPLIT]} training windows, "
+                     f"{survey.windows[EVAL_SPLIT]} evaluation windows of {width} points"))
