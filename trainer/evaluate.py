@@ -78,13 +78,13 @@ def _json_number(value: float) -> Optional[float]:
 
 def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
     """Forecast every row of `data_paths` with the model and score it; returns the JSON's content."""
+    prepared = open_prepared(config.data_dir) if config.data_dir else None  # the cheap checks first
     exported = load_exported_model(config.model_dir)
     if config.season > exported.n_inputs:
         raise ConfigError(f"--season {config.season} is longer than the model's n_inputs "
                           f"{exported.n_inputs}")
     stats_file = config.stats_file
-    if config.data_dir:
-        prepared = open_prepared(config.data_dir)
+    if prepared is not None:
         stats_file = f"{prepared.data_dir}/prepare.json"
         windows = read_split_windows(prepared.files, split=config.split,
                                      n_inputs=exported.n_inputs, n_outputs=exported.n_outputs)

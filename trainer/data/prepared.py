@@ -150,8 +150,9 @@ def check_layout(summary: Dict[str, Any], *, layout: str, source: str) -> None:
     version = summary.get("version", 0)
     if found != layout:
         raise ConfigError(f"{source} was prepared with --layout {found}, not {layout}; "
-                          + ("give its shards with --train_data_paths/--eval_data_paths, or prepare "
-                             "the data again with --layout series" if found == WINDOWS_LAYOUT else
+                          + ("give its files of rows instead (trainer.evaluate --data_paths "
+                             "'DIR/test-*.csv'), or prepare the data again with --layout series"
+                             if found == WINDOWS_LAYOUT else
                              "prepare the data again with --layout windows"))
     if version != FORMAT_VERSION:
         raise ConfigError(f"{source} is a prepared directory of version {version}; this trainer "
@@ -179,8 +180,9 @@ def read_summary(path: str) -> Dict[str, Any]:
         summary = json.loads(text)
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path} is not valid JSON ({error})") from error
-    if "statistics" not in summary:
+    if "statistics" not in summary and summary.get("layout") != SERIES_LAYOUT:
         raise ConfigError(f"{path} has no 'statistics'; is it a prepare.json from trainer.prepare?")
+    summary["_path"] = path
     return summary
 
 
@@ -218,14 +220,22 @@ def training_statistics(series_list: Sequence[Series], codes: Sequence[np.ndarra
 
 def training_mean_std(summary: Dict[str, Any]) -> Tuple[float, float]:
     """The training split's mean and std (population), for global z-scoring."""
+    if "statistics" not in summary:
+        raise ConfigError(f"{summary.get('_path', SUMMARY_FILENAME)} has no 'statistics' (mean, std "
+                          "of the training split), which --scaling global_zscore needs: add them "
+                          "(see the README's data layout) or use --scaling window_zscore")
     return float(summary["statistics"]["mean"]), float(summary["statistics"]["std"])
 
 
 def mase_scale(summary: Dict[str, Any], *, season: int, source: str) -> Optional[float]:
     """The training split's in-sample MAE of the seasonal naive forecast with `season`.
 
-    Raises ConfigError when the preparation did not compute it for that season.
+    Raises ConfigError when the preparation did not compute it for that season; None when
+    prepare.json has no statistics at all (series shards written by other tools): MASE is then
+    scaled within the evaluated windows.
     """
+    if "statistics" not in summary:
+        return None
     by_season = summary["statistics"].get("in_sample_naive_mae", {})
     if str(season) not in by_season:
         raise ConfigError(f"{source} has the in-sample naive MAE for seasons "

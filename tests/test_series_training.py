@@ -1,0 +1,133 @@
+"""Training from a prepared directory of series, end to end: `trainer.prepare` once, then
+`trainer.task --data_dir` with window sizes chosen at training time, `trainer.evaluate
+--data_dir --split`, shards written by hand, and the errors of each."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import REPO_ROOT, run_task
+from trainer.data.series_pipeline import open_prepared, read_split_windows
+
+pytestmark = pytest.mark.e2e
+
+SEASON = 8
+
+
+def run_tool(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def write_raw(path: Path) -> Path:
+    """Three hourly series with a season of 8 that start and end at different times."""
+    rng = np.random.default_rng(3)
+    lines = ["series_id,timestamp,value"]
+    for index, (length, offset) in enumerate(((300, 0), (260, 30), (220, 70))):
+        for point in range(length):
+            hour = offset + point
+            value = 10 * index + 5 + 3 * np.sin(2 * np.pi * hour / SEASON) + rng.normal(0, 0.1)
+            lines.append(f"store{index},2024-01-{1 + hour // 24:02d}T{hour % 24:02d}:00:00,{value:.4f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def train_flags(data_dir: Path, output: Path, *, n_inputs: int, n_outputs: int):
+    return ["--data_dir", str(data_dir), "--output_dir", str(output), "--n_inputs", str(n_inputs),
+            "--n_outputs", str(n_outputs), "--season", str(SEASON), "--model", "dnn",
+            "--hidden_units", "16", "--optimizer", "adam", "--learning_rate", "0.01",
+            "--scaling", "window_zscore", "--batch_size", "32", "--train_steps", "400",
+            "--save_checkpoints_steps", "400", "--progress_interval_secs", "1"]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("series")
+    result = run_tool("trainer.prepare", "--input", str(write_raw(root / "raw.csv")),
+                      "--output_dir", str(root / "prepared"), "--valid_points", "16",
+                      "--test_points", "16", "--season", str(SEASON), "--shards", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train with --data_dir" in result.stdout
+    return root
+
+
+@pytest.mark.parametrize("n_inputs,n_outputs", [(16, 4), (24, 8)])
+def test_one_preparation_trains_windows_of_any_size(prepared, tmp_path, n_inputs, n_outputs):
+    output = tmp_path / "run"
+    result = run_task(train_flags(prepared / "prepared", output, n_inputs=n_inputs,
+                                  n_outputs=n_outputs))
+    assert result.returncode == 0, result.stderr[-4000:]
+    files = open_prepared(str(prepared / "prepared")).files
+    valid = read_split_windows(files, split="valid", n_inputs=n_inputs, n_outputs=n_outputs)
+    assert f"{len(valid)} evaluation windows of {n_inputs + n_outputs} points" in result.stderr
+    metrics = json.loads((output / "metrics.json").read_text())
+    # Learned the season: far better than the naive forecast on every valid window.
+    assert metrics["rmse"] < 0.5 * metrics["naive_rmse"], metrics
+    export = metrics["saved_model_path"]
+    serve = tf.saved_model.load(export).signatures["serving_default"]
+    assert serve.structured_input_signature[1]["rawdata"].shape.as_list() == [None, n_inputs]
+    forecast = serve(rawdata=tf.constant(valid[:, :n_inputs], tf.float32))["predicted"].numpy()
+    assert forecast.shape == (len(valid), n_outputs)
+    # trainer.evaluate scores the test split of the same directory with the model's own sizes.
+    evaluation = run_tool("trainer.evaluate", "--model_dir", str(output), "--data_dir",
+                          str(prepared / "prepared"), "--split", "test", "--season", str(SEASON),
+                          "--output", str(tmp_path / "test.json"))
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    test = read_split_windows(files, split="test", n_inputs=n_inputs, n_outputs=n_outputs)
+    scored = json.loads((tmp_path / "test.json").read_text())
+    assert scored["windows"] == len(test) == 3 * (16 - n_outputs + 1)
+    assert scored["split"] == "test" and scored["mase_scale_source"].startswith("in-sample")
+    assert scored["metrics"]["rmse"] < scored["metrics"]["naive_rmse"]
+    assert f"{len(test)} windows x {n_outputs} steps from the test split of" in evaluation.stdout
+
+
+def test_shards_written_by_a_few_lines_of_plain_python_train(tmp_path):
+    data = tmp_path / "handmade"
+    data.mkdir()
+    # Two series, the last 10 points of each valid: no trainer.prepare involved.
+    with open(data / "series-00000-of-00001.csv", "w") as shard:
+        shard.write("series,segment,split,time,target\n")
+        for series in range(2):
+            for t in range(120):
+                split = 1 if t >= 110 else 0
+                shard.write(f"{series},0,{split},{t},{np.sin(t / 3) + series}\n")
+    (data / "prepare.json").write_text(json.dumps({"layout": "series", "version": 1,
+                                                   "series_ids": ["a", "b"]}))
+    output = tmp_path / "run"
+    result = run_task(["--data_dir", str(data), "--output_dir", str(output), "--n_inputs", "12",
+                       "--n_outputs", "3", "--train_steps", "100", "--hidden_units", "8",
+                       "--batch_size", "16", "--save_checkpoints_steps", "100"])
+    assert result.returncode == 0, result.stderr[-4000:]
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["global_step"] == 100 and np.isfinite(metrics["rmse"])
+    assert "16 evaluation windows of 15 points" in result.stderr  # 2 series x (10 - 3 + 1)
+
+
+def test_windows_too_large_for_the_data_and_conflicting_flags_fail_clearly(prepared, tmp_path):
+    # 290 points: longer than every series' training part (the longest has 268), but one series
+    # still has a valid window.
+    too_long = run_task(train_flags(prepared / "prepared", tmp_path / "r1", n_inputs=280,
+                                    n_outputs=10))
+    assert too_long.returncode == 1
+    assert ("no series has a window of 290 points (--n_inputs 280 + --n_outputs 10) with its "
+            "targets in the train split, so there is nothing to train on") in too_long.stderr
+    assert "3 of 3 series have no training window of 290 points" in too_long.stderr
+    both = run_task(["--data_dir", str(prepared / "prepared"), "--train_data_paths", "x*.csv",
+                     "--eval_data_paths", "y*.csv", "--output_dir", str(tmp_path / "r2")])
+    assert both.returncode == 2 and "not both" in both.stderr
+    stats = run_task(["--data_dir", str(prepared / "prepared"), "--stats_file", "p.json",
+                      "--output_dir", str(tmp_path / "r3")])
+    assert stats.returncode == 2 and "--data_dir brings its own prepare.json" in stats.stderr
+    rows_dir = tmp_path / "rows"
+    assert run_tool("trainer.prepare", "--input", str(prepared / "raw.csv"), "--output_dir",
+                    str(rows_dir), "--layout", "windows", "--n_inputs", "16", "--n_outputs",
+                    "4").returncode == 0
+    evaluation = run_tool("trainer.evaluate", "--model_dir", str(tmp_path), "--data_dir",
+                          str(rows_dir), "--output", str(tmp_path / "e.json"))
+    assert evaluation.returncode == 1
+    assert "was prepared with --layout windows, not series" in evaluation.stderr
