@@ -55,7 +55,6 @@ prepare.json in `trainer.data.prepared`.
 """
 
 import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
-import datetime
 import json
 import logging
 import sys
@@ -229,8 +228,7 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
                                     shards=config.shards)
         summary.update({
             "columns": list(SERIES_COLUMNS), "series_ids": [s.series_id for s in series_list],
-            "time_kind": "datetime" if isinstance(series_list[0].keys[0], datetime.datetime)
-            else "index",
+            "time_kind": series_list[0].time_kind,
             "step": median_step(series_list),
             "files": [path.rsplit("/", 1)[-1] for path in files], "season": config.season,
             "boundaries": boundaries,

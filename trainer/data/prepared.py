@@ -37,7 +37,6 @@ writing and reading of prepare.json, and what is read from it: the training mean
 `--scaling global_zscore`) and the in-sample seasonal naive MAE (the scale of MASE).
 """
 
-import datetime
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -50,7 +49,6 @@ from trainer.data.windows import SPLITS, ranges_of_codes
 from trainer.util.errors import ConfigError, DataError
 
 SUMMARY_FILENAME = "prepare.json"
-EPOCH = datetime.datetime(1970, 1, 1)
 SERIES_LAYOUT = "series"
 WINDOWS_LAYOUT = "windows"
 LAYOUTS = (SERIES_LAYOUT, WINDOWS_LAYOUT)
@@ -115,9 +113,7 @@ def assign_to_shards(lengths: Sequence[int], shards: int) -> List[List[int]]:
 
 def series_times(series: Series) -> np.ndarray:
     """The `time` column of a series: seconds since 1970-01-01 UTC, or the time index."""
-    if series.keys and isinstance(series.keys[0], datetime.datetime):
-        return np.array([(key - EPOCH).total_seconds() for key in series.keys], dtype=np.float64)
-    return np.asarray(series.keys, dtype=np.float64)
+    return series.times
 
 
 def format_series_rows(index: int, series: Series, codes: np.ndarray) -> str:

@@ -19,7 +19,7 @@ import datetime
 import io
 import logging
 import math
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -35,19 +35,51 @@ GAP_FACTOR = 1.5
 MAX_LISTED_DROPS = 20
 
 TimeKey = Union[float, datetime.datetime]
+DATETIME, INDEX = "datetime", "index"  # the two kinds of timestamps (Series.time_kind)
+EPOCH = datetime.datetime(1970, 1, 1)
+EPOCH64 = np.datetime64("1970-01-01T00:00:00", "us")
+
+
+def time_value(key: TimeKey) -> float:
+    """A time key as a number: seconds since 1970-01-01 UTC for a datetime, else itself.
+
+    >>> time_value(parse_timestamp("1970-01-02")), time_value(parse_timestamp("17"))
+    (86400.0, 17.0)
+    """
+    if isinstance(key, datetime.datetime):
+        return (key - EPOCH) / datetime.timedelta(seconds=1)
+    return float(key)
+
+
+def time_kind_of(key: TimeKey) -> str:
+    """DATETIME or INDEX, the kind of a parsed timestamp."""
+    return DATETIME if isinstance(key, datetime.datetime) else INDEX
 
 
 @dataclasses.dataclass
 class Series:
-    """One series in time order: its id, timestamps (as written and as sort keys), values, and
-    the CSV line of each point. `segment_starts` are the indices where a gap cuts it."""
+    """One series in time order: its id, timestamps (as written), their `times` (seconds since
+    1970-01-01 UTC for dates, `time_kind` "datetime"; the number itself for a time index,
+    "index"), values, and the CSV line of each point. `segment_starts` are the indices where a
+    gap cuts it."""
 
     series_id: str
-    timestamps: List[str]
-    keys: List[TimeKey]
+    timestamps: Sequence[str]
+    times: np.ndarray
     values: np.ndarray
-    lines: List[int]
+    lines: Sequence[int]
     segment_starts: List[int] = dataclasses.field(default_factory=lambda: [0])
+    time_kind: str = "index"
+
+    def __post_init__(self) -> None:
+        self.times = np.asarray(self.times, dtype=np.float64)
+
+    @property
+    def keys(self) -> List[TimeKey]:
+        """The times as sort keys: datetimes (naive UTC) or numbers, one per point."""
+        if self.time_kind == DATETIME:
+            return (EPOCH64 + (self.times * 1e6).round().astype("timedelta64[us]")).astype(object).tolist()
+        return self.times.tolist()
 
     def segments(self) -> List[Tuple[int, int]]:
         """The [begin, end) index ranges of the unbroken parts, in order."""
@@ -218,9 +250,11 @@ def _check_series(series_id: str, points: List[Tuple[TimeKey, str, str, int]], *
         cut = False
         kept.append((point[0], point[1], value, point[3]))
     segment_starts = sorted(set(segment_starts))
-    return Series(series_id=series_id, timestamps=[p[1] for p in kept], keys=[p[0] for p in kept],
+    kind = time_kind_of(ordered[0][0]) if ordered else INDEX
+    return Series(series_id=series_id, timestamps=[p[1] for p in kept],
+                  times=np.array([time_value(p[0]) for p in kept], dtype=np.float64),
                   values=np.array([p[2] for p in kept], dtype=np.float64),
-                  lines=[p[3] for p in kept], segment_starts=segment_starts)
+                  lines=[p[3] for p in kept], segment_starts=segment_starts, time_kind=kind)
 
 
 def _difference(later: TimeKey, earlier: TimeKey) -> float:
@@ -233,16 +267,12 @@ def _format_step(step: float, example: TimeKey) -> str:
     return str(datetime.timedelta(seconds=step)) if isinstance(example, datetime.datetime) else f"{step:g}"
 
 
-def describe_time_kind(key_type: type) -> str:
-    """'date/time' or 'number (a time index)': the kind of a file's timestamps, for messages."""
-    return "date/time" if key_type is datetime.datetime else "number (a time index)"
-
-
 def future_timestamps(series: Series, count: int) -> List[str]:
     """`count` timestamps after the last one of `series`, at its median step.
 
-    >>> s = Series("a", ["2024-01-01", "2024-01-02"], [parse_timestamp("2024-01-01"),
-    ...            parse_timestamp("2024-01-02")], np.zeros(2), [2, 3])
+    >>> s = Series("a", ["2024-01-01", "2024-01-02"], [time_value(parse_timestamp("2024-01-01")),
+    ...            time_value(parse_timestamp("2024-01-02"))], np.zeros(2), [2, 3],
+    ...            time_kind=DATETIME)
     >>> future_timestamps(s, 2)
     ['2024-01-03', '2024-01-04']
     """

@@ -27,10 +27,21 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from trainer.data.series import Series, TimeKey, describe_time_kind, parse_timestamp
+from trainer.data.series import (
+    DATETIME,
+    Series,
+    parse_timestamp,
+    time_kind_of,
+    time_value,
+)
 from trainer.util.errors import ConfigError
 
 SPLITS = ("train", "valid", "test")
+def describe_kind(kind: str) -> str:
+    """'date/time' or 'number (a time index)', for messages."""
+    return "date/time" if kind == DATETIME else "number (a time index)"
+
+
 SPLIT_CODES = {split: code for code, split in enumerate(SPLITS)}  # as stored in series shards
 
 
@@ -84,25 +95,29 @@ def split_boundaries(series_list: Sequence[Series], *, valid_fraction: float, te
     if valid_points or test_points:
         return {"valid_points": valid_points, "test_points": test_points}
     if valid_start or test_start:
-        kinds = {type(key) for series in series_list for key in series.keys[:1]}
+        kinds = {series.time_kind for series in series_list}
         for flag, value in (("--valid_start", valid_start), ("--test_start", test_start)):
-            kind = type(parse_timestamp(value))
+            kind = time_kind_of(parse_timestamp(value))
             if kinds and kind not in kinds:
-                raise ConfigError(f"{flag} {value!r} is a {describe_time_kind(kind)} but the "
-                                  f"timestamps are {describe_time_kind(next(iter(kinds)))}s; give "
+                raise ConfigError(f"{flag} {value!r} is a {describe_kind(kind)} but the "
+                                  f"timestamps are {describe_kind(next(iter(kinds)))}s; give "
                                   "a boundary of the same kind")
         return {"valid_start": valid_start, "test_start": test_start}
-    distinct: Dict[TimeKey, str] = {}
-    for series in series_list:
-        for key, text in zip(series.keys, series.timestamps):
-            distinct.setdefault(key, text)
-    keys = sorted(distinct)
-    count = len(keys)
+    distinct = np.unique(np.concatenate([series.times for series in series_list]))
+    count = len(distinct)
     n_test = int(round(count * test_fraction))
     n_valid = int(round(count * valid_fraction))
     n_train = count - n_valid - n_test
-    test = distinct[keys[n_train + n_valid]] if n_test else None
-    valid = distinct[keys[n_train]] if n_valid else test
+
+    def text_of(time: float) -> str:  # as written, in the first series that has it
+        for series in series_list:
+            at = int(np.searchsorted(series.times, time))
+            if at < len(series.times) and series.times[at] == time:
+                return str(series.timestamps[at])
+        raise AssertionError(time)
+
+    test = text_of(distinct[n_train + n_valid]) if n_test else None
+    valid = text_of(distinct[n_train]) if n_valid else test
     return {"valid_start": valid, "test_start": test}
 
 
@@ -121,7 +136,7 @@ def split_codes(series: Series, boundaries: Dict[str, Any]) -> np.ndarray:
         test_at = max(count - boundaries["test_points"], 0)
         valid_at = max(test_at - boundaries["valid_points"], 0)
     else:
-        ranges = split_ranges(series.keys, boundaries)
+        ranges = split_ranges(series.times, boundaries)
         valid_at, test_at = ranges["valid"]
     codes = np.full(count, SPLIT_CODES["train"], dtype=np.int8)
     codes[valid_at:test_at] = SPLIT_CODES["valid"]
@@ -136,19 +151,18 @@ def ranges_of_codes(codes: np.ndarray) -> Dict[str, Tuple[int, int]]:
     return {"train": (0, valid_at), "valid": (valid_at, test_at), "test": (test_at, len(codes))}
 
 
-def split_ranges(keys: Sequence[TimeKey], boundaries: Dict[str, Optional[str]]
+def split_ranges(times: np.ndarray, boundaries: Dict[str, Optional[str]]
                  ) -> Dict[str, Tuple[int, int]]:
-    """Index ranges [start, end) of train, valid and test within one time-ordered segment,
-    split by the dates of `boundaries`."""
+    """Index ranges [start, end) of train, valid and test within one time-ordered segment
+    (`times`: its `Series.times`), split by the dates of `boundaries`."""
     def first_at_or_after(stamp: Optional[str]) -> int:
         if stamp is None:
-            return len(keys)
-        boundary = parse_timestamp(stamp)
-        return next((i for i, key in enumerate(keys) if key >= boundary), len(keys))
+            return len(times)
+        return int(np.searchsorted(times, time_value(parse_timestamp(stamp)), side="left"))
 
     valid_at = first_at_or_after(boundaries["valid_start"])
     test_at = max(first_at_or_after(boundaries["test_start"]), valid_at)
-    return {"train": (0, valid_at), "valid": (valid_at, test_at), "test": (test_at, len(keys))}
+    return {"train": (0, valid_at), "valid": (valid_at, test_at), "test": (test_at, len(times))}
 
 
 def window_starts(ranges: Dict[str, Tuple[int, int]], *, n_inputs: int, n_outputs: int,
