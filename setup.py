@@ -9,10 +9,12 @@ REQUIRED_PACKAGES = [
     "numpy<2",  # TF 2.13-2.15 are built against NumPy 1.x
     "cloudml-hypertune>=0.1.0.dev6",  # only pre-releases are published
     "google-cloud-storage>=2.10",  # bucket pre-flight check, upload tool
+    # trainer.prepare's columnar CSV reader and shard writer; recent pyarrow needs NumPy 2
+    "pyarrow>=14,<20",
 ]
 
-# The benchmark's CSV reader to compare with; recent pyarrow needs NumPy 2, which TF 2.15 lacks.
-BENCH = ["pyarrow>=14,<20"]
+# The benchmark's CSV reader to compare with is pyarrow, a runtime dependency already.
+BENCH: list = []
 
 setup(
     name="lstm-forecast-trainer",

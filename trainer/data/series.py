@@ -110,10 +110,10 @@ def parse_timestamp(text: str) -> TimeKey:
     return parsed
 
 
-def _read_text(path: str) -> str:
+def _read_bytes(path: str) -> bytes:
     if not tf.io.gfile.exists(path):
         raise DataError(f"--input {path} does not exist; check the path (and the bucket, for gs://)")
-    with tf.io.gfile.GFile(path, "r") as handle:
+    with tf.io.gfile.GFile(path, "rb") as handle:
         return handle.read()
 
 
@@ -136,10 +136,12 @@ def read_series(path: str, *, target: str = "", timestamp_column: str = "timesta
     rows `dropped` (with on_bad_values='drop'). Raises DataError naming the file, line, series,
     column and value at fault.
     """
-    rows = list(csv.reader(io.StringIO(_read_text(path))))
-    if not rows or not any(cell.strip() for cell in rows[0]):
+    data = _read_bytes(path)
+    first_end = data.find(b"\n")
+    first_row = next(csv.reader([(data if first_end < 0 else data[:first_end]).decode("utf-8")]), [])
+    if not any(cell.strip() for cell in first_row):
         raise DataError(f"{path} is empty; expected a header row, then one row per timestamp")
-    header = [cell.strip() for cell in rows[0]]
+    header = [cell.strip() for cell in first_row]
     if timestamp_column not in header:
         raise DataError(f"{path} has no timestamp column {timestamp_column!r} (its columns: "
                         f"{', '.join(header)}); name it with --timestamp_column")
@@ -160,8 +162,27 @@ def read_series(path: str, *, target: str = "", timestamp_column: str = "timesta
         elif target not in value_columns:
             raise ConfigError(f"--target {target!r} is not a column of {path} (its value columns: "
                               f"{', '.join(value_columns) or 'none'})")
+    report: Dict[str, Any] = {"format": "long" if long_format else "wide", "target": target,
+                              "dropped": [], "dropped_count": 0,
+                              "cut_count": 0}
+    columns = dict(target=target, timestamp_column=timestamp_column,
+                   series_id_column=series_id_column if long_format else None)
+    fast = read_well_formed(data, header, path=path, sort=sort, gap_factor=gap_factor, **columns)
+    if fast is not None:
+        return fast, report
+    # Something to report or drop, or a shape the columnar reader does not take: row by row.
+    return _read_row_by_row(data.decode("utf-8"), header, path=path, sort=sort, on_bad_values=on_bad_values,
+                            gap_factor=gap_factor, report=report, **columns)
+
+
+def _read_row_by_row(text: str, header: List[str], *, path: str, target: str,
+                     timestamp_column: str, series_id_column: Optional[str], sort: bool,
+                     on_bad_values: str, gap_factor: float, report: Dict[str, Any]
+                     ) -> Tuple[List[Series], Dict[str, Any]]:
+    """The reader that finds, words and drops every problem, one row at a time."""
+    rows = list(csv.reader(io.StringIO(text)))
     time_index, value_index = header.index(timestamp_column), header.index(target)
-    id_index = header.index(series_id_column) if long_format else None
+    id_index = header.index(series_id_column) if series_id_column else None
 
     # Gather (key, timestamp text, value text, line) per series, in file order.
     raw: Dict[str, List[Tuple[TimeKey, str, str, int]]] = {}
@@ -186,9 +207,6 @@ def read_series(path: str, *, target: str = "", timestamp_column: str = "timesta
                             "in one file; use one kind")
         raw.setdefault(series_id, []).append((key, stamp, row[value_index].strip(), line))
 
-    report: Dict[str, Any] = {"format": "long" if long_format else "wide", "target": target,
-                              "dropped": [], "dropped_count": 0,
-                              "cut_count": 0}
     series_list = []
     for series_id, points in raw.items():
         series_list.append(_check_series(series_id, points, path=path, column=target, sort=sort,
@@ -197,6 +215,137 @@ def read_series(path: str, *, target: str = "", timestamp_column: str = "timesta
     if not series_list:
         raise DataError(f"{path} has a header but no data rows")
     return series_list, report
+
+
+def read_well_formed(data: bytes, header: List[str], *, path: str, target: str,
+                     timestamp_column: str, series_id_column: Optional[str], sort: bool,
+                     gap_factor: float) -> Optional[List[Series]]:
+    """The series of a file with nothing to report, read by column (pyarrow and NumPy); None
+    when there is anything to report, drop or word (a bad value, a gap, a duplicate timestamp,
+    rows out of order with sort=False, blank rows, ragged rows, time zones, ...): the row by
+    row reader then reads it and says what is wrong, exactly as before. Both readers give the
+    same series for the files this one takes (tests/test_series.py compares them).
+    """
+    import pyarrow as pa  # noqa: I001 (imported here: only preparation needs it)
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    if len(set(header)) != len(header):
+        return None
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowKeyError, pa.ArrowTypeError):
+        return None
+    count = _data_line_count(data)
+    if table.num_rows == 0 or count != table.num_rows:
+        return None  # no rows, blank lines inside, or quoted line ends: rows and lines differ
+    lines = np.arange(2, count + 2)
+    values, _ = _cast(table[target], pa.float64())
+    if values is None or not np.isfinite(values).all():
+        return None
+    stamps = table[timestamp_column]
+    first = str(stamps[0]).strip()
+    kind = INDEX if _parse_value(first) is not None else DATETIME
+    if kind == INDEX:
+        times, trimmed = _cast(stamps, pa.float64())
+        if times is None or not np.isfinite(times).all():
+            return None
+    else:  # ISO without a time zone: Arrow refuses time zones and 2024-02-30
+        moments, trimmed = _cast(stamps, pa.timestamp("us"))
+        if moments is None:
+            return None
+        times = (moments - EPOCH64) / np.timedelta64(1, "s")
+    if trimmed:
+        stamps = pc.utf8_trim_whitespace(stamps)
+    if series_id_column:
+        ids = pc.dictionary_encode(table[series_id_column]).combine_chunks()
+        names = [str(name).strip() for name in ids.dictionary.to_pylist()]
+        if len(set(names)) != len(names):
+            return None  # ids that differ only by spaces
+        codes = ids.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    else:
+        codes, names = np.zeros(len(values), dtype=np.int64), [target]
+    same = codes[1:] == codes[:-1]
+    late = np.zeros(len(names), dtype=np.int64)
+    if (same & (np.diff(times) > 0)).sum() == len(same) - (len(names) - 1):
+        order = np.arange(len(codes))  # each series in one run of rows, in time order
+    else:  # each series in file order, then in time order (both sorts stable)
+        by_series = np.argsort(codes, kind="stable")
+        grouped = codes[by_series][1:] == codes[by_series][:-1]
+        backwards = grouped & (np.diff(times[by_series]) < 0)
+        if backwards.any() and not sort:
+            return None
+        late = np.bincount(codes[by_series][1:][backwards], minlength=len(names))
+        order = np.lexsort((times, codes))
+    times_sorted, codes_sorted = times[order], codes[order]
+    same_sorted = codes_sorted[1:] == codes_sorted[:-1]
+    if (same_sorted & (np.diff(times_sorted) <= 0)).any():
+        return None  # a timestamp twice in a series
+    if gap_factor > 0 and _has_gap(times_sorted, same_sorted, gap_factor=gap_factor):
+        return None
+    bounds = np.concatenate([[0], np.flatnonzero(~same_sorted) + 1, [len(order)]])
+    stamp_text = np.asarray(stamps.to_numpy(zero_copy_only=False), dtype=object)
+    series_list = []
+    for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        code = int(codes_sorted[begin])
+        if late[code]:
+            logger.info("series %r of %s: %d rows out of time order; sorted by timestamp",
+                        names[code], path, int(late[code]))
+        rows = order[begin:end]
+        series_list.append(Series(series_id=names[code], timestamps=stamp_text[rows],
+                                  times=times_sorted[begin:end], values=values[rows],
+                                  lines=lines[rows], time_kind=kind))
+    return series_list
+
+
+def _cast(column: Any, to_type: Any) -> Tuple[Optional[np.ndarray], bool]:
+    """(a column of strings cast by Arrow as NumPy, whether spaces around values had to be
+    trimmed); (None, _) when a value does not parse."""
+    import pyarrow as pa  # noqa: I001
+    import pyarrow.compute as pc
+
+    for trim in (False, True):
+        try:
+            return pc.cast(pc.utf8_trim_whitespace(column) if trim else column,
+                           to_type).to_numpy(zero_copy_only=False), trim
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return None, True
+
+
+def _has_gap(times: np.ndarray, same_series: np.ndarray, *, gap_factor: float) -> bool:
+    """True when a step within a series is longer than `gap_factor` times its series' median
+    step (`times` sorted by series then time; `same_series[i]`: rows i and i + 1 are of one
+    series). Regular series are cleared at once (no step above `gap_factor` times the series'
+    shortest); for the others the medians come from the steps sorted within each series."""
+    steps = np.diff(times)[same_series]
+    if not len(steps):
+        return False
+    group = np.cumsum(~same_series)[same_series]  # which series each step belongs to
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(group)) + 1])
+    if (np.maximum.reduceat(steps, starts) <= gap_factor * np.minimum.reduceat(steps, starts)).all():
+        return False
+    order = np.lexsort((steps, group))
+    sorted_steps = steps[order]
+    counts = np.diff(np.concatenate([starts, [len(sorted_steps)]]))
+    medians = (sorted_steps[starts + (counts - 1) // 2] + sorted_steps[starts + counts // 2]) / 2
+    return bool((sorted_steps > gap_factor * np.repeat(medians, counts)).any())
+
+
+def _data_line_count(data: bytes) -> Optional[int]:
+    """The number of data rows after the header, or None when a blank line lies among them
+    (the row by row reader skips those and words the rest)."""
+    if data.startswith((b"\n", b"\r\n")):
+        return None
+    inner = data.rstrip(b"\r\n")
+    if b"\n\n" in inner or b"\n\r\n" in inner:
+        return None
+    return inner.count(b"\n")
 
 
 def _check_series(series_id: str, points: List[Tuple[TimeKey, str, str, int]], *, path: str,
