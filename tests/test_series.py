@@ -29,7 +29,7 @@ def read_both(path, **flags):
     long_format = "series_id" in header
     target = flags.get("target") or ("value" if long_format else header[1])
     columns = dict(target=target, timestamp_column="timestamp",
-                   series_id_column="series_id" if long_format else None)
+                   series_id_column="series_id" if long_format else None, extra_columns=())
     fast = module.read_well_formed(text.encode(), header, path=str(path), sort=True, gap_factor=1.5,
                                    **columns)
     report = {"dropped": [], "dropped_count": 0, "cut_count": 0}

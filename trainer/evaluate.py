@@ -30,11 +30,13 @@ from typing import Any, Dict, Optional, Sequence
 
 from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, int_at_least, run_command
 
+import numpy as np
 import tensorflow as tf
 
 from trainer.data.prepared import mase_scale, read_summary
 from trainer.data.schema import read_rows
-from trainer.data.series_pipeline import open_prepared, read_split_windows
+from trainer.data.schema import FEATURE_KEY
+from trainer.data.series_pipeline import open_prepared, read_split_examples
 from trainer.data.windows import SPLITS
 from trainer.model.metrics import BASELINES, METRICS, compute_metrics
 from trainer.model.serving import load_exported_model
@@ -86,20 +88,22 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
     stats_file = config.stats_file
     if prepared is not None:
         stats_file = f"{prepared.data_dir}/prepare.json"
-        windows = read_split_windows(prepared.files, split=config.split,
-                                     n_inputs=exported.n_inputs, n_outputs=exported.n_outputs)
-        if not len(windows):
+        features, labels = read_split_examples(
+            prepared.files, split=config.split, n_inputs=exported.n_inputs,
+            n_outputs=exported.n_outputs, covariates=prepared.covariates)
+        if not len(labels):
             raise DataError(f"--data_dir {config.data_dir}: the {config.split} split has no window "
                             f"of the model's {exported.n_inputs} + {exported.n_outputs} points")
-        data = {"inputs": windows[:, :exported.n_inputs], "actual": windows[:, exported.n_inputs:],
-                "files": prepared.files}
+        inputs = features.pop(FEATURE_KEY).astype(np.float64)
+        data = {"inputs": inputs, "actual": labels, "files": prepared.files,
+                "covariates": features}
     else:
         data = read_rows(config.data_paths, n_inputs=exported.n_inputs,
                          n_outputs=exported.n_outputs, flag="--data_paths",
                          model_path=exported.path, allow_inputs_only=False)
     scale = (mase_scale(read_summary(stats_file), season=config.season, source=stats_file)
              if stats_file else None)
-    forecast = exported.predict(data["inputs"])
+    forecast = exported.predict(data["inputs"], data.get("covariates"))
     metrics = compute_metrics(actual=data["actual"], forecast=forecast, inputs=data["inputs"],
                               season=config.season, mase_scale=scale)
     result = {

@@ -58,7 +58,7 @@ import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's
 import json
 import logging
 import sys
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from trainer.util.cli import (
     VERBOSITIES,
@@ -72,6 +72,7 @@ from trainer.util.cli import (
 import numpy as np
 import tensorflow as tf
 
+from trainer.data.covariates import check_covariate_flags, encode_covariates, split_names
 from trainer.data.prepared import (
     FORMAT_VERSION,
     LAYOUTS,
@@ -122,6 +123,14 @@ class PrepareConfig:
     n_outputs: int = flag(5, "Future values per window (the trainer's --n_outputs). Series "
                            "layout: only to count the windows of each split, as a check.",
                            type=int_at_least(1))
+    past_covariates: str = flag("", "Comma-separated numeric columns known only up to the forecast "
+                                 "start (series layout): the model reads them over its inputs.")
+    future_covariates: str = flag("", "Comma-separated numeric columns known for the horizon too "
+                                   "(calendar, promotions, prices; series layout): the model reads "
+                                   "them over its inputs and its outputs.")
+    static_covariates: str = flag("", "Comma-separated columns with one value per series (series "
+                                   "layout): numeric, or categorical (an id vocabulary and an "
+                                   "embedding); the series id column may be one.")
     stride: int = flag(1, "Points between the starts of two consecutive windows (windows layout; "
                         "the trainer takes every start from series).", type=int_at_least(1))
     valid_fraction: float = flag(0.1, "Fraction of the distinct timestamps, after train, in the "
@@ -160,9 +169,20 @@ class PrepareConfig:
         check_split_flags(valid_fraction=self.valid_fraction, test_fraction=self.test_fraction,
                           valid_start=self.valid_start, test_start=self.test_start,
                           valid_points=self.valid_points, test_points=self.test_points)
+        if self.layout != SERIES_LAYOUT and any(self.covariate_names().values()):
+            raise ConfigError("covariates need --layout series: a window row holds target values "
+                              "only")
+        check_covariate_flags(self.covariate_names(),
+                              reserved=[self.timestamp_column] + ([self.target] if self.target else []))
         if self.layout == SERIES_LAYOUT and self.stride != 1:
             raise ConfigError(f"--stride {self.stride} cuts windows, which --layout series leaves to "
                               "the trainer (it takes every start); use --layout windows for a stride")
+
+
+    def covariate_names(self) -> Dict[str, List[str]]:
+        return {"past": split_names(self.past_covariates),
+                "future": split_names(self.future_covariates),
+                "static": split_names(self.static_covariates)}
 
 
 def prepare(config: PrepareConfig) -> Dict[str, Any]:
@@ -175,7 +195,8 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
     series_list, report = read_series(
         config.input, target=config.target, timestamp_column=config.timestamp_column,
         series_id_column=config.series_id_column, sort=config.sort,
-        on_bad_values=config.on_bad_values, gap_factor=config.gap_factor)
+        on_bad_values=config.on_bad_values, gap_factor=config.gap_factor,
+        extra_columns=[name for names in config.covariate_names().values() for name in names])
     if report["dropped"]:
         logger.warning("left out %d rows of %s and cut its series at %d gaps (see 'dropped' in "
                        "%s), for example: %s", report["dropped_count"], config.input,
@@ -192,6 +213,11 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
                                   valid_start=config.valid_start, test_start=config.test_start,
                                   valid_points=config.valid_points, test_points=config.test_points)
     codes = [split_codes(series, boundaries) for series in series_list]
+    if report["target"] in [n for names in config.covariate_names().values() for n in names]:
+        raise ConfigError(f"the target column {report['target']!r} cannot be a covariate too")
+    covariates, covariate_values = encode_covariates(
+        series_list, config.covariate_names(), codes=codes, path=config.input,
+        series_id_column=config.series_id_column if report["format"] == "long" else "")
     if series_layout:
         counts = count_windows(series_list, codes, n_inputs=config.n_inputs,
                                n_outputs=config.n_outputs)
@@ -225,9 +251,12 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
     }
     if series_layout:
         files = write_series_shards(series_list, codes, output_dir=output_dir,
-                                    shards=config.shards)
+                                    shards=config.shards, covariates=covariates,
+                                    covariate_values=covariate_values)
         summary.update({
-            "columns": list(SERIES_COLUMNS), "series_ids": [s.series_id for s in series_list],
+            "columns": list(SERIES_COLUMNS) + [covariate.name for covariate in covariates],
+            "covariates": [covariate.to_json() for covariate in covariates],
+            "series_ids": [s.series_id for s in series_list],
             "time_kind": series_list[0].time_kind,
             "step": median_step(series_list),
             "files": [path.rsplit("/", 1)[-1] for path in files], "season": config.season,

@@ -120,8 +120,10 @@ def series_times(series: Series) -> np.ndarray:
 
 
 def series_table(indices: Sequence[int], series_list: Sequence[Series],
-                 codes: Sequence[np.ndarray]) -> Any:
-    """The rows of the series at `indices`, as a pyarrow table of the `SERIES_COLUMNS`."""
+                 codes: Sequence[np.ndarray], covariate_names: Sequence[str] = (),
+                 covariate_values: Optional[Sequence[np.ndarray]] = None) -> Any:
+    """The rows of the series at `indices`, as a pyarrow table of the `SERIES_COLUMNS`, then
+    the covariates (`covariate_values[i]`: series i's [points, covariates])."""
     import pyarrow as pa  # noqa: I001 (imported here: only preparation writes shards)
 
     parts: Dict[str, List[np.ndarray]] = {name: [] for name in SERIES_COLUMNS}
@@ -138,11 +140,15 @@ def series_table(indices: Sequence[int], series_list: Sequence[Series],
     times = np.concatenate(parts["time"])
     whole = bool((np.abs(times) < 2 ** 53).all()) and np.array_equal(times, np.round(times))
     parts["time"] = [times.astype(np.int64) if whole else times]  # whole numbers write faster
-    return pa.table({name: np.concatenate(parts[name]) for name in SERIES_COLUMNS})
+    columns = {name: np.concatenate(parts[name]) for name in SERIES_COLUMNS}
+    for position, name in enumerate(covariate_names):
+        columns[name] = np.concatenate([covariate_values[index][:, position] for index in indices])
+    return pa.table(columns)
 
 
 def write_series_shards(series_list: Sequence[Series], codes: Sequence[np.ndarray], *,
-                        output_dir: str, shards: int) -> List[str]:
+                        output_dir: str, shards: int, covariates: Sequence[Any] = (),
+                        covariate_values: Optional[Sequence[np.ndarray]] = None) -> List[str]:
     """Write the series as min(shards, series) series shards; returns their paths.
 
     Values are written with the shortest text that reads back as the same float64.
@@ -151,11 +157,12 @@ def write_series_shards(series_list: Sequence[Series], codes: Sequence[np.ndarra
 
     members = assign_to_shards([len(series.values) for series in series_list], shards)
     paths = series_shard_paths(output_dir, len(members))
-    header = ",".join(SERIES_COLUMNS).encode() + b"\n"
+    names = [covariate.name for covariate in covariates]
+    header = ",".join([*SERIES_COLUMNS, *names]).encode() + b"\n"
 
     def write(path: str, indices: List[int]) -> None:
         body = io.BytesIO()
-        pacsv.write_csv(series_table(indices, series_list, codes), body,
+        pacsv.write_csv(series_table(indices, series_list, codes, names, covariate_values), body,
                         write_options=pacsv.WriteOptions(include_header=False))
         with tf.io.gfile.GFile(path, "wb") as handle:
             handle.write(header + body.getvalue())

@@ -28,9 +28,25 @@ from trainer.util.errors import DataError
 FEATURE_KEY = "rawdata"
 
 
-def build_features(rawdata: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """Raw past values [batch, n_inputs] -> the model's features dict (training and serving)."""
-    return {FEATURE_KEY: tf.cast(rawdata, tf.float32)}
+# The covariates' feature keys (and serving inputs), present only in a model trained with them:
+# past [batch, n_inputs, P], future [batch, n_inputs + n_outputs, F] (the inputs' steps, then
+# the horizon's), static numbers [batch, S] and static categories as vocabulary ids [batch, C].
+PAST_KEY = "past_covariates"
+FUTURE_KEY = "future_covariates"
+STATIC_KEY = "static_covariates"
+CATEGORIES_KEY = "static_categories"
+COVARIATE_KEYS = (PAST_KEY, FUTURE_KEY, STATIC_KEY, CATEGORIES_KEY)
+
+
+def build_features(rawdata: tf.Tensor, **covariates: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Raw past values [batch, n_inputs] and covariates (by `COVARIATE_KEYS`) -> the model's
+    features dict (training and serving)."""
+    features = {FEATURE_KEY: tf.cast(rawdata, tf.float32)}
+    for key, value in covariates.items():
+        if key not in COVARIATE_KEYS:
+            raise ValueError(f"unknown covariate feature {key!r}; expected one of {COVARIATE_KEYS}")
+        features[key] = tf.cast(value, tf.int64 if key == CATEGORIES_KEY else tf.float32)
+    return features
 
 
 def split_features_and_labels(values: tf.Tensor, *, n_inputs: int

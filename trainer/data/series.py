@@ -70,6 +70,8 @@ class Series:
     lines: Sequence[int]
     segment_starts: List[int] = dataclasses.field(default_factory=lambda: [0])
     time_kind: str = "index"
+    # Other columns asked for (covariates), as written (stripped text), one per point.
+    extra: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.times = np.asarray(self.times, dtype=np.float64)
@@ -128,12 +130,14 @@ def _parse_value(text: str) -> Optional[float]:
 
 def read_series(path: str, *, target: str = "", timestamp_column: str = "timestamp",
                 series_id_column: str = "series_id", sort: bool = True,
-                on_bad_values: str = "fail", gap_factor: float = GAP_FACTOR
-                ) -> Tuple[List[Series], Dict[str, Any]]:
+                on_bad_values: str = "fail", gap_factor: float = GAP_FACTOR,
+                extra_columns: Sequence[str] = ()) -> Tuple[List[Series], Dict[str, Any]]:
     """Read a wide or long CSV into series in time order, checked for gaps and bad values.
 
     Returns (series, report): report has the file's `format`, the `target` column, and the
-    rows `dropped` (with on_bad_values='drop'). Raises DataError naming the file, line, series,
+    rows `dropped` (with on_bad_values='drop'). The text of each of `extra_columns` comes along
+    in each series' `extra`, point by point (a column that is not in the file is a DataError).
+    Raises DataError naming the file, line, series,
     column and value at fault.
     """
     data = _read_bytes(path)
@@ -165,8 +169,13 @@ def read_series(path: str, *, target: str = "", timestamp_column: str = "timesta
     report: Dict[str, Any] = {"format": "long" if long_format else "wide", "target": target,
                               "dropped": [], "dropped_count": 0,
                               "cut_count": 0}
+    missing = [name for name in extra_columns if name not in header]
+    if missing:
+        raise DataError(f"{path} has no column {missing[0]!r} (its columns: {', '.join(header)}); "
+                        "check the covariate flags")
     columns = dict(target=target, timestamp_column=timestamp_column,
-                   series_id_column=series_id_column if long_format else None)
+                   series_id_column=series_id_column if long_format else None,
+                   extra_columns=tuple(extra_columns))
     fast = read_well_formed(data, header, path=path, sort=sort, gap_factor=gap_factor, **columns)
     if fast is not None:
         return fast, report
@@ -176,16 +185,18 @@ def read_series(path: str, *, target: str = "", timestamp_column: str = "timesta
 
 
 def _read_row_by_row(text: str, header: List[str], *, path: str, target: str,
-                     timestamp_column: str, series_id_column: Optional[str], sort: bool,
+                     timestamp_column: str, series_id_column: Optional[str],
+                     extra_columns: Sequence[str], sort: bool,
                      on_bad_values: str, gap_factor: float, report: Dict[str, Any]
                      ) -> Tuple[List[Series], Dict[str, Any]]:
     """The reader that finds, words and drops every problem, one row at a time."""
     rows = list(csv.reader(io.StringIO(text)))
     time_index, value_index = header.index(timestamp_column), header.index(target)
     id_index = header.index(series_id_column) if series_id_column else None
+    extra_indices = [header.index(name) for name in extra_columns]
 
     # Gather (key, timestamp text, value text, line) per series, in file order.
-    raw: Dict[str, List[Tuple[TimeKey, str, str, int]]] = {}
+    raw: Dict[str, List[Tuple[Any, ...]]] = {}
     key_kind: Optional[type] = None
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -205,11 +216,13 @@ def _read_row_by_row(text: str, header: List[str], *, path: str, target: str,
         elif type(key) is not key_kind:
             raise DataError(f"line {line} of {path}: timestamp {stamp!r} mixes numbers and dates "
                             "in one file; use one kind")
-        raw.setdefault(series_id, []).append((key, stamp, row[value_index].strip(), line))
+        raw.setdefault(series_id, []).append((key, stamp, row[value_index].strip(), line,
+                                              tuple(row[i].strip() for i in extra_indices)))
 
     series_list = []
     for series_id, points in raw.items():
-        series_list.append(_check_series(series_id, points, path=path, column=target, sort=sort,
+        series_list.append(_check_series(series_id, points, path=path, column=target,
+                                         extra_columns=extra_columns, sort=sort,
                                          on_bad_values=on_bad_values, gap_factor=gap_factor,
                                          report=report))
     if not series_list:
@@ -219,7 +232,8 @@ def _read_row_by_row(text: str, header: List[str], *, path: str, target: str,
 
 def read_well_formed(data: bytes, header: List[str], *, path: str, target: str,
                      timestamp_column: str, series_id_column: Optional[str], sort: bool,
-                     gap_factor: float) -> Optional[List[Series]]:
+                     gap_factor: float, extra_columns: Sequence[str] = ()
+                     ) -> Optional[List[Series]]:
     """The series of a file with nothing to report, read by column (pyarrow and NumPy); None
     when there is anything to report, drop or word (a bad value, a gap, a duplicate timestamp,
     rows out of order with sort=False, blank rows, ragged rows, time zones, ...): the row by
@@ -290,6 +304,8 @@ def read_well_formed(data: bytes, header: List[str], *, path: str, target: str,
         return None
     bounds = np.concatenate([[0], np.flatnonzero(~same_sorted) + 1, [len(order)]])
     stamp_text = np.asarray(stamps.to_numpy(zero_copy_only=False), dtype=object)
+    extra_text = {name: np.asarray(pc.utf8_trim_whitespace(table[name]).to_numpy(
+        zero_copy_only=False), dtype=object) for name in extra_columns}
     series_list = []
     for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         code = int(codes_sorted[begin])
@@ -299,7 +315,8 @@ def read_well_formed(data: bytes, header: List[str], *, path: str, target: str,
         rows = order[begin:end]
         series_list.append(Series(series_id=names[code], timestamps=stamp_text[rows],
                                   times=times_sorted[begin:end], values=values[rows],
-                                  lines=lines[rows], time_kind=kind))
+                                  lines=lines[rows], time_kind=kind,
+                                  extra={name: text[rows] for name, text in extra_text.items()}))
     return series_list
 
 
@@ -348,8 +365,9 @@ def _data_line_count(data: bytes) -> Optional[int]:
     return inner.count(b"\n")
 
 
-def _check_series(series_id: str, points: List[Tuple[TimeKey, str, str, int]], *, path: str,
-                  column: str, sort: bool, on_bad_values: str, gap_factor: float,
+def _check_series(series_id: str, points: List[Tuple[Any, ...]], *, path: str,
+                  column: str, extra_columns: Sequence[str], sort: bool, on_bad_values: str,
+                  gap_factor: float,
                   report: Dict[str, Any]) -> Series:
     """Order one series' points, fail on duplicates, and fail on or drop bad values and gaps."""
     where = f"series {series_id!r} of {path}"
@@ -367,7 +385,7 @@ def _check_series(series_id: str, points: List[Tuple[TimeKey, str, str, int]], *
             raise DataError(f"{where} has the timestamp {current[1]!r} twice (lines {previous[3]} "
                             f"and {current[3]}); keep one row per timestamp")
 
-    def bad(point: Tuple[TimeKey, str, str, int], reason: str, *, dropped: bool) -> None:
+    def bad(point: Tuple[Any, ...], reason: str, *, dropped: bool) -> None:
         if on_bad_values == "fail":
             raise DataError(f"line {point[3]} of {path} ({where}, timestamp {point[1]}): {reason}. "
                             "Fix the file, or pass --on_bad_values drop to leave such rows out "
@@ -379,7 +397,7 @@ def _check_series(series_id: str, points: List[Tuple[TimeKey, str, str, int]], *
 
     steps = [_difference(b[0], a[0]) for a, b in zip(ordered, ordered[1:])]
     median_step = float(np.median(steps)) if steps else 0.0
-    kept: List[Tuple[TimeKey, str, float, int]] = []
+    kept: List[Tuple[Any, ...]] = []
     segment_starts = [0]
     cut = False
     for index, point in enumerate(ordered):
@@ -397,13 +415,15 @@ def _check_series(series_id: str, points: List[Tuple[TimeKey, str, str, int]], *
         if cut and kept:
             segment_starts.append(len(kept))
         cut = False
-        kept.append((point[0], point[1], value, point[3]))
+        kept.append((point[0], point[1], value, point[3], point[4]))
     segment_starts = sorted(set(segment_starts))
     kind = time_kind_of(ordered[0][0]) if ordered else INDEX
     return Series(series_id=series_id, timestamps=[p[1] for p in kept],
                   times=np.array([time_value(p[0]) for p in kept], dtype=np.float64),
                   values=np.array([p[2] for p in kept], dtype=np.float64),
-                  lines=[p[3] for p in kept], segment_starts=segment_starts, time_kind=kind)
+                  lines=[p[3] for p in kept], segment_starts=segment_starts, time_kind=kind,
+                  extra={name: np.array([p[4][i] for p in kept], dtype=object)
+                         for i, name in enumerate(extra_columns)})
 
 
 def _difference(later: TimeKey, earlier: TimeKey) -> float:

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from trainer.data.covariates import Covariate, covariates_of
 from trainer.data.prepared import (
     SERIES_COLUMNS,
     SERIES_LAYOUT,
@@ -35,7 +36,14 @@ from trainer.data.prepared import (
     check_layout,
     read_summary,
 )
-from trainer.data.schema import split_features_and_labels
+from trainer.data.schema import (
+    CATEGORIES_KEY,
+    FUTURE_KEY,
+    PAST_KEY,
+    STATIC_KEY,
+    build_features,
+    split_features_and_labels,
+)
 from trainer.data.windows import SPLIT_CODES, SPLITS
 from trainer.util.errors import ConfigError, DataError
 
@@ -53,6 +61,7 @@ class PreparedSeries:
     data_dir: str
     summary: Dict[str, Any]
     files: List[str]
+    covariates: Tuple[Covariate, ...] = ()
 
 
 def open_prepared(data_dir: str) -> PreparedSeries:
@@ -65,10 +74,12 @@ def open_prepared(data_dir: str) -> PreparedSeries:
     source = f"{data_dir}/prepare.json"
     summary = read_summary(data_dir)
     check_layout(summary, layout=SERIES_LAYOUT, source=source)
-    columns = summary.get("columns", list(SERIES_COLUMNS))
-    if list(columns[:len(SERIES_COLUMNS)]) != list(SERIES_COLUMNS):
-        raise ConfigError(f"{source}: its columns {columns} do not start with "
-                          f"{list(SERIES_COLUMNS)}, the columns of a series shard")
+    covariates = tuple(covariates_of(summary, source=source))
+    expected = [*SERIES_COLUMNS, *(covariate.name for covariate in covariates)]
+    columns = summary.get("columns", expected)
+    if list(columns) != expected:
+        raise ConfigError(f"{source}: its columns {columns} are not {expected}, the columns of a "
+                          "series shard followed by its covariates")
     names = summary.get("files") or []
     files = ([name if "/" in name else f"{data_dir}/{name}" for name in names] if names
              else sorted(tf.io.gfile.glob(f"{data_dir}/{SERIES_SHARD_PREFIX}-*.csv")))
@@ -79,21 +90,27 @@ def open_prepared(data_dir: str) -> PreparedSeries:
     if not files:
         raise DataError(f"{data_dir} holds no {SERIES_SHARD_PREFIX}-*.csv shards; write them "
                         "beside prepare.json (see the README's data layout)")
-    return PreparedSeries(data_dir=data_dir, summary=summary, files=files)
+    return PreparedSeries(data_dir=data_dir, summary=summary, files=files, covariates=covariates)
 
 
-def decode_series_text(text: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """A whole shard's text -> its columns (`SERIES_COLUMNS`), header dropped, blank lines skipped."""
+def decode_series_text(text: tf.Tensor, *, covariate_count: int = 0) -> Dict[str, tf.Tensor]:
+    """A whole shard's text -> its columns (`SERIES_COLUMNS`, and `covariates` [points,
+    covariate_count] when it has some), header dropped, blank lines skipped."""
     lines = tf.strings.strip(tf.strings.split(text, "\n"))
     lines = tf.boolean_mask(lines, tf.strings.length(lines) > 0)
-    required = [tf.constant([], dtype) for dtype in COLUMN_TYPES]  # no default: a value each
-    values = tf.io.decode_csv(lines[1:], record_defaults=required)
-    return {name: tf.reshape(value, [-1]) for name, value in zip(SERIES_COLUMNS, values)}
+    types = list(COLUMN_TYPES) + [tf.float32] * covariate_count
+    required = [tf.constant([], dtype) for dtype in types]  # no default: a value each
+    values = [tf.reshape(value, [-1])
+              for value in tf.io.decode_csv(lines[1:], record_defaults=required)]
+    columns = dict(zip(SERIES_COLUMNS, values))
+    if covariate_count:
+        columns["covariates"] = tf.stack(values[len(SERIES_COLUMNS):], axis=1)
+    return columns
 
 
-def load_series_file(path: tf.Tensor) -> Dict[str, tf.Tensor]:
+def load_series_file(path: tf.Tensor, *, covariate_count: int = 0) -> Dict[str, tf.Tensor]:
     """Read and decode one shard (local or gs://)."""
-    return decode_series_text(tf.io.read_file(path))
+    return decode_series_text(tf.io.read_file(path), covariate_count=covariate_count)
 
 
 def window_starts(columns: Dict[str, tf.Tensor], *, n_inputs: int, n_outputs: int,
@@ -125,16 +142,48 @@ def window_starts(columns: Dict[str, tf.Tensor], *, n_inputs: int, n_outputs: in
     return tf.boolean_mask(begin, tf.reshape(keep, [-1]))
 
 
-def gather_windows(target: tf.Tensor, starts: tf.Tensor, *, width: int) -> tf.Tensor:
-    """Values of the windows at `starts` (any shape S) -> [*S, width], one gather."""
-    return tf.gather(target, starts[..., None] + tf.range(width, dtype=tf.int64))
+def gather_windows(values: tf.Tensor, starts: tf.Tensor, *, width: int) -> tf.Tensor:
+    """Values [points] (or [points, channels]) of the windows at `starts` (any shape S) ->
+    [*S, width] (or [*S, width, channels]), one gather."""
+    return tf.gather(values, starts[..., None] + tf.range(width, dtype=tf.int64))
 
 
-def _file_windows(path: tf.Tensor, *, n_inputs: int, n_outputs: int, split: str
-                  ) -> Tuple[tf.Tensor, tf.Tensor]:
-    columns = load_series_file(path)
-    return columns["target"], window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs,
-                                            split=split)
+def point_values(columns: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """What a window gathers of each point: the target [points], or with covariates the target
+    then the covariates [points, 1 + covariates]."""
+    if "covariates" not in columns:
+        return columns["target"]
+    return tf.concat([columns["target"][:, None], columns["covariates"]], axis=1)
+
+
+def window_features(windows: tf.Tensor, *, n_inputs: int, covariates: Sequence[Covariate] = ()
+                    ) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
+    """Windows [..., width] (or [..., width, 1 + covariates]) -> (features, labels
+    [..., n_outputs]): the target's inputs as `rawdata`, each kind of covariate under its key
+    (`trainer.data.schema.COVARIATE_KEYS`), through `build_features` as serving does."""
+    if not covariates:
+        return split_features_and_labels(windows, n_inputs=n_inputs)
+    index = {kind: [1 + i for i, c in enumerate(covariates) if c.kind == kind and not c.categorical]
+             for kind in ("past", "future", "static")}
+    categorical = [1 + i for i, c in enumerate(covariates) if c.categorical]
+    covariate_features = {}
+    if index["past"]:
+        covariate_features[PAST_KEY] = tf.gather(windows[..., :n_inputs, :], index["past"], axis=-1)
+    if index["future"]:
+        covariate_features[FUTURE_KEY] = tf.gather(windows, index["future"], axis=-1)
+    if index["static"]:
+        covariate_features[STATIC_KEY] = tf.gather(windows[..., 0, :], index["static"], axis=-1)
+    if categorical:
+        covariate_features[CATEGORIES_KEY] = tf.gather(windows[..., 0, :], categorical, axis=-1)
+    features = build_features(windows[..., :n_inputs, 0], **covariate_features)
+    return features, windows[..., n_inputs:, 0]
+
+
+def _file_windows(path: tf.Tensor, *, n_inputs: int, n_outputs: int, split: str,
+                  covariate_count: int) -> Tuple[tf.Tensor, tf.Tensor]:
+    columns = load_series_file(path, covariate_count=covariate_count)
+    return point_values(columns), window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs,
+                                                split=split)
 
 
 def _pool_batches(target: tf.RaggedTensor, starts: tf.RaggedTensor, *, group: int, seed: int
@@ -162,23 +211,25 @@ def process_files(files: Sequence[str], *, num_workers: int, worker_index: int) 
 
 def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, batch_size: int,
                          n_inputs: int, n_outputs: int, seed: int = 0, num_workers: int = 1,
-                         worker_index: int = 0, steps_per_run: int = 1
-                         ) -> Callable[[], tf.data.Dataset]:
+                         worker_index: int = 0, steps_per_run: int = 1,
+                         covariates: Sequence[Covariate] = ()) -> Callable[[], tf.data.Dataset]:
     """An Estimator input_fn of the windows of `split`, cut from the series shards `files`.
 
     Elements are (features, labels) as the row pipeline's (`trainer.data.pipeline`):
-    features {"rawdata": [batch, n_inputs]}, labels [batch, n_outputs]; in training with
-    `steps_per_run` > 1, [steps_per_run, batch, ...].
+    features {"rawdata": [batch, n_inputs]} (and the covariates' features, `window_features`),
+    labels [batch, n_outputs]; in training with `steps_per_run` > 1, [steps_per_run, batch, ...].
     """
     files = list(files)
     shard_files = training and 1 < num_workers <= len(files)
     if shard_files:
         files = process_files(files, num_workers=num_workers, worker_index=worker_index)
     width = n_inputs + n_outputs
-    cut = functools.partial(_file_windows, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
+    cut = functools.partial(_file_windows, n_inputs=n_inputs, n_outputs=n_outputs, split=split,
+                            covariate_count=len(covariates))
+    channels = [1 + len(covariates)] if covariates else []
 
     def to_example(windows: tf.Tensor) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
-        return split_features_and_labels(windows, n_inputs=n_inputs)
+        return window_features(windows, n_inputs=n_inputs, covariates=covariates)
 
     def input_fn() -> tf.data.Dataset:
         if not training:
@@ -209,7 +260,7 @@ def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, ba
 
         def to_batch(target: tf.Tensor, starts: tf.Tensor):
             windows = gather_windows(target, tf.reshape(starts, shape), width=width)
-            return to_example(tf.ensure_shape(windows, [*shape, width]))
+            return to_example(tf.ensure_shape(windows, [*shape, width, *channels]))
 
         dataset = dataset.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         return dataset.prefetch(tf.data.AUTOTUNE)
@@ -217,17 +268,30 @@ def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, ba
     return input_fn
 
 
-def read_split_windows(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int
-                       ) -> np.ndarray:
+def read_split_windows(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
+                       covariate_count: int = 0) -> np.ndarray:
     """Every window of `split` in `files`, in order, as NumPy [windows, n_inputs + n_outputs]
-    (what `trainer.evaluate --data_dir` scores)."""
+    (with covariates [windows, width, 1 + covariates], the target first)."""
     width = n_inputs + n_outputs
     parts = []
     for path in files:
-        columns = load_series_file(tf.constant(path))
+        columns = load_series_file(tf.constant(path), covariate_count=covariate_count)
         starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
-        parts.append(gather_windows(columns["target"], starts, width=width).numpy())
-    return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, width))
+        parts.append(gather_windows(point_values(columns), starts, width=width).numpy())
+    shape = (0, width, 1 + covariate_count) if covariate_count else (0, width)
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(shape)
+
+
+def read_split_examples(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
+                        covariates: Sequence[Covariate] = ()
+                        ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """Every window of `split` as (features, labels) in NumPy, with the keys the model's serving
+    signature takes (what `trainer.evaluate --data_dir` scores)."""
+    windows = read_split_windows(files, split=split, n_inputs=n_inputs, n_outputs=n_outputs,
+                                 covariate_count=len(covariates))
+    features, labels = window_features(tf.constant(windows), n_inputs=n_inputs,
+                                       covariates=covariates)
+    return {key: value.numpy() for key, value in features.items()}, labels.numpy().astype(np.float64)
 
 
 @dataclasses.dataclass
@@ -242,18 +306,18 @@ class Survey:
     too_short_examples: List[str]
 
 
-def _first_bad_line(path: str) -> Optional[str]:
-    """The first line of a shard that is not five numbers of the right kinds, described."""
+def _first_bad_line(path: str, columns: Sequence[str]) -> Optional[str]:
+    """The first line of a shard that is not numbers of the right kinds, described."""
     with tf.io.gfile.GFile(path, "r") as handle:
         lines = handle.read().split("\n")
     for number, line in enumerate(lines[1:], start=2):
         cells = line.strip().split(",")
         if not line.strip():
             continue
-        if len(cells) != len(SERIES_COLUMNS):
+        if len(cells) != len(columns):
             return (f"line {number} of {path} has {len(cells)} values, expected "
-                    f"{len(SERIES_COLUMNS)} ({','.join(SERIES_COLUMNS)})")
-        for name, cell in zip(SERIES_COLUMNS, cells):
+                    f"{len(columns)} ({','.join(columns)})")
+        for name, cell in zip(columns, cells):
             try:
                 value = float(cell)
             except ValueError:
@@ -301,14 +365,30 @@ def _check_order(path: str, columns: Dict[str, np.ndarray], *, series_count: Opt
                             f"series, {name} must {order} (sort the rows by series and time)")
 
 
+def _check_categories(path: str, columns: Dict[str, np.ndarray],
+                      covariates: Sequence[Covariate]) -> None:
+    """A categorical covariate holds ids of its vocabulary; a DataError naming the line."""
+    for position, covariate in enumerate(covariates):
+        if not covariate.categorical:
+            continue
+        ids = columns["covariates"][:, position]
+        wrong = np.flatnonzero((ids < 0) | (ids >= len(covariate.vocabulary)) | (ids != np.round(ids)))
+        if len(wrong):
+            raise DataError(f"line {wrong[0] + 2} of {path}: {covariate.name} {ids[wrong[0]]!r} is "
+                            f"not an id of its vocabulary in prepare.json (0 to "
+                            f"{len(covariate.vocabulary) - 1})")
+
+
 def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
-                        series_ids: Optional[Sequence[str]] = None) -> Survey:
+                        series_ids: Optional[Sequence[str]] = None,
+                        covariates: Sequence[Covariate] = ()) -> Survey:
     """Check every shard and count its windows per split (see the module's docstring)."""
     windows = {split: 0 for split in SPLITS}
     per_file: Dict[str, Dict[str, int]] = {}
     series_total = points = too_short = 0
     examples: List[str] = []
-    header = ",".join(SERIES_COLUMNS)
+    names = [*SERIES_COLUMNS, *(covariate.name for covariate in covariates)]
+    header = ",".join(names)
     for path in files:
         with tf.io.gfile.GFile(path, "r") as handle:
             first = handle.readline().strip()
@@ -316,12 +396,13 @@ def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
             raise DataError(f"{path}: its first line is {first[:80]!r}, expected the header "
                             f"{header!r} (the columns of a series shard, in this order)")
         try:
-            columns = load_series_file(tf.constant(path))
+            columns = load_series_file(tf.constant(path), covariate_count=len(covariates))
         except tf.errors.InvalidArgumentError as error:
-            problem = _first_bad_line(path)
+            problem = _first_bad_line(path, names)
             raise DataError(f"{problem or path + ': ' + error.message.splitlines()[0]}; fix the "
                             "shard (see the README's data layout)") from error
         arrays = {name: tensor.numpy() for name, tensor in columns.items()}
+        _check_categories(path, arrays, covariates)
         _check_order(path, arrays, series_count=len(series_ids) if series_ids else None)
         per_file[path] = {}
         for split in SPLITS:

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from trainer.data.schema import FEATURE_KEY
 from trainer.model import scaling
+from trainer.model.covariate_inputs import network_inputs
 from trainer.model.heads import Head, get_head
 from trainer.model.metrics import metric_ops
 from trainer.model.networks import build_network
@@ -43,12 +44,16 @@ class Forward(NamedTuple):
     scale_state: Optional[scaling.ScaleState]
 
 
-def forward(rawdata: tf.Tensor, spec: ModelSpec, head: Head) -> Forward:
-    """Raw past values [batch, n_inputs] -> the network's output, scaled and in the series' units."""
+def forward(features: Dict[str, tf.Tensor], spec: ModelSpec, head: Head) -> Forward:
+    """Features (raw past values [batch, n_inputs] and any covariates) -> the network's output,
+    scaled and in the series' units."""
     scaled_inputs, scale_state = scaling.scale_inputs(
-        rawdata, scheme=spec.scaling, mean=spec.scale_mean, std=spec.scale_std)
-    scaled_output = build_network(scaled_inputs, model=spec.model, hidden_units=spec.hidden_units,
-                                  n_outputs=spec.n_outputs, width=head.width)
+        features[FEATURE_KEY], scheme=spec.scaling, mean=spec.scale_mean, std=spec.scale_std)
+    sequence, context = network_inputs(scaled_inputs, features, spec.covariates,
+                                       n_inputs=spec.n_inputs)
+    scaled_output = build_network(sequence, context, model=spec.model,
+                                  hidden_units=spec.hidden_units, n_outputs=spec.n_outputs,
+                                  width=head.width)
     return Forward(scaling.unscale(scaled_output, scale_state), scaled_output, scale_state)
 
 
@@ -94,7 +99,7 @@ def model_fn(features: Dict[str, tf.Tensor], labels: Optional[tf.Tensor], mode: 
         return train_several_steps(features, labels, params, head)
     rawdata = features[FEATURE_KEY]
     return make_estimator_spec(mode=mode, spec=params, head=head,
-                               forward_pass=forward(rawdata, params, head), rawdata=rawdata,
+                               forward_pass=forward(features, params, head), rawdata=rawdata,
                                labels=labels)
 
 
@@ -122,7 +127,8 @@ def train_several_steps(features: Dict[str, tf.Tensor], labels: tf.Tensor, spec:
 
     def one_step(step: tf.Tensor, loss_sum: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         # Out of the LOSSES collection: hooks fetch the run's loss, not one inside the loop.
-        loss = training_loss(head, labels[step], forward(rawdata[step], spec, head),
+        step_features = {key: value[step] for key, value in features.items()}
+        loss = training_loss(head, labels[step], forward(step_features, spec, head),
                              loss_collection=None)
         train_op = make_train_op(loss, optimizer=spec.optimizer, learning_rate=spec.learning_rate,
                                  clip_gradient_norm=spec.clip_gradient_norm)

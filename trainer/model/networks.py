@@ -1,7 +1,9 @@
 """Forecasting networks, and `NETWORKS`, the one registry of them (`--model`).
 
-A network maps the scaled past values `inputs` [batch, n_inputs] to `n_outputs * width` numbers
-per window ([batch, n_outputs * width]); `build_network` gives them the shape
+A network maps `sequence` [batch, n_inputs, channels] (the scaled past values, then any past
+and future covariates of each input step) and `context` [batch, k] or None (the horizon's
+future covariates, static covariates; `trainer.model.covariate_inputs`) to `n_outputs * width`
+numbers per window ([batch, n_outputs * width]); `build_network` gives them the shape
 [batch, n_outputs, width]. The head decides `width`, the values per forecast step (1 for a
 point forecast), so a new head never touches a network. Loss, optimizer and metrics live
 elsewhere (`trainer.model.heads`, `trainer.model.optimizers`, `trainer.model.metrics`).
@@ -15,11 +17,21 @@ the check of `n_inputs` and the benchmark's candidates are all read from the reg
 """
 
 import dataclasses
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import tensorflow as tf
 
 NetworkFunction = Callable[..., tf.Tensor]
+
+
+def _with_context(net: tf.Tensor, context: Optional[tf.Tensor]) -> tf.Tensor:
+    """[batch, n] -> [batch, n + k]: the context joined on (nothing without one)."""
+    return net if context is None else tf.concat([net, context], axis=-1)
+
+
+def _flat(sequence: tf.Tensor) -> tf.Tensor:
+    """[batch, steps, channels] -> [batch, steps * channels] (without covariates: the inputs)."""
+    return tf.reshape(sequence, [-1, sequence.shape[1] * sequence.shape[2]])
 
 
 def _output_layer(last_output: tf.Tensor, *, units: int) -> tf.Tensor:
@@ -31,65 +43,74 @@ def _output_layer(last_output: tf.Tensor, *, units: int) -> tf.Tensor:
     return tf.matmul(last_output, weight) + bias
 
 
-def _unrolled_rnn(inputs: tf.Tensor, cells: Sequence[tf.keras.layers.Layer]) -> tf.Tensor:
-    """Run the stacked `cells` over the time steps, one value per step; returns the last output.
+def _unrolled_rnn(sequence: tf.Tensor, cells: Sequence[tf.keras.layers.Layer]) -> tf.Tensor:
+    """Run the stacked `cells` over the time steps, one vector of channels per step (the value
+    alone without covariates); returns the last output.
 
     The loop is unrolled in the graph (n_inputs copies of the cell sharing one set of weights),
     as `static_rnn` does in the paper's code.
     """
-    n_inputs = inputs.shape[1]
-    batch_size = tf.shape(inputs)[0]
+    n_inputs = sequence.shape[1]
+    batch_size = tf.shape(sequence)[0]
     states = [cell.get_initial_state(batch_size=batch_size, dtype=tf.float32) for cell in cells]
     for step in range(n_inputs):
-        output = inputs[:, step:step + 1]  # [batch, 1]
+        output = sequence[:, step, :]  # [batch, channels]
         for layer, cell in enumerate(cells):
             output, states[layer] = cell(output, states[layer])
     return output
 
 
-def lstm(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
-    """The paper's model: an LSTM cell unrolled over the inputs, last output through matmul+bias."""
+def lstm(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+         units: int) -> tf.Tensor:
+    """The paper's model: an LSTM cell unrolled over the inputs, last output through matmul+bias
+    (the context, when there is one, joined to the last output)."""
     # unit_forget_bias=True (the default) starts the forget gate at 1.0, as forget_bias=1.0 did.
     cells = [tf.keras.layers.LSTMCell(hidden_units, name="lstm_cell")]
-    return _output_layer(_unrolled_rnn(inputs, cells), units=units)
+    return _output_layer(_with_context(_unrolled_rnn(sequence, cells), context), units=units)
 
 
-def lstm2(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
+def lstm2(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+          units: int) -> tf.Tensor:
     """Two stacked LSTM cells of `hidden_units` each."""
     cells = [tf.keras.layers.LSTMCell(hidden_units, name=f"lstm_cell_{i}") for i in (1, 2)]
-    return _output_layer(_unrolled_rnn(inputs, cells), units=units)
+    return _output_layer(_with_context(_unrolled_rnn(sequence, cells), context), units=units)
 
 
-def gru(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
+def gru(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+        units: int) -> tf.Tensor:
     """A GRU cell unrolled over the inputs, with the same head as `lstm`."""
     cells = [tf.keras.layers.GRUCell(hidden_units, name="gru_cell")]
-    return _output_layer(_unrolled_rnn(inputs, cells), units=units)
+    return _output_layer(_with_context(_unrolled_rnn(sequence, cells), context), units=units)
 
 
-def cnn(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
+def cnn(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+        units: int) -> tf.Tensor:
     """Two 1-D convolutions over time (kernel 3) with max pooling, then a dense output."""
     layers = tf.keras.layers
-    net = tf.expand_dims(inputs, -1)  # [batch, n_inputs, 1 channel]
+    net = sequence  # [batch, n_inputs, channels]
     net = layers.Conv1D(hidden_units, 3, padding="same", activation="relu", name="conv1")(net)
     net = layers.MaxPool1D(2, padding="same", name="pool1")(net)
     net = layers.Conv1D(max(hidden_units // 2, 1), 3, padding="same", activation="relu",
                         name="conv2")(net)
     net = layers.Flatten(name="flatten")(net)
-    return layers.Dense(units, name="output")(net)
+    return layers.Dense(units, name="output")(_with_context(net, context))
 
 
-def dnn(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
+def dnn(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+        units: int) -> tf.Tensor:
     """Two ReLU layers (hidden_units, then half of it) and a linear output."""
     layers = tf.keras.layers
-    net = layers.Dense(hidden_units, activation="relu", name="hidden1")(inputs)
+    net = _with_context(_flat(sequence), context)
+    net = layers.Dense(hidden_units, activation="relu", name="hidden1")(net)
     net = layers.Dense(max(hidden_units // 2, 1), activation="relu", name="hidden2")(net)
     return layers.Dense(units, name="output")(net)
 
 
-def linear(inputs: tf.Tensor, *, hidden_units: int, units: int) -> tf.Tensor:
-    """A linear map from the inputs to the outputs (hidden_units is unused)."""
+def linear(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+           units: int) -> tf.Tensor:
+    """A linear map from the inputs (and covariates) to the outputs (hidden_units is unused)."""
     del hidden_units  # a linear model has no hidden layer
-    return tf.keras.layers.Dense(units, name="output")(inputs)
+    return tf.keras.layers.Dense(units, name="output")(_with_context(_flat(sequence), context))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +139,15 @@ NETWORKS: Dict[str, Network] = {
 DEFAULT_NETWORK = "lstm"  # the paper's
 
 
-def build_network(inputs: tf.Tensor, *, model: str, hidden_units: int, n_outputs: int,
-                  width: int = 1) -> tf.Tensor:
-    """Build the named network on `inputs` [batch, n_inputs]; returns [batch, n_outputs, width]."""
+def build_network(sequence: tf.Tensor, context: Optional[tf.Tensor] = None, *, model: str,
+                  hidden_units: int, n_outputs: int, width: int = 1) -> tf.Tensor:
+    """Build the named network on `sequence` [batch, n_inputs, channels] (or the inputs alone,
+    [batch, n_inputs]) and `context`; returns [batch, n_outputs, width]."""
     if model not in NETWORKS:
         raise ValueError(f"unknown model {model!r}; expected one of {sorted(NETWORKS)}")
+    if sequence.shape.rank == 2:
+        sequence = sequence[:, :, None]
     with tf.compat.v1.variable_scope(model):
-        output = NETWORKS[model].build(inputs, hidden_units=hidden_units, units=n_outputs * width)
+        output = NETWORKS[model].build(sequence, context, hidden_units=hidden_units,
+                                       units=n_outputs * width)
     return tf.reshape(output, [-1, n_outputs, width])

@@ -1,7 +1,10 @@
 """The serving signature, from both sides: the receiver that exports it, the client that calls it.
 
 The SavedModel's `serving_default` signature takes float32 `rawdata` [batch, n_inputs] (raw
-values, in the series' units) and returns the head's predictions, `predicted`
+values, in the series' units), and for a model trained with covariates the inputs of
+`serving_input_shapes` beside it (`past_covariates` [batch, n_inputs, P], `future_covariates`
+[batch, n_inputs + n_outputs, F], `static_covariates` [batch, S], `static_categories` int64
+[batch, C], in prepare.json's column order), and returns the head's predictions, `predicted`
 [batch, n_outputs] for the point head. `make_serving_input_receiver_fn` builds that input
 through `trainer.data.schema.build_features`, the transform training uses too;
 `load_exported_model` loads any export, reads n_inputs and n_outputs from its signature and
@@ -13,12 +16,21 @@ A training run exports to `OUTPUT_DIR/export/<exporter>/<timestamp>/` (`EXPORT_D
 
 import dataclasses
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from trainer.data.schema import FEATURE_KEY, build_features
+from trainer.data.covariates import Covariate
+from trainer.data.schema import (
+    CATEGORIES_KEY,
+    FEATURE_KEY,
+    FUTURE_KEY,
+    PAST_KEY,
+    STATIC_KEY,
+    build_features,
+)
+from trainer.model.covariate_inputs import of_kind
 from trainer.model.heads import PREDICTIONS_KEY
 from trainer.util.errors import ConfigError, DataError
 
@@ -30,14 +42,38 @@ BEST_EXPORTER = "best"
 PREDICT_BATCH_SIZE = 4096
 
 
+def serving_input_shapes(*, n_inputs: int, n_outputs: int, covariates: Sequence[Covariate] = ()
+                         ) -> Dict[str, Tuple[tf.DType, List[Optional[int]]]]:
+    """The signature's inputs: name -> (dtype, shape). `rawdata` always; each kind of covariate
+    the model was trained with (`trainer.data.schema.COVARIATE_KEYS`) beside it."""
+    shapes: Dict[str, Tuple[tf.DType, List[Optional[int]]]] = {
+        FEATURE_KEY: (tf.float32, [None, n_inputs])}
+    counts = {kind: len(of_kind(covariates, kind)) for kind in ("past", "future", "static")}
+    categories = len(of_kind(covariates, "static", categorical=True))
+    if counts["past"]:
+        shapes[PAST_KEY] = (tf.float32, [None, n_inputs, counts["past"]])
+    if counts["future"]:
+        shapes[FUTURE_KEY] = (tf.float32, [None, n_inputs + n_outputs, counts["future"]])
+    if counts["static"]:
+        shapes[STATIC_KEY] = (tf.float32, [None, counts["static"]])
+    if categories:
+        shapes[CATEGORIES_KEY] = (tf.int64, [None, categories])
+    return shapes
+
+
 def make_serving_input_receiver_fn(
-        *, n_inputs: int) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
-    """Serving receiver: float32 `rawdata` [batch, n_inputs] through the same `build_features`."""
+        *, n_inputs: int, n_outputs: int = 0, covariates: Sequence[Covariate] = ()
+) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
+    """Serving receiver: float32 `rawdata` [batch, n_inputs] (and the covariates of
+    `serving_input_shapes`) through the same `build_features` as training."""
 
     def serving_input_receiver_fn() -> tf.estimator.export.ServingInputReceiver:
-        rawdata = tf.compat.v1.placeholder(tf.float32, [None, n_inputs], name=FEATURE_KEY)
-        return tf.estimator.export.ServingInputReceiver(build_features(rawdata),
-                                                        {FEATURE_KEY: rawdata})
+        inputs = {name: tf.compat.v1.placeholder(dtype, shape, name=name) for name, (dtype, shape)
+                  in serving_input_shapes(n_inputs=n_inputs, n_outputs=n_outputs,
+                                          covariates=covariates).items()}
+        covariate_inputs = {key: value for key, value in inputs.items() if key != FEATURE_KEY}
+        return tf.estimator.export.ServingInputReceiver(
+            build_features(inputs[FEATURE_KEY], **covariate_inputs), inputs)
 
     return serving_input_receiver_fn
 
@@ -50,15 +86,36 @@ class ExportedModel:
     n_inputs: int
     n_outputs: int
     serve: Any
+    inputs: Dict[str, Tuple[tf.DType, List[Optional[int]]]] = dataclasses.field(default_factory=dict)
 
-    def predict(self, inputs: np.ndarray) -> np.ndarray:
-        """The point forecast of every window, in batches of `PREDICT_BATCH_SIZE`."""
-        if inputs.ndim != 2 or inputs.shape[1] != self.n_inputs:
+    def predict(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
+                ) -> np.ndarray:
+        """The point forecast of every window, in batches of `PREDICT_BATCH_SIZE`; `covariates`
+        by their input names, for a model trained with them."""
+        features = {FEATURE_KEY: inputs, **(covariates or {})}
+        expected = self.inputs or {FEATURE_KEY: (tf.float32, [None, self.n_inputs])}
+        if FEATURE_KEY in features and (inputs.ndim != 2 or inputs.shape[1] != self.n_inputs):
             raise DataError(f"the model at {self.path} reads {self.n_inputs} inputs per window, got "
                             f"windows of shape {inputs.shape}")
-        parts = [self.serve(**{FEATURE_KEY: tf.constant(inputs[i:i + PREDICT_BATCH_SIZE],
-                                                        dtype=tf.float32)})[PREDICTIONS_KEY].numpy()
-                 for i in range(0, len(inputs), PREDICT_BATCH_SIZE)]
+        for name, (_, shape) in expected.items():
+            if name not in features:
+                raise DataError(f"the model at {self.path} takes the input {name!r} of shape "
+                                f"{shape} (it was trained with covariates); give it")
+            got = features[name].shape
+            if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)) \
+                    or got[0] != len(inputs):
+                raise DataError(f"the model at {self.path} takes {name!r} of shape [windows, "
+                                f"{', '.join(str(s) for s in shape[1:])}], got {list(got)} for "
+                                f"{len(inputs)} windows")
+        extra = sorted(set(features) - set(expected))
+        if extra:
+            raise DataError(f"the model at {self.path} takes no input {extra[0]!r} (its inputs: "
+                            f"{', '.join(expected)}): it was trained without that covariate")
+        parts = []
+        for start in range(0, len(inputs), PREDICT_BATCH_SIZE):
+            batch = {name: tf.constant(features[name][start:start + PREDICT_BATCH_SIZE],
+                                       dtype=dtype) for name, (dtype, _) in expected.items()}
+            parts.append(self.serve(**batch)[PREDICTIONS_KEY].numpy())
         return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, self.n_outputs))
 
 
@@ -81,7 +138,12 @@ def load_exported_model(model_dir: str) -> ExportedModel:
     """Load the SavedModel's serving signature and read its n_inputs and n_outputs."""
     path = resolve_saved_model(model_dir)
     serve = tf.saved_model.load(path).signatures["serving_default"]
-    n_inputs = serve.structured_input_signature[1][FEATURE_KEY].shape[1]
+    signature = serve.structured_input_signature[1]
+    n_inputs = signature[FEATURE_KEY].shape[1]
     n_outputs = serve.structured_outputs[PREDICTIONS_KEY].shape[1]
-    logger.info("model %s: %d inputs -> %d outputs", path, n_inputs, n_outputs)
-    return ExportedModel(path=path, n_inputs=int(n_inputs), n_outputs=int(n_outputs), serve=serve)
+    inputs = {name: (spec.dtype, spec.shape.as_list()) for name, spec in signature.items()}
+    logger.info("model %s: %d inputs -> %d outputs%s", path, n_inputs, n_outputs,
+                "; covariates: " + ", ".join(sorted(set(inputs) - {FEATURE_KEY}))
+                if len(inputs) > 1 else "")
+    return ExportedModel(path=path, n_inputs=int(n_inputs), n_outputs=int(n_outputs), serve=serve,
+                         inputs=inputs)

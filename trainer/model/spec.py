@@ -8,8 +8,9 @@ that have a default here are the neutral values of things that are not always gi
 """
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Tuple
 
+from trainer.data.covariates import Covariate
 from trainer.model.heads import HEADS
 from trainer.model.networks import NETWORKS
 from trainer.model.optimizers import OPTIMIZERS
@@ -41,6 +42,7 @@ class ModelSpec:
     mase_scale: Optional[float] = None  # None: from the evaluated windows' own inputs
     steps_per_run: int = 1  # training steps per session run (a loop in the graph when > 1)
     train_steps: Optional[int] = None  # where the loop stops; needed when steps_per_run > 1
+    covariates: Tuple[Covariate, ...] = ()  # from prepare.json, in column order
 
     def __post_init__(self) -> None:
         for field, registry in (("model", NETWORKS), ("head", HEADS), ("optimizer", OPTIMIZERS),

@@ -13,11 +13,12 @@
 
 import dataclasses
 import logging
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from trainer.data import synthetic
+from trainer.data.covariates import Covariate, covariates_of
 from trainer.data.pipeline import make_input_fn
 from trainer.data.prepared import SERIES_LAYOUT, WINDOWS_LAYOUT, check_layout, read_summary
 from trainer.data.schema import check_files, expand_file_patterns, find_first_bad_row
@@ -47,6 +48,16 @@ class TrainingData:
     eval_input_fn: Callable[[], tf.data.Dataset]
     find_bad_row: Callable[[], Optional[str]]
     description: str
+
+
+def data_covariates(config: TrainerConfig) -> Tuple[Covariate, ...]:
+    """The covariates of --data_dir's series (none for rows or the synthetic set)."""
+    if not config.data_dir:
+        return ()
+    summary = read_summary(config.data_dir)
+    if summary.get("layout", WINDOWS_LAYOUT) != SERIES_LAYOUT:
+        return ()
+    return tuple(covariates_of(summary, source=f"{config.data_dir}/prepare.json"))
 
 
 def make_train_input_fn(config: TrainerConfig, *, files: List[str], num_workers: int = 1,
@@ -108,7 +119,8 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> Traini
     width = config.n_inputs + config.n_outputs
     survey = survey_series_files(prepared.files, n_inputs=config.n_inputs,
                                  n_outputs=config.n_outputs,
-                                 series_ids=prepared.summary.get("series_ids"))
+                                 series_ids=prepared.summary.get("series_ids"),
+                                 covariates=prepared.covariates)
     if survey.too_short:
         logger.warning("%d of %d series have no training window of %d points (--n_inputs %d + "
                        "--n_outputs %d) and are skipped, for example %s", survey.too_short,
@@ -130,13 +142,21 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> Traini
                         f"hold no training window of {width} points; prepare the data with "
                         "fewer --shards, or lower --n_inputs/--n_outputs")
     common = dict(files=prepared.files, batch_size=config.batch_size, n_inputs=config.n_inputs,
-                  n_outputs=config.n_outputs)
+                  n_outputs=config.n_outputs, covariates=prepared.covariates)
     return TrainingData(
         train_input_fn=make_series_input_fn(
             split=TRAIN_SPLIT, training=True, seed=config.seed, num_workers=task.num_workers,
             worker_index=task.worker_index, steps_per_run=config.steps_per_run, **common),
         eval_input_fn=make_series_input_fn(split=EVAL_SPLIT, training=False, **common),
         find_bad_row=lambda: None,  # the survey has read every row already
-        description=(f"{len(prepared.files)} series files ({survey.series} series, "
+        description=(_covariates_line(prepared.covariates)
+                     + f"{len(prepared.files)} series files ({survey.series} series, "
                      f"{survey.points} points): {survey.windows[TRAIN_SPLIT]} training windows, "
                      f"{survey.windows[EVAL_SPLIT]} evaluation windows of {width} points"))
+
+
+def _covariates_line(covariates: Sequence[Covariate]) -> str:
+    if not covariates:
+        return ""
+    return "covariates: " + ", ".join(
+        f"{c.name} ({c.kind}{', categorical' if c.categorical else ''})" for c in covariates) + "; "

@@ -22,7 +22,7 @@ from trainer.model.serving import (
 )
 from trainer.model.spec import ModelSpec
 from trainer.training.config import TrainerConfig
-from trainer.training.data_source import resolve_training_data
+from trainer.training.data_source import data_covariates, resolve_training_data
 from trainer.training.progress import ProgressHook
 from trainer.training.recovery import SkipDeletedCheckpointExporter, run_train_and_evaluate
 from trainer.training.reporting import ReportingExporter, read_metrics_json
@@ -49,7 +49,8 @@ def model_spec(config: TrainerConfig) -> ModelSpec:
         learning_rate=config.learning_rate, clip_gradient_norm=config.clip_gradient_norm,
         scaling=config.scaling, season=config.season, scale_mean=statistics["scale_mean"],
         scale_std=statistics["scale_std"], mase_scale=statistics["mase_scale"],
-        steps_per_run=config.steps_per_run, train_steps=config.train_steps)
+        steps_per_run=config.steps_per_run, train_steps=config.train_steps,
+        covariates=data_covariates(config))
 
 
 def make_run_config(config: TrainerConfig, *, output_dir: str) -> tf.estimator.RunConfig:
@@ -107,7 +108,9 @@ def lower_rmse(best_eval_result: Dict[str, Any], current_eval_result: Dict[str, 
 
 def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimator.Exporter]:
     """The latest export (which also reports metrics) and the best export by RMSE."""
-    receiver_fn = make_serving_input_receiver_fn(n_inputs=config.n_inputs)
+    receiver_fn = make_serving_input_receiver_fn(n_inputs=config.n_inputs,
+                                                 n_outputs=config.n_outputs,
+                                                 covariates=data_covariates(config))
     latest = tf.estimator.LatestExporter(LATEST_EXPORTER, receiver_fn,
                                          exports_to_keep=EXPORTS_TO_KEEP)
     best = tf.estimator.BestExporter(BEST_EXPORTER, receiver_fn, compare_fn=lower_rmse,

@@ -1,0 +1,174 @@
+"""Covariates: the other columns of a series that help forecast it, checked and encoded once.
+
+Three kinds, by what is known when a forecast is made (`KINDS`):
+
+- `past`: known only up to the forecast start (e.g. the weather measured so far, another
+  series' values); the model reads them over its `n_inputs` steps.
+- `future`: known for the horizon too (calendar, planned promotions, prices, holidays); the
+  model reads them over all `n_inputs + n_outputs` steps.
+- `static`: one value per series (store size, region; the series id itself when its column is
+  named, e.g. `--static_covariates series_id`).
+
+Past and future covariates are numbers. A static covariate is numeric when every series' value
+is a number, else categorical: its values get an id vocabulary (sorted, in prepare.json) and
+the model an embedding. Numeric covariates are scaled inside the model with the training
+split's mean and std, saved in prepare.json, so the SavedModel takes them in their own units.
+
+In a series shard the covariates follow the five fixed columns, past, then future, then
+static, a categorical one as its id in the vocabulary (`trainer.data.prepared`).
+"""
+
+import dataclasses
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from trainer.data.series import Series
+from trainer.data.windows import SPLIT_CODES
+from trainer.util.errors import ConfigError, DataError
+
+KINDS = ("past", "future", "static")
+
+
+@dataclasses.dataclass(frozen=True)
+class Covariate:
+    """One covariate: its column, kind, and how the model takes it."""
+
+    name: str
+    kind: str  # one of KINDS
+    vocabulary: Tuple[str, ...] = ()  # categorical (static only): the values, id = position
+    mean: float = 0.0  # numeric: the training split's mean and std, to scale it
+    std: float = 1.0
+
+    @property
+    def categorical(self) -> bool:
+        return bool(self.vocabulary)
+
+    def to_json(self) -> Dict[str, Any]:
+        entry: Dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.categorical:
+            entry["vocabulary"] = list(self.vocabulary)
+        else:
+            entry.update(mean=self.mean, std=self.std)
+        return entry
+
+    @classmethod
+    def from_json(cls, entry: Dict[str, Any], *, source: str) -> "Covariate":
+        try:
+            kind = entry["kind"]
+            if kind not in KINDS:
+                raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+            vocabulary = tuple(str(v) for v in entry.get("vocabulary", ()))
+            if vocabulary and kind != "static":
+                raise ValueError("only a static covariate can be categorical")
+            return cls(name=str(entry["name"]), kind=kind, vocabulary=vocabulary,
+                       mean=float(entry.get("mean", 0.0)), std=float(entry.get("std", 1.0)) or 1.0)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ConfigError(f"{source}: covariate entry {entry!r} is not valid ({error}); it "
+                              "needs a name and a kind (past, future or static)") from None
+
+
+def split_names(text: str) -> List[str]:
+    """'a, b' -> ['a', 'b']."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def check_covariate_flags(names: Dict[str, List[str]], *, reserved: Sequence[str]) -> None:
+    """No column twice, and none of the timestamp or target columns; a ConfigError."""
+    seen: Dict[str, str] = {}
+    for kind in KINDS:
+        for name in names.get(kind, []):
+            if name in seen:
+                raise ConfigError(f"column {name!r} is given as a {seen[name]} and as a {kind} "
+                                  "covariate; give each column once")
+            if name in reserved:
+                raise ConfigError(f"--{kind}_covariates {name!r} is the timestamp or target column; "
+                                  "a covariate is another column")
+            seen[name] = kind
+
+
+def _number(text: str) -> Optional[float]:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def encode_covariates(series_list: Sequence[Series], names: Dict[str, List[str]], *,
+                      codes: Sequence[np.ndarray], path: str, series_id_column: str = ""
+                      ) -> Tuple[List[Covariate], List[np.ndarray]]:
+    """Check and encode the covariates of every series: (covariates in column order, each
+    series' values [points, covariates] as float64, a categorical one as its id).
+
+    `series.extra` holds each column's text (`trainer.data.series.read_series`); a static
+    covariate named like the series id column takes the series ids. `codes` (the split codes)
+    pick the training points whose mean and std scale each numeric covariate.
+    """
+    covariates: List[Covariate] = []
+    columns: List[List[np.ndarray]] = []
+    for kind in ("past", "future"):
+        for name in names.get(kind, []):
+            per_series = []
+            for series in series_list:
+                text = series.extra[name]
+                values = np.array([_number(cell) for cell in text.tolist()], dtype=object)
+                bad = np.flatnonzero(values == None)  # noqa: E711 (elementwise, on objects)
+                if len(bad):
+                    row = bad[0]
+                    raise DataError(
+                        f"line {series.lines[row]} of {path} (series {series.series_id!r}): "
+                        f"{kind} covariate {name!r} is {text[row]!r}, not a number; fill or fix it "
+                        "(a categorical covariate can only be static, for now)")
+                per_series.append(values.astype(np.float64))
+            train = np.concatenate([v[c == SPLIT_CODES["train"]] for v, c in zip(per_series, codes)])
+            covariates.append(Covariate(name=name, kind=kind, **_mean_std(train)))
+            columns.append(per_series)
+    for name in names.get("static", []):
+        values = []
+        for series in series_list:
+            if name == series_id_column and name not in series.extra:
+                values.append(series.series_id)
+                continue
+            text = series.extra[name]
+            different = np.flatnonzero(text != text[0])
+            if len(different):
+                row = different[0]
+                raise DataError(
+                    f"series {series.series_id!r} of {path}: static covariate {name!r} changes "
+                    f"within the series ({text[0]!r} on line {series.lines[0]}, {text[row]!r} on "
+                    f"line {series.lines[row]}); a static covariate has one value per series "
+                    "(give it as a past or future covariate instead)")
+            if not text[0]:
+                raise DataError(f"line {series.lines[0]} of {path} (series {series.series_id!r}): "
+                                f"static covariate {name!r} is empty; fill it")
+            values.append(str(text[0]))
+        numbers = [_number(value) for value in values]
+        if name != series_id_column and all(number is not None for number in numbers):
+            train_series = [n for n, c in zip(numbers, codes) if (c == SPLIT_CODES["train"]).any()]
+            covariate = Covariate(name=name, kind="static",
+                                  **_mean_std(np.array(train_series or numbers, dtype=np.float64)))
+            encoded = numbers
+        else:
+            vocabulary = tuple(sorted(set(values)))
+            covariate = Covariate(name=name, kind="static", vocabulary=vocabulary)
+            encoded = [float(vocabulary.index(value)) for value in values]
+        covariates.append(covariate)
+        columns.append([np.full(len(series.values), value) for series, value
+                        in zip(series_list, encoded)])
+    matrices = [np.stack([column[index] for column in columns], axis=1) if columns
+                else np.zeros((len(series.values), 0)) for index, series in enumerate(series_list)]
+    return covariates, matrices
+
+
+def _mean_std(values: np.ndarray) -> Dict[str, float]:
+    if not len(values):
+        return {"mean": 0.0, "std": 1.0}
+    std = float(values.std())
+    return {"mean": float(values.mean()), "std": std if std > 0 else 1.0}
+
+
+def covariates_of(summary: Dict[str, Any], *, source: str) -> List[Covariate]:
+    """The covariates a prepare.json describes, in column order (none when it has none)."""
+    return [Covariate.from_json(entry, source=source) for entry in summary.get("covariates", [])]
