@@ -1,4 +1,4 @@
-"""Timing and peak-memory bookkeeping shared by the input and training benchmarks."""
+"""Timing and peak-memory bookkeeping shared by the benchmark's sections."""
 
 import os
 import statistics
@@ -9,6 +9,8 @@ from typing import Callable, Dict, List, Optional
 
 MIB = 1 << 20
 MEMORY_SAMPLE_SECS = 0.005
+# What a Result's rates count, by its kind.
+UNITS = {"input": "rows/s", "training": "examples/s", "prepare": "points/s", "series": "examples/s"}
 
 
 def resident_bytes() -> Optional[int]:
@@ -67,7 +69,7 @@ class Result:
     """Repeated measurements of one candidate: items per second, and memory, per run."""
 
     name: str
-    kind: str  # "input" (rows/s) or "training" (examples/s)
+    kind: str  # a key of UNITS: "input" (rows/s), "training", "series" (examples/s), "prepare"
     description: str
     rates: List[float] = field(default_factory=list)
     peak_mib: List[float] = field(default_factory=list)
@@ -78,9 +80,8 @@ class Result:
         return statistics.median(self.rates)
 
     def as_dict(self) -> Dict[str, object]:
-        unit = "rows/s" if self.kind == "input" else "examples/s"
         return {
-            "kind": self.kind, "description": self.description, "unit": unit,
+            "kind": self.kind, "description": self.description, "unit": UNITS[self.kind],
             "median": self.median, "runs": self.rates,
             "peak_rss_mib": max(self.peak_mib) if self.peak_mib else None,
             "rss_increase_mib": max(self.increase_mib) if self.increase_mib else None,

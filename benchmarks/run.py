@@ -2,6 +2,12 @@
 
     python -m benchmarks.run                                  # defaults below, table on stdout
     python -m benchmarks.run --rows 200000 --json out.json -- --batch_size 512 --hidden_units 64
+    python -m benchmarks.run --only series --json benchmarks/series_results.json
+
+Three sections: `input` and `training` (on rows of the trainer's --n_inputs + --n_outputs),
+and `series` (`benchmarks.series`: prepare's points/s, the bytes of the series layout against
+window rows, and the training input of series shards against window rows, at a look-back of
+336 and a horizon of 96). A plain run has all three; `--only` picks one.
 
 Flags after `--` are the trainer's own (`python -m trainer.task --help`): the benchmark builds
 the trainer's configuration from them, so it measures exactly what a run with those flags
@@ -22,7 +28,7 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
-from benchmarks import data
+from benchmarks import data, series
 from benchmarks.input_pipelines import INPUT_DESCRIPTIONS, input_candidates
 from benchmarks.measure import Result, measure
 from benchmarks.training import KERAS_MODELS, training_candidates, training_description
@@ -32,6 +38,7 @@ from trainer.util.errors import TrainerError
 
 logger = logging.getLogger("benchmarks")
 
+SECTIONS = ("input", "training", "series")
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "benchmarks", "data")
 # The issue's targets, as ratios of medians from one run.
@@ -65,10 +72,11 @@ def build_benchmark_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", default="lstm,linear",
                         help=f"Trainer models to time against Keras, comma-separated, from "
                         f"{', '.join(KERAS_MODELS)} (default: %(default)s).")
-    parser.add_argument("--only", choices=("input", "training"),
-                        help="Run one half of the benchmark only.")
+    parser.add_argument("--only", choices=SECTIONS,
+                        help="Run one section of the benchmark only (default: all of them).")
     parser.add_argument("--json", metavar="PATH",
                         help="Also write the figures, ratios and settings as JSON to PATH.")
+    series.add_series_flags(parser)
     return parser
 
 
@@ -81,6 +89,7 @@ def positive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                      "row per shard")
     if args.warmup_steps < 0:
         parser.error(f"--warmup_steps must be 0 or more, got {args.warmup_steps}")
+    series.check_series_flags(parser, args)
 
 
 def parse_args(argv: Sequence[str]):
@@ -122,7 +131,13 @@ def summarize(results: Dict[str, Result]) -> Dict[str, Dict[str, object]]:
     return ratios
 
 
-def format_table(results: Dict[str, Result], ratios: Dict[str, Dict[str, object]]) -> str:
+def format_table(results: Dict[str, Result], ratios: Dict[str, Dict[str, object]],
+                 notes: Sequence[str] = ()) -> str:
+    """The results (one line each), then `notes` (the series section's bytes), then the ratios.
+
+    A ratios entry with a `ratio` is printed as "N x"; one with a `value` and a `unit` (a rate
+    against its target, such as prepare's points/s) as "N unit".
+    """
     runs = {name: " ".join(f"{rate:,.0f}" for rate in result.rates)
             for name, result in results.items()}
     width = max([len("runs"), *map(len, runs.values())])
@@ -137,20 +152,26 @@ def format_table(results: Dict[str, Result], ratios: Dict[str, Dict[str, object]
             f"{'' if peak is None else f'{peak:,.0f} MiB':>9} "
             f"{'' if increase is None else f'{increase:,.0f} MiB':>8}")
     lines.append("")
+    if notes:
+        lines.extend([*notes, ""])
     for name, entry in ratios.items():
         target = entry.get("target")
+        shown = f"{target:,.0f}" if target is not None and target >= 1000 else target
         verdict = "" if target is None else (
-            f"  (target >= {target}: {'met' if entry['met'] else 'NOT met'})")
-        lines.append(f"{name:<24} {entry['ratio']:6.3g} x  = {entry['of']}{verdict}")
+            f"  (target >= {shown}: {'met' if entry['met'] else 'NOT met'})")
+        figure = (f"{entry['ratio']:6.3g} x " if "ratio" in entry
+                  else f"{entry['value']:,.0f} {entry['unit']}")
+        lines.append(f"{name:<29} {figure} = {entry['of']}{verdict}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace, config: TrainerConfig, models: List[str]) -> Dict[str, object]:
-    files = data.ensure_dataset(args.data_dir, rows=args.rows, shards=args.shards,
-                                n_inputs=config.n_inputs, n_outputs=config.n_outputs,
-                                seed=config.seed)
     results: Dict[str, Result] = {}
     candidates = {}
+    if args.only in (None, "input", "training"):
+        files = data.ensure_dataset(args.data_dir, rows=args.rows, shards=args.shards,
+                                    n_inputs=config.n_inputs, n_outputs=config.n_outputs,
+                                    seed=config.seed)
     if args.only in (None, "input"):
         for name, function in input_candidates(config, files=files, rows=args.rows).items():
             results[name] = Result(name, "input", INPUT_DESCRIPTIONS[name])
@@ -164,6 +185,11 @@ def run(args: argparse.Namespace, config: TrainerConfig, models: List[str]) -> D
             model = name.split("_", 1)[1]
             results[name] = Result(name, "training", training_description(name, configs[model]))
             candidates[name] = function
+    series_data = None
+    if args.only in (None, "series"):
+        series_data = series.ensure_for(args, config)
+        results.update(series.series_results(args, series_data))
+        candidates.update(series.series_candidates(args, config, series_data))
     for round_index in range(args.repeats + 1):
         recorded = round_index > 0
         for name, function in candidates.items():
@@ -172,15 +198,27 @@ def run(args: argparse.Namespace, config: TrainerConfig, models: List[str]) -> D
                         name, f"{rate:,.0f}")
     tf.io.gfile.rmtree(work_dir)
     ratios = summarize(results)
+    notes: List[str] = []
+    settings = {"only": args.only, "rows": args.rows, "shards": args.shards,
+                "repeats": args.repeats, "train_steps": args.train_steps,
+                "warmup_steps": args.warmup_steps, "trainer_config": dataclasses.asdict(config)}
+    report: Dict[str, object] = {}
+    if series_data is not None:
+        sizes = series.measure_bytes(series_data, points=args.series_points,
+                                     short_series=args.short_series)
+        ratios.update(series.summarize_series(results, sizes))
+        notes = series.format_bytes(sizes, n_inputs=args.series_n_inputs,
+                                    n_outputs=args.series_n_outputs)
+        report["bytes"] = sizes
+        settings["series"] = series.series_settings(args, series_data)
     return {
         "results": {name: result.as_dict() for name, result in results.items()},
         "ratios": ratios,
-        "settings": {"rows": args.rows, "shards": args.shards, "repeats": args.repeats,
-                     "train_steps": args.train_steps, "warmup_steps": args.warmup_steps,
-                     "trainer_config": dataclasses.asdict(config)},
+        **report,
+        "settings": settings,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "tensorflow": tf.__version__},
-        "table": format_table(results, ratios),
+        "table": format_table(results, ratios, notes),
     }
 
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Speed benchmark: sets up .venv (with the `bench` extra: pyarrow) on first use, generates its
 # data once (benchmarks/data), then times the trainer's input pipeline and training beside
-# their peers and prints a table.
-#   ./scripts/benchmark.sh                         # 1M rows, 3 recorded rounds
+# their peers, and (section `series`, benchmarks/series.py) prepare's points/s and the series
+# layout against window rows in bytes and training examples/s at 336 + 96; prints a table.
+#   ./scripts/benchmark.sh                         # all sections, 5 recorded rounds
 #   ./scripts/benchmark.sh --json bench.json -- --batch_size 512
+#   ./scripts/benchmark.sh --only series --json benchmarks/series_results.json
 # Benchmark flags: ./scripts/benchmark.sh --help; trainer flags go after --.
 set -euo pipefail
 cd "$(dirname "$0")/.."
