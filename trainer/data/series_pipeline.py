@@ -50,6 +50,9 @@ from trainer.util.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 POOL_FILES = 8  # files whose windows are shuffled together in training
+# Files decoded at once in training: one decode of a large file already takes a core, and more
+# at once only hold more decoded copies in memory before the first batch.
+MAX_PARALLEL_DECODES = 2
 # The type of each of SERIES_COLUMNS: series, segment, split, time, target.
 COLUMN_TYPES = (tf.int64, tf.int64, tf.int64, tf.float64, tf.float32)
 
@@ -146,6 +149,17 @@ def gather_windows(values: tf.Tensor, starts: tf.Tensor, *, width: int) -> tf.Te
     """Values [points] (or [points, channels]) of the windows at `starts` (any shape S) ->
     [*S, width] (or [*S, width, channels]), one gather."""
     return tf.gather(values, starts[..., None] + tf.range(width, dtype=tf.int64))
+
+
+def split_gather(target: tf.Tensor, starts: tf.Tensor, *, n_inputs: int, n_outputs: int
+                 ) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
+    """(features, labels) of the windows at `starts` (any shape S) of a target [points] without
+    covariates: the inputs and the targets gathered apart, so that neither is copied again, by
+    32-bit indices (less to compute and move; the survey keeps a pool below 2**31 points)."""
+    starts = tf.cast(starts, tf.int32)[..., None]
+    inputs = tf.gather(target, starts + tf.range(n_inputs))
+    labels = tf.gather(target, starts + n_inputs + tf.range(n_outputs))
+    return build_features(inputs), labels
 
 
 def point_values(columns: Dict[str, tf.Tensor]) -> tf.Tensor:
@@ -251,15 +265,20 @@ def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, ba
                            "split them", len(files), num_workers, num_workers)
         worker_seed = seed + worker_index
         group = batch_size * steps_per_run
+        # Each file is read and decoded once per run: its series and window starts are kept in
+        # memory (a few bytes per point), and every pass reshuffles the files and the starts.
         dataset = tf.data.Dataset.from_tensor_slices(files)
-        dataset = dataset.shuffle(len(files), seed=worker_seed).repeat()
-        dataset = dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        dataset = dataset.map(cut, num_parallel_calls=min(len(files), MAX_PARALLEL_DECODES))
+        dataset = dataset.cache().shuffle(len(files), seed=worker_seed).repeat()
         dataset = dataset.ragged_batch(min(len(files), POOL_FILES))
         dataset = dataset.flat_map(functools.partial(_pool_batches, group=group, seed=worker_seed))
         shape = [steps_per_run, batch_size] if steps_per_run > 1 else [batch_size]
 
-        def to_batch(target: tf.Tensor, starts: tf.Tensor):
-            windows = gather_windows(target, tf.reshape(starts, shape), width=width)
+        def to_batch(values: tf.Tensor, starts: tf.Tensor):
+            starts = tf.reshape(starts, shape)
+            if not covariates:  # two gathers, inputs and targets, with 32-bit indices
+                return split_gather(values, starts, n_inputs=n_inputs, n_outputs=n_outputs)
+            windows = gather_windows(values, starts, width=width)
             return to_example(tf.ensure_shape(windows, [*shape, width, *channels]))
 
         dataset = dataset.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
@@ -386,6 +405,7 @@ def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
     windows = {split: 0 for split in SPLITS}
     per_file: Dict[str, Dict[str, int]] = {}
     series_total = points = too_short = 0
+    file_points: List[int] = []
     examples: List[str] = []
     names = [*SERIES_COLUMNS, *(covariate.name for covariate in covariates)]
     header = ",".join(names)
@@ -418,5 +438,11 @@ def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
             examples.append(str(series_ids[index]) if series_ids else str(index))
         series_total += len(present)
         points += len(arrays["series"])
+        file_points.append(len(arrays["series"]))
+    largest = sorted(file_points, reverse=True)[:POOL_FILES]
+    if sum(largest) >= 2 ** 31:
+        raise DataError(f"the {len(largest)} largest series files hold {sum(largest)} points, more "
+                        f"than the 2**31 that a training pool of {POOL_FILES} files indexes; "
+                        "prepare the data with more --shards")
     return Survey(windows=windows, windows_per_file=per_file, series=series_total, points=points,
                   too_short=too_short, too_short_examples=examples)
