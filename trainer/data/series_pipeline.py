@@ -96,24 +96,30 @@ def open_prepared(data_dir: str) -> PreparedSeries:
     return PreparedSeries(data_dir=data_dir, summary=summary, files=files, covariates=covariates)
 
 
-def decode_series_text(text: tf.Tensor, *, covariate_count: int = 0) -> Dict[str, tf.Tensor]:
+def decode_series_text(text: tf.Tensor, *, covariate_count: int = 0, with_time: bool = True
+                       ) -> Dict[str, tf.Tensor]:
     """A whole shard's text -> its columns (`SERIES_COLUMNS`, and `covariates` [points,
-    covariate_count] when it has some), header dropped, blank lines skipped."""
-    lines = tf.strings.strip(tf.strings.split(text, "\n"))
+    covariate_count] when it has some), header dropped, blank lines skipped. Without
+    `with_time` the time column is skipped (training needs no time): less to parse."""
+    lines = tf.strings.split(tf.strings.regex_replace(text, "\r", ""), "\n")
     lines = tf.boolean_mask(lines, tf.strings.length(lines) > 0)
+    names = [*SERIES_COLUMNS, *[f"covariate_{i}" for i in range(covariate_count)]]
     types = list(COLUMN_TYPES) + [tf.float32] * covariate_count
-    required = [tf.constant([], dtype) for dtype in types]  # no default: a value each
-    values = [tf.reshape(value, [-1])
-              for value in tf.io.decode_csv(lines[1:], record_defaults=required)]
-    columns = dict(zip(SERIES_COLUMNS, values))
+    kept = [i for i, name in enumerate(names) if with_time or name != "time"]
+    required = [tf.constant([], types[i]) for i in kept]  # no default: a value each
+    values = [tf.reshape(value, [-1]) for value in
+              tf.io.decode_csv(lines[1:], record_defaults=required, select_cols=kept)]
+    columns = {names[i]: value for i, value in zip(kept, values) if i < len(SERIES_COLUMNS)}
     if covariate_count:
-        columns["covariates"] = tf.stack(values[len(SERIES_COLUMNS):], axis=1)
+        columns["covariates"] = tf.stack(values[len(values) - covariate_count:], axis=1)
     return columns
 
 
-def load_series_file(path: tf.Tensor, *, covariate_count: int = 0) -> Dict[str, tf.Tensor]:
+def load_series_file(path: tf.Tensor, *, covariate_count: int = 0, with_time: bool = True
+                     ) -> Dict[str, tf.Tensor]:
     """Read and decode one shard (local or gs://)."""
-    return decode_series_text(tf.io.read_file(path), covariate_count=covariate_count)
+    return decode_series_text(tf.io.read_file(path), covariate_count=covariate_count,
+                              with_time=with_time)
 
 
 def window_starts(columns: Dict[str, tf.Tensor], *, n_inputs: int, n_outputs: int,
@@ -195,7 +201,7 @@ def window_features(windows: tf.Tensor, *, n_inputs: int, covariates: Sequence[C
 
 def _file_windows(path: tf.Tensor, *, n_inputs: int, n_outputs: int, split: str,
                   covariate_count: int) -> Tuple[tf.Tensor, tf.Tensor]:
-    columns = load_series_file(path, covariate_count=covariate_count)
+    columns = load_series_file(path, covariate_count=covariate_count, with_time=False)
     return point_values(columns), window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs,
                                                 split=split)
 
