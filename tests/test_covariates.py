@@ -180,3 +180,30 @@ def test_a_leading_covariate_is_used_and_the_savedmodel_takes_the_covariates(tmp
                           str(tmp_path / "with"), "--output", str(tmp_path / "test.json"))
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     assert json.loads((tmp_path / "test.json").read_text())["windows"] == 120
+
+
+def test_calendar_features_are_future_covariates_from_the_timestamps(tmp_path):
+    source = tmp_path / "hourly.csv"
+    # 2024-01-01 is a Monday; 50 hours from 00:00.
+    source.write_text("timestamp,value\n" + "".join(
+        f"2024-01-{1 + h // 24:02d}T{h % 24:02d}:00:00,{h}\n" for h in range(50)))
+    summary = prepare(PrepareConfig(input=str(source), output_dir=str(tmp_path / "p"), shards=1,
+                                    valid_points=5, test_points=5, calendar_features="auto"))
+    assert summary["calendar_features"] == ["calendar_hour_of_day", "calendar_day_of_week",
+                                            "calendar_day_of_year"]
+    assert [c["kind"] for c in summary["covariates"]] == ["future"] * 3
+    rows = np.loadtxt(tmp_path / "p" / "series-00000-of-00001.csv", delimiter=",", skiprows=1)
+    hour, weekday, yearday = rows[:, 5], rows[:, 6], rows[:, 7]
+    np.testing.assert_allclose(hour[:24], np.arange(24) / 23 - 0.5)
+    np.testing.assert_allclose(weekday[[0, 23, 24, 49]], [-0.5, -0.5, 1 / 6 - 0.5, 2 / 6 - 0.5])
+    np.testing.assert_allclose(yearday[[0, 24, 48]], [-0.5, 1 / 365 - 0.5, 2 / 365 - 0.5])
+    daily = tmp_path / "daily.csv"
+    daily.write_text("timestamp,value\n" + "".join(f"2024-03-{d:02d},{d}\n" for d in range(1, 31)))
+    summary = prepare(PrepareConfig(input=str(daily), output_dir=str(tmp_path / "d"),
+                                    valid_points=3, test_points=3, calendar_features="auto"))
+    assert summary["calendar_features"] == ["calendar_day_of_week", "calendar_day_of_year"]
+    index = tmp_path / "index.csv"
+    index.write_text("timestamp,value\n" + "".join(f"{t},{t}\n" for t in range(30)))
+    summary = prepare(PrepareConfig(input=str(index), output_dir=str(tmp_path / "i"),
+                                    valid_points=3, test_points=3, calendar_features="auto"))
+    assert summary["calendar_features"] == [] and summary["covariates"] == []

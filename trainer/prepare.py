@@ -72,7 +72,13 @@ from trainer.util.cli import (
 import numpy as np
 import tensorflow as tf
 
-from trainer.data.covariates import check_covariate_flags, encode_covariates, split_names
+from trainer.data.covariates import (
+    CALENDAR_CHOICES,
+    calendar_features,
+    check_covariate_flags,
+    encode_covariates,
+    split_names,
+)
 from trainer.data.prepared import (
     FORMAT_VERSION,
     LAYOUTS,
@@ -131,6 +137,11 @@ class PrepareConfig:
     static_covariates: str = flag("", "Comma-separated columns with one value per series (series "
                                    "layout): numeric, or categorical (an id vocabulary and an "
                                    "embedding); the series id column may be one.")
+    calendar_features: str = flag(
+        "none", "auto: add calendar features of the timestamps as future covariates (hour of day "
+        "below a daily step, day of week below a weekly one, day of year), each in [-0.5, 0.5]; "
+        "none: no calendar features. Series layout, date/time stamps only.",
+        choices=CALENDAR_CHOICES)
     stride: int = flag(1, "Points between the starts of two consecutive windows (windows layout; "
                         "the trainer takes every start from series).", type=int_at_least(1))
     valid_fraction: float = flag(0.1, "Fraction of the distinct timestamps, after train, in the "
@@ -169,7 +180,8 @@ class PrepareConfig:
         check_split_flags(valid_fraction=self.valid_fraction, test_fraction=self.test_fraction,
                           valid_start=self.valid_start, test_start=self.test_start,
                           valid_points=self.valid_points, test_points=self.test_points)
-        if self.layout != SERIES_LAYOUT and any(self.covariate_names().values()):
+        if self.layout != SERIES_LAYOUT and (any(self.covariate_names().values())
+                                             or self.calendar_features != "none"):
             raise ConfigError("covariates need --layout series: a window row holds target values "
                               "only")
         check_covariate_flags(self.covariate_names(),
@@ -215,9 +227,19 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
     codes = [split_codes(series, boundaries) for series in series_list]
     if report["target"] in [n for names in config.covariate_names().values() for n in names]:
         raise ConfigError(f"the target column {report['target']!r} cannot be a covariate too")
+    calendar = calendar_features(config.calendar_features, time_kind=series_list[0].time_kind,
+                                 step=median_step(series_list))
+    if config.calendar_features != "none" and not calendar:
+        logger.warning("--calendar_features %s: the timestamps of %s are a time index, not dates; "
+                       "no calendar features added", config.calendar_features, config.input)
+    clash = [name for names in config.covariate_names().values() for name in names if name in calendar]
+    if clash:
+        raise ConfigError(f"column {clash[0]!r} has the name of a calendar feature; rename it or "
+                          "pass --calendar_features none")
     covariates, covariate_values = encode_covariates(
         series_list, config.covariate_names(), codes=codes, path=config.input,
-        series_id_column=config.series_id_column if report["format"] == "long" else "")
+        series_id_column=config.series_id_column if report["format"] == "long" else "",
+        calendar=calendar)
     if series_layout:
         counts = count_windows(series_list, codes, n_inputs=config.n_inputs,
                                n_outputs=config.n_outputs)
@@ -256,6 +278,7 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
         summary.update({
             "columns": list(SERIES_COLUMNS) + [covariate.name for covariate in covariates],
             "covariates": [covariate.to_json() for covariate in covariates],
+            "calendar_features": calendar,
             "series_ids": [s.series_id for s in series_list],
             "time_kind": series_list[0].time_kind,
             "step": median_step(series_list),

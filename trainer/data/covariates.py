@@ -29,6 +29,42 @@ from trainer.data.windows import SPLIT_CODES
 from trainer.util.errors import ConfigError, DataError
 
 KINDS = ("past", "future", "static")
+CALENDAR_CHOICES = ("none", "auto")
+DAY = 86400.0
+
+
+def _days(times: np.ndarray) -> np.ndarray:
+    return np.floor(times / DAY)
+
+
+def _day_of_year(times: np.ndarray) -> np.ndarray:
+    days = _days(times).astype("int64").astype("datetime64[D]")
+    return (days - days.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.float64)
+
+
+# Calendar features of a time in seconds since 1970-01-01 UTC, each in [-0.5, 0.5] (the
+# convention of GluonTS's time features): name -> function of the times.
+CALENDAR_FEATURES = {
+    "calendar_hour_of_day": lambda t: np.floor(np.mod(t, DAY) / 3600.0) / 23.0 - 0.5,
+    "calendar_day_of_week": lambda t: np.mod(_days(t) + 3, 7) / 6.0 - 0.5,  # Monday -0.5
+    "calendar_day_of_year": lambda t: _day_of_year(t) / 365.0 - 0.5,
+}
+
+
+def calendar_features(choice: str, *, time_kind: str, step: Optional[float]) -> List[str]:
+    """The calendar features of `--calendar_features choice` for timestamps of `time_kind`
+    ("datetime" or "index") `step` seconds apart: with `auto`, the hour of day below a daily
+    step, the day of week below a weekly one, the day of year always; none for a time index.
+
+    >>> calendar_features("auto", time_kind="datetime", step=3600.0)
+    ['calendar_hour_of_day', 'calendar_day_of_week', 'calendar_day_of_year']
+    >>> calendar_features("auto", time_kind="datetime", step=7 * 86400.0)
+    ['calendar_day_of_year']
+    """
+    if choice == "none" or time_kind != "datetime" or step is None:
+        return []
+    return [name for name, below in (("calendar_hour_of_day", DAY), ("calendar_day_of_week", 7 * DAY),
+                                     ("calendar_day_of_year", float("inf"))) if step < below]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,14 +133,16 @@ def _number(text: str) -> Optional[float]:
 
 
 def encode_covariates(series_list: Sequence[Series], names: Dict[str, List[str]], *,
-                      codes: Sequence[np.ndarray], path: str, series_id_column: str = ""
-                      ) -> Tuple[List[Covariate], List[np.ndarray]]:
+                      codes: Sequence[np.ndarray], path: str, series_id_column: str = "",
+                      calendar: Sequence[str] = ()) -> Tuple[List[Covariate], List[np.ndarray]]:
     """Check and encode the covariates of every series: (covariates in column order, each
     series' values [points, covariates] as float64, a categorical one as its id).
 
     `series.extra` holds each column's text (`trainer.data.series.read_series`); a static
     covariate named like the series id column takes the series ids. `codes` (the split codes)
-    pick the training points whose mean and std scale each numeric covariate.
+    pick the training points whose mean and std scale each numeric covariate. `calendar`
+    names calendar features (`CALENDAR_FEATURES`) computed from the timestamps, added as future
+    covariates after the given ones.
     """
     covariates: List[Covariate] = []
     columns: List[List[np.ndarray]] = []
@@ -125,6 +163,11 @@ def encode_covariates(series_list: Sequence[Series], names: Dict[str, List[str]]
             train = np.concatenate([v[c == SPLIT_CODES["train"]] for v, c in zip(per_series, codes)])
             covariates.append(Covariate(name=name, kind=kind, **_mean_std(train)))
             columns.append(per_series)
+    for feature in calendar:
+        per_series = [CALENDAR_FEATURES[feature](series.times) for series in series_list]
+        train = np.concatenate([v[c == SPLIT_CODES["train"]] for v, c in zip(per_series, codes)])
+        covariates.append(Covariate(name=feature, kind="future", **_mean_std(train)))
+        columns.append(per_series)
     for name in names.get("static", []):
         values = []
         for series in series_list:
