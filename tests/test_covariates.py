@@ -180,6 +180,12 @@ def test_a_leading_covariate_is_used_and_the_savedmodel_takes_the_covariates(tmp
                           str(tmp_path / "with"), "--output", str(tmp_path / "test.json"))
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     assert json.loads((tmp_path / "test.json").read_text())["windows"] == 120
+    # trainer.predict cannot feed covariates yet, and says so instead of forecasting without them.
+    refused = run_tool("trainer.predict", "--model_dir", str(tmp_path / "run_with"), "--series",
+                       str(source), "--output", str(tmp_path / "f.csv"))
+    assert refused.returncode == 1
+    assert "was trained with covariates (future_covariates, past_covariates, static_categories)" \
+        in refused.stderr
 
 
 def test_calendar_features_are_future_covariates_from_the_timestamps(tmp_path):

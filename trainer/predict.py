@@ -39,7 +39,7 @@ from trainer.util.cli import (
 import numpy as np
 
 from trainer.data.forecast_files import draw_plot, write_forecast_csv
-from trainer.data.schema import read_rows
+from trainer.data.schema import FEATURE_KEY, read_rows
 from trainer.data.series import BAD_VALUE_ACTIONS, GAP_FACTOR, Series, future_timestamps, read_series
 from trainer.model.serving import ExportedModel, load_exported_model
 from trainer.util.errors import ConfigError, DataError
@@ -122,6 +122,12 @@ def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, back
 def predict(config: PredictConfig) -> str:
     """Forecast, write the CSV (and the plot); returns the closing summary."""
     model = load_exported_model(config.model_dir)
+    covariates = sorted(set(model.inputs) - {FEATURE_KEY})
+    if covariates:
+        raise ConfigError(f"the model at {model.path} was trained with covariates ({', '.join(covariates)}), "
+                          "which trainer.predict cannot feed yet; score it with trainer.evaluate "
+                          "--data_dir, or call its SavedModel with the inputs of the README's "
+                          "Covariates section")
     if config.series:
         series_list, _ = read_series(
             config.series, target=config.target, timestamp_column=config.timestamp_column,
