@@ -180,12 +180,37 @@ def test_a_leading_covariate_is_used_and_the_savedmodel_takes_the_covariates(tmp
                           str(tmp_path / "with"), "--output", str(tmp_path / "test.json"))
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     assert json.loads((tmp_path / "test.json").read_text())["windows"] == 120
-    # trainer.predict cannot feed covariates yet, and says so instead of forecasting without them.
-    refused = run_tool("trainer.predict", "--model_dir", str(tmp_path / "run_with"), "--series",
+    # trainer.predict feeds them from a raw CSV: a backtest of the last point of each series...
+    backtest = run_tool("trainer.predict", "--model_dir", str(tmp_path / "run_with"), "--series",
+                        str(source), "--backtest", "--output", str(tmp_path / "back.csv"))
+    assert backtest.returncode == 0, backtest.stderr[-3000:]
+    rows = np.genfromtxt(tmp_path / "back.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    assert len(rows) == 4
+    assert np.abs(rows["forecast"] - rows["actual"]).mean() < 0.5  # the noise alone is about 0.8
+    # ... and a forecast past the end, from rows with an empty value and the future covariates.
+    future = tmp_path / "future.csv"
+    lines = source.read_text().splitlines()
+    future.write_text("\n".join(lines + [f"s{i},240,,,1.0,{'north' if i % 2 else 'south'},{10 * (i + 1)}"
+                                         for i in range(4)]) + "\n")
+    ahead = run_tool("trainer.predict", "--model_dir", str(tmp_path / "run_with"), "--series",
+                     str(future), "--output", str(tmp_path / "ahead.csv"))
+    assert ahead.returncode == 0, ahead.stderr[-3000:]
+    rows = np.genfromtxt(tmp_path / "ahead.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    assert rows["timestamp"].tolist() == [240] * 4
+    # The promotion (future covariate) of the horizon row lifts the forecast by about 3.
+    no_promo = tmp_path / "no_promo.csv"
+    no_promo.write_text(future.read_text().replace(",,,1.0,", ",,,0.0,"))
+    lower = run_tool("trainer.predict", "--model_dir", str(tmp_path / "run_with"), "--series",
+                     str(no_promo), "--output", str(tmp_path / "lower.csv"))
+    assert lower.returncode == 0, lower.stderr[-3000:]
+    rows_lower = np.genfromtxt(tmp_path / "lower.csv", delimiter=",", names=True, dtype=None,
+                               encoding=None)
+    np.testing.assert_allclose(rows["forecast"] - rows_lower["forecast"], 3.0, atol=0.5)
+    missing = run_tool("trainer.predict", "--model_dir", str(tmp_path / "run_with"), "--series",
                        str(source), "--output", str(tmp_path / "f.csv"))
-    assert refused.returncode == 1
-    assert "was trained with covariates (future_covariates, past_covariates, static_categories)" \
-        in refused.stderr
+    assert missing.returncode == 1
+    assert ("series 's0' of " in missing.stderr and "has 0 rows after its last value; the model "
+            "forecasts 1 steps and needs the future covariates (promo) of each" in missing.stderr)
 
 
 def test_calendar_features_are_future_covariates_from_the_timestamps(tmp_path):

@@ -13,7 +13,10 @@ serving signature.
   forecasts the `n_outputs` points after the last `n_inputs` values of each series, at
   timestamps continuing the series' median step. With `--backtest` the last `n_outputs`
   points are held out as the actual values and the forecast is made from the points before.
-  Output columns: `series_id,timestamp,step,forecast,actual`.
+  Output columns: `series_id,timestamp,step,forecast,actual`. For a model trained with
+  covariates (its export names them), the file holds their columns too, and the rows after
+  the last known value of a series (an empty target) carry the future covariates of the
+  horizon; the forecast is at their timestamps.
 - `--rows`: prepared rows (file patterns): `n_inputs + n_outputs` values (the targets are the
   actual values) or `n_inputs` values (inputs only). Output columns: `row,step,forecast,actual`.
 
@@ -40,8 +43,17 @@ import numpy as np
 
 from trainer.data.forecast_files import draw_plot, write_forecast_csv
 from trainer.data.schema import FEATURE_KEY, read_rows
-from trainer.data.series import BAD_VALUE_ACTIONS, GAP_FACTOR, Series, future_timestamps, read_series
-from trainer.model.serving import ExportedModel, load_exported_model
+from trainer.data.covariates import CALENDAR_FEATURES, forecast_covariates
+from trainer.data.series import (
+    BAD_VALUE_ACTIONS,
+    GAP_FACTOR,
+    Series,
+    future_timestamps,
+    parse_timestamp,
+    read_series,
+    time_value,
+)
+from trainer.model.serving import COVARIATES_ASSET, ExportedModel, load_exported_model
 from trainer.util.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -86,6 +98,32 @@ class PredictConfig:
                               "hold the actual values")
 
 
+def horizon_of(series: Series, result: Dict[str, Any], *, n_outputs: int, model: ExportedModel,
+               source: str) -> Dict[str, Any]:
+    """The horizon of one forecast: the held-out points (backtest), else the rows after the last
+    value (future covariates, empty target), else (calendar features only) the next timestamps."""
+    end = result["end"]
+    if result["backtest"]:
+        return {"times": series.times[end:end + n_outputs], "lines": list(series.lines[end:]),
+                "extra": {name: text[end:] for name, text in series.extra.items()}}
+    needs_rows = any(c.kind == "future" and c.name not in CALENDAR_FEATURES for c in model.covariates)
+    future = series.future
+    rows = len(future["times"]) if future else 0
+    if rows >= n_outputs:
+        result["timestamps"] = future["timestamps"][:n_outputs]
+        return {"times": future["times"][:n_outputs], "lines": future["lines"][:n_outputs],
+                "extra": {name: text[:n_outputs] for name, text in future["extra"].items()}}
+    if needs_rows:
+        names = [c.name for c in model.covariates if c.kind == "future"
+                 and c.name not in CALENDAR_FEATURES]
+        raise DataError(f"series {series.series_id!r} of {source} has {rows} rows after its last "
+                        f"value; the model forecasts {n_outputs} steps and needs the future "
+                        f"covariates ({', '.join(names)}) of each: add {n_outputs} rows with an "
+                        "empty value and those columns filled")
+    times = np.array([time_value(parse_timestamp(stamp)) for stamp in result["timestamps"]])
+    return {"times": times, "lines": [], "extra": {}}
+
+
 def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, backtest: bool,
                     source: str) -> List[Dict[str, Any]]:
     """One forecast per series from its last n_inputs points (before the held-out ones)."""
@@ -104,7 +142,7 @@ def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, back
         end = len(series.values) - (n_outputs if backtest else 0)
         history_start = max(begin, end - 5 * n_inputs)
         results.append({
-            "id": series.series_id,
+            "id": series.series_id, "end": end, "backtest": backtest,
             "inputs": series.values[end - n_inputs:end],
             "history": series.values[history_start:end],
             "history_keys": series.keys[history_start:end],
@@ -113,7 +151,16 @@ def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, back
                            else future_timestamps(series, n_outputs)),
             "future_keys": series.keys[end:] if backtest else None,
         })
-    forecasts = model.predict(np.array([r["inputs"] for r in results]))
+    covariate_inputs = None
+    if model.covariates:
+        per_series = [forecast_covariates(series, model.covariates, end=result["end"],
+                                          n_inputs=n_inputs, path=source,
+                                          horizon=horizon_of(series, result, n_outputs=n_outputs,
+                                                             model=model, source=source))
+                      for series, result in zip(series_list, results)]
+        covariate_inputs = {key: np.stack([inputs[key] for inputs in per_series])
+                            for key in per_series[0]} if per_series else {}
+    forecasts = model.predict(np.array([r["inputs"] for r in results]), covariate_inputs)
     for result, forecast in zip(results, forecasts):
         result["forecast"] = forecast
     return results
@@ -122,17 +169,17 @@ def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, back
 def predict(config: PredictConfig) -> str:
     """Forecast, write the CSV (and the plot); returns the closing summary."""
     model = load_exported_model(config.model_dir)
-    covariates = sorted(set(model.inputs) - {FEATURE_KEY})
-    if covariates:
-        raise ConfigError(f"the model at {model.path} was trained with covariates ({', '.join(covariates)}), "
-                          "which trainer.predict cannot feed yet; score it with trainer.evaluate "
-                          "--data_dir, or call its SavedModel with the inputs of the README's "
-                          "Covariates section")
+    if set(model.inputs) - {FEATURE_KEY} and not model.covariates:
+        raise ConfigError(f"the model at {model.path} takes covariates but its export has no "
+                          f"assets.extra/{COVARIATES_ASSET} naming them (an export of an older "
+                          "version?); train it again, or call its SavedModel directly")
     if config.series:
         series_list, _ = read_series(
             config.series, target=config.target, timestamp_column=config.timestamp_column,
             series_id_column=config.series_id_column, on_bad_values=config.on_bad_values,
-            gap_factor=config.gap_factor)
+            gap_factor=config.gap_factor, future_rows=bool(model.covariates),
+            extra_columns=[c.name for c in model.covariates if c.name not in CALENDAR_FEATURES
+                           and c.name != config.series_id_column])
         results = forecast_series(model, series_list, backtest=config.backtest,
                                   source=config.series)
         plotted = results[:config.plot_count]

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from trainer.data.schema import CATEGORIES_KEY, FUTURE_KEY, PAST_KEY, STATIC_KEY
 from trainer.data.series import Series
 from trainer.data.windows import SPLIT_CODES
 from trainer.util.errors import ConfigError, DataError
@@ -215,3 +216,61 @@ def _mean_std(values: np.ndarray) -> Dict[str, float]:
 def covariates_of(summary: Dict[str, Any], *, source: str) -> List[Covariate]:
     """The covariates a prepare.json describes, in column order (none when it has none)."""
     return [Covariate.from_json(entry, source=source) for entry in summary.get("covariates", [])]
+
+
+def forecast_covariates(series: Series, covariates: Sequence[Covariate], *, end: int,
+                        n_inputs: int, horizon: Dict[str, Any], path: str
+                        ) -> Dict[str, np.ndarray]:
+    """The covariate inputs of one forecast (`trainer.model.serving` names and shapes, without
+    the batch): the past and future covariates of the `n_inputs` points before `end`, then the
+    future ones of the `horizon` (its "times", "lines" and "extra" texts, one per step), the
+    static ones and the categories as vocabulary ids. A DataError names the line of a value
+    that is not a number and a category the model never saw."""
+    def numbers(texts: np.ndarray, lines: Sequence[int], covariate: Covariate) -> np.ndarray:
+        values = []
+        for text, line in zip(texts.tolist(), lines):
+            value = _number(text)
+            if value is None:
+                raise DataError(f"line {line} of {path} (series {series.series_id!r}): "
+                                f"{covariate.kind} covariate {covariate.name!r} is {text!r}, not a "
+                                "number; fill or fix it")
+            values.append(value)
+        return np.array(values, dtype=np.float64)
+
+    begin = end - n_inputs
+    past_lines = list(series.lines[begin:end])
+    columns: Dict[str, List[np.ndarray]] = {"past": [], "future": [], "static": [], "categories": []}
+    for covariate in covariates:
+        if covariate.name in CALENDAR_FEATURES:
+            times = np.concatenate([series.times[begin:end], horizon["times"]])
+            columns["future"].append(CALENDAR_FEATURES[covariate.name](times))
+        elif covariate.kind in ("past", "future"):
+            history = numbers(series.extra[covariate.name][begin:end], past_lines, covariate)
+            if covariate.kind == "future":
+                ahead = numbers(horizon["extra"][covariate.name], horizon["lines"], covariate)
+                history = np.concatenate([history, ahead])
+            columns[covariate.kind].append(history)
+        else:
+            text = (series.series_id if covariate.name not in series.extra
+                    else str(series.extra[covariate.name][end - 1]))
+            if covariate.categorical:
+                if text not in covariate.vocabulary:
+                    raise DataError(f"series {series.series_id!r} of {path}: static covariate "
+                                    f"{covariate.name!r} is {text!r}, which the model never saw "
+                                    f"(it knows {', '.join(covariate.vocabulary[:10])}"
+                                    f"{', ...' if len(covariate.vocabulary) > 10 else ''})")
+                columns["categories"].append(np.array(covariate.vocabulary.index(text)))
+            else:
+                value = _number(text)
+                if value is None:
+                    raise DataError(f"series {series.series_id!r} of {path}: static covariate "
+                                    f"{covariate.name!r} is {text!r}, not a number")
+                columns["static"].append(np.array(value))
+    keys = {"past": PAST_KEY, "future": FUTURE_KEY, "static": STATIC_KEY,
+            "categories": CATEGORIES_KEY}
+    result = {}
+    for kind, parts in columns.items():
+        if parts:
+            stacked = np.stack(parts, axis=-1)
+            result[keys[kind]] = stacked.astype(np.int64 if kind == "categories" else np.float64)
+    return result

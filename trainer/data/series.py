@@ -72,6 +72,9 @@ class Series:
     time_kind: str = "index"
     # Other columns asked for (covariates), as written (stripped text), one per point.
     extra: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    # With future_rows: the rows after the last value (an empty target), whose other columns
+    # (future covariates) are known: {"timestamps", "times", "lines", "extra"}.
+    future: Optional[Dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         self.times = np.asarray(self.times, dtype=np.float64)
@@ -131,12 +134,15 @@ def _parse_value(text: str) -> Optional[float]:
 def read_series(path: str, *, target: str = "", timestamp_column: str = "timestamp",
                 series_id_column: str = "series_id", sort: bool = True,
                 on_bad_values: str = "fail", gap_factor: float = GAP_FACTOR,
-                extra_columns: Sequence[str] = ()) -> Tuple[List[Series], Dict[str, Any]]:
+                extra_columns: Sequence[str] = (), future_rows: bool = False
+                ) -> Tuple[List[Series], Dict[str, Any]]:
     """Read a wide or long CSV into series in time order, checked for gaps and bad values.
 
     Returns (series, report): report has the file's `format`, the `target` column, and the
     rows `dropped` (with on_bad_values='drop'). The text of each of `extra_columns` comes along
     in each series' `extra`, point by point (a column that is not in the file is a DataError).
+    With `future_rows`, the rows at the end of a series with an empty value are its `future`
+    (the horizon of a forecast, with its future covariates), not missing values.
     Raises DataError naming the file, line, series,
     column and value at fault.
     """
@@ -176,19 +182,21 @@ def read_series(path: str, *, target: str = "", timestamp_column: str = "timesta
     columns = dict(target=target, timestamp_column=timestamp_column,
                    series_id_column=series_id_column if long_format else None,
                    extra_columns=tuple(extra_columns))
-    fast = read_well_formed(data, header, path=path, sort=sort, gap_factor=gap_factor, **columns)
+    fast = (None if future_rows else
+            read_well_formed(data, header, path=path, sort=sort, gap_factor=gap_factor, **columns))
     if fast is not None:
         return fast, report
     # Something to report or drop, or a shape the columnar reader does not take: row by row.
-    return _read_row_by_row(data.decode("utf-8"), header, path=path, sort=sort, on_bad_values=on_bad_values,
-                            gap_factor=gap_factor, report=report, **columns)
+    return _read_row_by_row(data.decode("utf-8"), header, path=path, sort=sort,
+                            on_bad_values=on_bad_values, gap_factor=gap_factor, report=report,
+                            future_rows=future_rows, **columns)
 
 
 def _read_row_by_row(text: str, header: List[str], *, path: str, target: str,
                      timestamp_column: str, series_id_column: Optional[str],
                      extra_columns: Sequence[str], sort: bool,
-                     on_bad_values: str, gap_factor: float, report: Dict[str, Any]
-                     ) -> Tuple[List[Series], Dict[str, Any]]:
+                     on_bad_values: str, gap_factor: float, report: Dict[str, Any],
+                     future_rows: bool = False) -> Tuple[List[Series], Dict[str, Any]]:
     """The reader that finds, words and drops every problem, one row at a time."""
     rows = list(csv.reader(io.StringIO(text)))
     time_index, value_index = header.index(timestamp_column), header.index(target)
@@ -223,6 +231,7 @@ def _read_row_by_row(text: str, header: List[str], *, path: str, target: str,
     for series_id, points in raw.items():
         series_list.append(_check_series(series_id, points, path=path, column=target,
                                          extra_columns=extra_columns, sort=sort,
+                                         future_rows=future_rows,
                                          on_bad_values=on_bad_values, gap_factor=gap_factor,
                                          report=report))
     if not series_list:
@@ -367,7 +376,7 @@ def _data_line_count(data: bytes) -> Optional[int]:
 
 def _check_series(series_id: str, points: List[Tuple[Any, ...]], *, path: str,
                   column: str, extra_columns: Sequence[str], sort: bool, on_bad_values: str,
-                  gap_factor: float,
+                  gap_factor: float, future_rows: bool = False,
                   report: Dict[str, Any]) -> Series:
     """Order one series' points, fail on duplicates, and fail on or drop bad values and gaps."""
     where = f"series {series_id!r} of {path}"
@@ -384,6 +393,19 @@ def _check_series(series_id: str, points: List[Tuple[Any, ...]], *, path: str,
         if current[0] == previous[0]:
             raise DataError(f"{where} has the timestamp {current[1]!r} twice (lines {previous[3]} "
                             f"and {current[3]}); keep one row per timestamp")
+    future = None
+    if future_rows:
+        known = len(ordered)
+        while known and not ordered[known - 1][2]:
+            known -= 1
+        if known < len(ordered):
+            rows = ordered[known:]
+            future = {"timestamps": [p[1] for p in rows],
+                      "times": np.array([time_value(p[0]) for p in rows], dtype=np.float64),
+                      "lines": [p[3] for p in rows],
+                      "extra": {name: np.array([p[4][i] for p in rows], dtype=object)
+                                for i, name in enumerate(extra_columns)}}
+            ordered = ordered[:known]
 
     def bad(point: Tuple[Any, ...], reason: str, *, dropped: bool) -> None:
         if on_bad_values == "fail":
@@ -423,7 +445,7 @@ def _check_series(series_id: str, points: List[Tuple[Any, ...]], *, path: str,
                   values=np.array([p[2] for p in kept], dtype=np.float64),
                   lines=[p[3] for p in kept], segment_starts=segment_starts, time_kind=kind,
                   extra={name: np.array([p[4][i] for p in kept], dtype=object)
-                         for i, name in enumerate(extra_columns)})
+                         for i, name in enumerate(extra_columns)}, future=future)
 
 
 def _difference(later: TimeKey, earlier: TimeKey) -> float:

@@ -15,13 +15,14 @@ A training run exports to `OUTPUT_DIR/export/<exporter>/<timestamp>/` (`EXPORT_D
 """
 
 import dataclasses
+import json
 import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from trainer.data.covariates import Covariate
+from trainer.data.covariates import Covariate, covariates_of
 from trainer.data.schema import (
     CATEGORIES_KEY,
     FEATURE_KEY,
@@ -40,6 +41,22 @@ EXPORT_DIR = "export"  # under the run directory: export/latest/<timestamp>, exp
 LATEST_EXPORTER = "latest"
 BEST_EXPORTER = "best"
 PREDICT_BATCH_SIZE = 4096
+# In an export of a model with covariates: their names, kinds, vocabularies and statistics.
+COVARIATES_ASSET = "covariates.json"
+
+
+def covariates_json(covariates: Sequence[Covariate]) -> str:
+    """The text of `COVARIATES_ASSET`."""
+    return json.dumps({"covariates": [c.to_json() for c in covariates]}, indent=2) + "\n"
+
+
+def read_covariates_asset(path: str) -> Tuple[Covariate, ...]:
+    """The covariates an export was trained with (none when it has no such asset)."""
+    asset = f"{path}/assets.extra/{COVARIATES_ASSET}"
+    if not tf.io.gfile.exists(asset):
+        return ()
+    with tf.io.gfile.GFile(asset, "r") as handle:
+        return tuple(covariates_of(json.loads(handle.read()), source=asset))
 
 
 def serving_input_shapes(*, n_inputs: int, n_outputs: int, covariates: Sequence[Covariate] = ()
@@ -87,6 +104,7 @@ class ExportedModel:
     n_outputs: int
     serve: Any
     inputs: Dict[str, Tuple[tf.DType, List[Optional[int]]]] = dataclasses.field(default_factory=dict)
+    covariates: Tuple[Covariate, ...] = ()
 
     def predict(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
                 ) -> np.ndarray:
@@ -146,4 +164,4 @@ def load_exported_model(model_dir: str) -> ExportedModel:
                 "; covariates: " + ", ".join(sorted(set(inputs) - {FEATURE_KEY}))
                 if len(inputs) > 1 else "")
     return ExportedModel(path=path, n_inputs=int(n_inputs), n_outputs=int(n_outputs), serve=serve,
-                         inputs=inputs)
+                         inputs=inputs, covariates=read_covariates_asset(path))

@@ -16,8 +16,10 @@ from trainer.model.model_fn import model_fn
 from trainer.model.scaling import resolve_statistics
 from trainer.model.serving import (
     BEST_EXPORTER,
+    COVARIATES_ASSET,
     EXPORT_DIR,
     LATEST_EXPORTER,
+    covariates_json,
     make_serving_input_receiver_fn,
 )
 from trainer.model.spec import ModelSpec
@@ -31,6 +33,7 @@ from trainer.training.stopping import DivergenceHook, SignalStop, StopOnSignalHo
 from trainer.util import environment, gcs
 from trainer.util.cli import split_patterns
 from trainer.util.errors import DataError
+from trainer.util.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +111,21 @@ def lower_rmse(best_eval_result: Dict[str, Any], current_eval_result: Dict[str, 
 
 def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimator.Exporter]:
     """The latest export (which also reports metrics) and the best export by RMSE."""
+    covariates = data_covariates(config)
     receiver_fn = make_serving_input_receiver_fn(n_inputs=config.n_inputs,
                                                  n_outputs=config.n_outputs,
-                                                 covariates=data_covariates(config))
-    latest = tf.estimator.LatestExporter(LATEST_EXPORTER, receiver_fn,
+                                                 covariates=covariates)
+    # A model with covariates carries their names, kinds, vocabularies and statistics in its
+    # export (assets.extra/covariates.json), so that trainer.predict can build its inputs.
+    assets = None
+    if covariates:
+        source = f"{output_dir}/{COVARIATES_ASSET}"
+        write_text_atomically(source, covariates_json(covariates))
+        assets = {COVARIATES_ASSET: source}
+    latest = tf.estimator.LatestExporter(LATEST_EXPORTER, receiver_fn, assets_extra=assets,
                                          exports_to_keep=EXPORTS_TO_KEEP)
     best = tf.estimator.BestExporter(BEST_EXPORTER, receiver_fn, compare_fn=lower_rmse,
-                                     exports_to_keep=EXPORTS_TO_KEEP)
+                                     assets_extra=assets, exports_to_keep=EXPORTS_TO_KEEP)
     return [ReportingExporter(SkipDeletedCheckpointExporter(latest), output_dir=output_dir,
                               metric_tag=config.hypertune_metric_tag),
             SkipDeletedCheckpointExporter(best)]
