@@ -77,3 +77,9 @@ def run_task(args: Sequence[str], *, env: Optional[Dict[str, str]] = None,
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "trainer.task", *args], cwd=REPO_ROOT,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_tool(module: str, *args: str) -> subprocess.CompletedProcess:
+    """Run `python -m MODULE ARGS` (prepare, evaluate, predict) as a user would; never raises."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300)

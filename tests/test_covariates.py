@@ -7,15 +7,13 @@ cannot see it by far, on the same data and windows.
 
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO_ROOT, run_task
+from tests.conftest import run_task, run_tool
 from trainer.data.covariates import encode_covariates
 from trainer.data.schema import CATEGORIES_KEY, FEATURE_KEY, FUTURE_KEY, PAST_KEY, STATIC_KEY
 from trainer.data.series import read_series
@@ -126,11 +124,6 @@ def test_every_network_takes_every_kind_of_covariate():
         assert values.shape == (5, 3, 1), model
         # Each kind reaches the output: its gradient is not zero everywhere.
         assert all(np.abs(g).sum() > 0 for g in grads), model
-
-
-def run_tool(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=300)
 
 
 @pytest.mark.e2e

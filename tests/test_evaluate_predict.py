@@ -3,26 +3,19 @@
 import csv
 import datetime
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO_ROOT, run_task
+from tests.conftest import run_task, run_tool
 from trainer.model.metrics import compute_metrics
 
 pytestmark = pytest.mark.e2e
 
 N_INPUTS, N_OUTPUTS, SEASON = 7, 3, 6
 START = datetime.date(2024, 1, 1)
-
-
-def run_tool(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=300)
 
 
 def write_long_series(path: Path) -> Path:

@@ -3,25 +3,18 @@
 --data_dir --split`, shards written by hand, and the errors of each."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO_ROOT, run_task
+from tests.conftest import run_task, run_tool
 from trainer.data.series_pipeline import open_prepared, read_split_windows
 
 pytestmark = pytest.mark.e2e
 
 SEASON = 8
-
-
-def run_tool(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=300)
 
 
 def write_raw(path: Path) -> Path:
