@@ -41,6 +41,9 @@ Rules:
   no target ever lies in another split. Windows start every `--stride` points: train windows
   from the series' start, valid and test windows from their split's first point, plus one
   window ending at the split's last point when the stride would skip it.
+- **Covariates** (series layout): `--past_covariates`, `--future_covariates` and
+  `--static_covariates` name other columns, and `--calendar_features auto` adds calendar
+  features of the timestamps as future covariates (`trainer.data.covariates`).
 - **Output**: `OUTPUT_DIR/series-0000K-of-0000N.csv` (series layout) or
   `OUTPUT_DIR/{train,valid,test}-00000-of-0000N.csv` (windows layout), and
   `OUTPUT_DIR/prepare.json` with the schema, the boundaries, the counts and the training-split

@@ -8,10 +8,12 @@ one series and its targets in the split), and a batch of windows is one gather o
 per row, and no window is stored: `--n_inputs` and `--n_outputs` are free at training time.
 
 - Training (`make_series_input_fn(training=True)`) takes the files of this process (one file
-  in `num_workers` when there are enough, as the row pipeline does), in a new order each pass,
-  pools up to `POOL_FILES` of them, shuffles the starts of the pool together (across series
-  and files) and cuts them into whole batches; the last starts of a pool that fill no batch
-  wait for the next pass (a pool smaller than one batch is repeated to fill one).
+  in `num_workers` when there are enough, as the row pipeline does), decodes each once and
+  keeps it in memory for the run, takes them in a new order each pass, pools up to
+  `POOL_FILES` of them, shuffles the starts of the pool together (across series and files)
+  and cuts them into whole batches of `batch_size * steps_per_run`; the starts left over
+  that fill no whole batch are left out of that pass only, a different few each pass (a pool
+  smaller than one batch is repeated to fill one).
 - Evaluation makes one ordered pass over every window of the split, stride 1, none dropped.
 
 `survey_series_files` reads every file once before training, with the same decoder: it checks
