@@ -15,7 +15,15 @@ import tensorflow as tf
 
 from tests.conftest import run_task, run_tool
 from trainer.data.covariates import encode_covariates
-from trainer.data.schema import CATEGORIES_KEY, FEATURE_KEY, FUTURE_KEY, PAST_KEY, STATIC_KEY
+from trainer.data.schema import (
+    CATEGORIES_KEY,
+    FEATURE_KEY,
+    FUTURE_CATEGORIES_KEY,
+    FUTURE_KEY,
+    PAST_CATEGORIES_KEY,
+    PAST_KEY,
+    STATIC_KEY,
+)
 from trainer.data.series import read_series
 from trainer.data.series_pipeline import open_prepared, read_split_examples
 from trainer.data.windows import split_codes
@@ -28,10 +36,12 @@ from trainer.prepare import PrepareConfig, prepare
 from trainer.util.errors import DataError
 
 
-def write_covariate_csv(path: Path, *, series: int = 4, length: int = 240, seed: int = 1) -> Path:
+def write_covariate_csv(path: Path, *, series: int = 4, length: int = 240, seed: int = 1,
+                        promo_words: bool = False) -> Path:
     """White noise plus a promotion effect plus a level per series; `lead` is the noise one step
-    ahead (a past covariate that gives the next value away), `promo` a 0/1 future covariate,
-    `store` a static category, `size` a static number."""
+    ahead (a past covariate that gives the next value away), `promo` a 0/1 future covariate (or
+    `yes`/`no`, a categorical one, with `promo_words`), `store` a static category, `size` a
+    static number."""
     rng = random.Random(seed)
     lines = ["series_id,timestamp,value,lead,promo,store,size"]
     for index in range(series):
@@ -39,7 +49,8 @@ def write_covariate_csv(path: Path, *, series: int = 4, length: int = 240, seed:
         for t in range(length):
             promo = 1.0 if rng.random() < 0.2 else 0.0
             value = noise[t] + 3 * promo + 2 * index
-            lines.append(f"s{index},{t},{value:.5f},{noise[t + 1]:.5f},{promo},"
+            promo_text = ("yes" if promo else "no") if promo_words else promo
+            lines.append(f"s{index},{t},{value:.5f},{noise[t + 1]:.5f},{promo_text},"
                          f"{'north' if index % 2 else 'south'},{10 * (index + 1)}")
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -87,9 +98,10 @@ def read_with(tmp_path, text, **names):
 
 def test_bad_covariates_name_the_line_and_what_to_do(tmp_path):
     with pytest.raises(DataError, match=r"line 3 of .*raw.csv \(series 'a'\): past covariate 'x' "
-                                        r"is 'high', not a number; fill or fix it"):
+                                        r"is 'high', not a number, while other values of the "
+                                        r"column are numbers; fix it"):
         read_with(tmp_path, "series_id,timestamp,value,x\na,0,1,2\na,1,1,high\n", past=["x"])
-    with pytest.raises(DataError, match=r"future covariate 'x' is '', not a number"):
+    with pytest.raises(DataError, match=r"line 3 of .*: future covariate 'x' is empty; fill it"):
         read_with(tmp_path, "series_id,timestamp,value,x\na,0,1,2\na,1,1,\n", future=["x"])
     with pytest.raises(DataError, match=r"series 'a' of .*: static covariate 'x' changes within the "
                                         r"series \('n' on line 2, 's' on line 3\)"):
@@ -102,7 +114,9 @@ def test_bad_covariates_name_the_line_and_what_to_do(tmp_path):
 def test_every_network_takes_every_kind_of_covariate():
     from trainer.data.covariates import Covariate
 
-    covariates = (Covariate("p", "past"), Covariate("f", "future", mean=1.0, std=2.0),
+    covariates = (Covariate("p", "past"), Covariate("pc", "past", vocabulary=("u", "d")),
+                  Covariate("f", "future", mean=1.0, std=2.0),
+                  Covariate("fc", "future", vocabulary=("x", "y", "z")),
                   Covariate("s", "static"), Covariate("c", "static", vocabulary=("a", "b", "c")))
     for model, network in NETWORKS.items():
         n_inputs = max(6, network.min_n_inputs)
@@ -111,13 +125,19 @@ def test_every_network_takes_every_kind_of_covariate():
                         PAST_KEY: tf.random.normal([5, n_inputs, 1]),
                         FUTURE_KEY: tf.random.normal([5, n_inputs + 3, 1]),
                         STATIC_KEY: tf.random.normal([5, 1]),
+                        PAST_CATEGORIES_KEY: tf.random.uniform([5, n_inputs, 1], 0, 2, tf.int64),
+                        FUTURE_CATEGORIES_KEY: tf.random.uniform([5, n_inputs + 3, 1], 0, 3,
+                                                                 tf.int64),
                         CATEGORIES_KEY: tf.constant([[0], [1], [2], [1], [0]], tf.int64)}
             spec = ModelSpec(model=model, hidden_units=4, n_inputs=n_inputs, n_outputs=3, head="mse",
                              optimizer="sgd", learning_rate=0.1, clip_gradient_norm=0.0,
                              scaling="window_zscore", season=1, covariates=covariates)
             output = forward(features, spec, get_head("mse")).output
+            embeddings = [v for v in tf.compat.v1.trainable_variables() if "embedding" in v.name]
+            assert len(embeddings) == 3, [v.name for v in embeddings]
             gradients = tf.gradients(tf.reduce_sum(output), [features[PAST_KEY], features[FUTURE_KEY],
-                                                             features[STATIC_KEY]])
+                                                             features[STATIC_KEY], *embeddings])
+            gradients = [tf.convert_to_tensor(g) for g in gradients]  # embeddings: sparse
             with tf.compat.v1.Session() as session:
                 session.run(tf.compat.v1.global_variables_initializer())
                 values, grads = session.run([output, gradients])
@@ -128,7 +148,8 @@ def test_every_network_takes_every_kind_of_covariate():
 
 @pytest.mark.e2e
 def test_a_leading_covariate_is_used_and_the_savedmodel_takes_the_covariates(tmp_path):
-    source = write_covariate_csv(tmp_path / "raw.csv")
+    # promo as yes/no: a categorical future covariate, embedded per step.
+    source = write_covariate_csv(tmp_path / "raw.csv", promo_words=True)
     flags = ["--input", str(source), "--valid_points", "30", "--test_points", "30"]
     with_covariates = run_tool("trainer.prepare", *flags, "--output_dir", str(tmp_path / "with"),
                                "--past_covariates", "lead", "--future_covariates", "promo",
@@ -145,8 +166,8 @@ def test_a_leading_covariate_is_used_and_the_savedmodel_takes_the_covariates(tmp
         assert result.returncode == 0, result.stderr[-4000:]
         metrics[name] = json.loads((tmp_path / f"run_{name}" / "metrics.json").read_text())
         logs[name] = result.stderr
-    assert ("covariates: lead (past), promo (future), store (static, categorical), series_id "
-            "(static, categorical)") in logs["with"]
+    assert ("covariates: lead (past), promo (future, categorical), store (static, categorical), "
+            "series_id (static, categorical)") in logs["with"]
     assert "covariates:" not in logs["without"]
     # The noise is N(0, 1) and the promotion adds 3 on 20% of the days: without the covariates
     # nothing below an RMSE of about 1.5 is possible; with them the next value is given away.
@@ -155,7 +176,7 @@ def test_a_leading_covariate_is_used_and_the_savedmodel_takes_the_covariates(tmp
     # The SavedModel takes the covariates in the documented layout and forecasts the same.
     exported = load_exported_model(str(tmp_path / "run_with"))
     assert {name: shape for name, (_, shape) in exported.inputs.items()} == {
-        FEATURE_KEY: [None, 10], PAST_KEY: [None, 10, 1], FUTURE_KEY: [None, 11, 1],
+        FEATURE_KEY: [None, 10], PAST_KEY: [None, 10, 1], FUTURE_CATEGORIES_KEY: [None, 11, 1],
         CATEGORIES_KEY: [None, 2]}
     prepared = open_prepared(str(tmp_path / "with"))
     features, labels = read_split_examples(prepared.files, split="test", n_inputs=10, n_outputs=1,
@@ -165,9 +186,10 @@ def test_a_leading_covariate_is_used_and_the_savedmodel_takes_the_covariates(tmp
     assert np.sqrt(np.mean((forecast - labels) ** 2)) < 0.3 * metrics["without"]["rmse"]
     with pytest.raises(DataError, match=r"takes the input 'past_covariates' of shape \[None, 10, 1\]"):
         exported.predict(inputs, {k: v for k, v in features.items() if k != PAST_KEY})
-    with pytest.raises(DataError, match=r"takes 'future_covariates' of shape \[windows, 11, 1\], got "
+    with pytest.raises(DataError, match=r"takes 'future_categories' of shape \[windows, 11, 1\], got "
                                         r"\[120, 10, 1\]"):
-        exported.predict(inputs, {**features, FUTURE_KEY: features[FUTURE_KEY][:, :10]})
+        exported.predict(inputs, {**features,
+                                  FUTURE_CATEGORIES_KEY: features[FUTURE_CATEGORIES_KEY][:, :10]})
     # trainer.evaluate feeds them from the prepared directory.
     evaluation = run_tool("trainer.evaluate", "--model_dir", str(tmp_path / "run_with"), "--data_dir",
                           str(tmp_path / "with"), "--output", str(tmp_path / "test.json"))
@@ -183,7 +205,7 @@ def test_a_leading_covariate_is_used_and_the_savedmodel_takes_the_covariates(tmp
     # ... and a forecast past the end, from rows with an empty value and the future covariates.
     future = tmp_path / "future.csv"
     lines = source.read_text().splitlines()
-    future.write_text("\n".join(lines + [f"s{i},240,,,1.0,{'north' if i % 2 else 'south'},{10 * (i + 1)}"
+    future.write_text("\n".join(lines + [f"s{i},240,,,yes,{'north' if i % 2 else 'south'},{10 * (i + 1)}"
                                          for i in range(4)]) + "\n")
     ahead = run_tool("trainer.predict", "--model_dir", str(tmp_path / "run_with"), "--series",
                      str(future), "--output", str(tmp_path / "ahead.csv"))
@@ -192,7 +214,7 @@ def test_a_leading_covariate_is_used_and_the_savedmodel_takes_the_covariates(tmp
     assert rows["timestamp"].tolist() == [240] * 4
     # The promotion (future covariate) of the horizon row lifts the forecast by about 3.
     no_promo = tmp_path / "no_promo.csv"
-    no_promo.write_text(future.read_text().replace(",,,1.0,", ",,,0.0,"))
+    no_promo.write_text(future.read_text().replace(",,,yes,", ",,,no,"))
     lower = run_tool("trainer.predict", "--model_dir", str(tmp_path / "run_with"), "--series",
                      str(no_promo), "--output", str(tmp_path / "lower.csv"))
     assert lower.returncode == 0, lower.stderr[-3000:]
@@ -202,6 +224,13 @@ def test_a_leading_covariate_is_used_and_the_savedmodel_takes_the_covariates(tmp
     missing = run_tool("trainer.predict", "--model_dir", str(tmp_path / "run_with"), "--series",
                        str(source), "--output", str(tmp_path / "f.csv"))
     assert missing.returncode == 1
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text(future.read_text().replace(",,,yes,", ",,,maybe,"))
+    refused = run_tool("trainer.predict", "--model_dir", str(tmp_path / "run_with"), "--series",
+                       str(unknown), "--output", str(tmp_path / "u.csv"))
+    assert refused.returncode == 1
+    assert ("future covariate 'promo' is 'maybe', which the model never saw (its values: no, yes)"
+            in refused.stderr)
     assert ("series 's0' of " in missing.stderr and "has 0 rows after its last value; the model "
             "forecasts 1 steps and needs the future covariates (promo) of each" in missing.stderr)
 

@@ -9,10 +9,13 @@ Three kinds, by what is known when a forecast is made (`KINDS`):
 - `static`: one value per series (store size, region; the series id itself when its column is
   named, e.g. `--static_covariates series_id`).
 
-Past and future covariates are numbers. A static covariate is numeric when every series' value
-is a number, else categorical: its values get an id vocabulary (sorted, in prepare.json) and
-the model an embedding. Numeric covariates are scaled inside the model with the training
-split's mean and std, saved in prepare.json, so the SavedModel takes them in their own units.
+A past or future covariate is numeric when every value of its column is a number, categorical
+when none is (a column of both is an error naming the first odd value); a static one is
+numeric when every series' value is a number, else categorical. A category's values get an
+id vocabulary (sorted, in prepare.json) and the model an embedding (a past or
+future category per step, a static one per series). Numeric covariates are scaled inside the
+model with the training split's mean and std, saved in prepare.json, so the SavedModel takes
+them in their own units.
 
 In a series shard the covariates follow the five fixed columns, past, then future, then
 static, a categorical one as its id in the vocabulary (`trainer.data.prepared`).
@@ -24,7 +27,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from trainer.data.schema import CATEGORIES_KEY, FUTURE_KEY, PAST_KEY, STATIC_KEY
+from trainer.data.schema import (
+    CATEGORIES_KEY,
+    FUTURE_CATEGORIES_KEY,
+    FUTURE_KEY,
+    PAST_CATEGORIES_KEY,
+    PAST_KEY,
+    STATIC_KEY,
+)
 from trainer.data.series import Series
 from trainer.data.windows import SPLIT_CODES
 from trainer.util.errors import ConfigError, DataError
@@ -74,7 +84,7 @@ class Covariate:
 
     name: str
     kind: str  # one of KINDS
-    vocabulary: Tuple[str, ...] = ()  # categorical (static only): the values, id = position
+    vocabulary: Tuple[str, ...] = ()  # categorical: the values, id = position
     mean: float = 0.0  # numeric: the training split's mean and std, to scale it
     std: float = 1.0
 
@@ -97,8 +107,6 @@ class Covariate:
             if kind not in KINDS:
                 raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
             vocabulary = tuple(str(v) for v in entry.get("vocabulary", ()))
-            if vocabulary and kind != "static":
-                raise ValueError("only a static covariate can be categorical")
             return cls(name=str(entry["name"]), kind=kind, vocabulary=vocabulary,
                        mean=float(entry.get("mean", 0.0)), std=float(entry.get("std", 1.0)) or 1.0)
         except (KeyError, TypeError, ValueError) as error:
@@ -149,20 +157,37 @@ def encode_covariates(series_list: Sequence[Series], names: Dict[str, List[str]]
     columns: List[List[np.ndarray]] = []
     for kind in ("past", "future"):
         for name in names.get(kind, []):
-            per_series = []
             for series in series_list:
-                text = series.extra[name]
-                values = np.array([_number(cell) for cell in text.tolist()], dtype=object)
-                bad = np.flatnonzero(values == None)  # noqa: E711 (elementwise, on objects)
-                if len(bad):
-                    row = bad[0]
+                empty = np.flatnonzero(series.extra[name] == "")
+                if len(empty):
                     raise DataError(
-                        f"line {series.lines[row]} of {path} (series {series.series_id!r}): "
-                        f"{kind} covariate {name!r} is {text[row]!r}, not a number; fill or fix it "
-                        "(a categorical covariate can only be static, for now)")
-                per_series.append(values.astype(np.float64))
-            train = np.concatenate([v[c == SPLIT_CODES["train"]] for v, c in zip(per_series, codes)])
-            covariates.append(Covariate(name=name, kind=kind, **_mean_std(train)))
+                        f"line {series.lines[empty[0]]} of {path} (series {series.series_id!r}): "
+                        f"{kind} covariate {name!r} is empty; fill it")
+            numbers = [np.array([_number(cell) for cell in series.extra[name].tolist()],
+                                dtype=object) for series in series_list]
+            is_number = [values != None for values in numbers]  # noqa: E711 (elementwise)
+            if any(mask.all() != mask.any() for mask in is_number) or \
+                    len({bool(mask.all()) for mask in is_number}) > 1:
+                series, mask = next((series, mask) for series, mask in zip(series_list, is_number)
+                                    if not mask.all())
+                row = int(np.flatnonzero(~mask)[0])
+                raise DataError(
+                    f"line {series.lines[row]} of {path} (series {series.series_id!r}): {kind} "
+                    f"covariate {name!r} is {series.extra[name][row]!r}, not a number, while other "
+                    "values of the column are numbers; fix it (a column of words only is taken as "
+                    "categorical)")
+            if all(mask.all() for mask in is_number):
+                per_series = [values.astype(np.float64) for values in numbers]
+                train = np.concatenate([v[c == SPLIT_CODES["train"]]
+                                        for v, c in zip(per_series, codes)])
+                covariates.append(Covariate(name=name, kind=kind, **_mean_std(train)))
+            else:  # a category per step: ids of a vocabulary of every value of the column
+                vocabulary = tuple(sorted({str(cell) for series in series_list
+                                           for cell in series.extra[name].tolist()}))
+                position = {value: index for index, value in enumerate(vocabulary)}
+                per_series = [np.array([position[str(cell)] for cell in series.extra[name].tolist()],
+                                       dtype=np.float64) for series in series_list]
+                covariates.append(Covariate(name=name, kind=kind, vocabulary=vocabulary))
             columns.append(per_series)
     for feature in calendar:
         per_series = [CALENDAR_FEATURES[feature](series.times) for series in series_list]
@@ -237,19 +262,34 @@ def forecast_covariates(series: Series, covariates: Sequence[Covariate], *, end:
             values.append(value)
         return np.array(values, dtype=np.float64)
 
+    def ids(texts: np.ndarray, lines: Sequence[int], covariate: Covariate) -> np.ndarray:
+        position = {value: index for index, value in enumerate(covariate.vocabulary)}
+        values = []
+        for text, line in zip(texts.tolist(), lines):
+            if text not in position:
+                raise DataError(f"line {line} of {path} (series {series.series_id!r}): "
+                                f"{covariate.kind} covariate {covariate.name!r} is {text!r}, which "
+                                "the model never saw (its values: "
+                                f"{', '.join(covariate.vocabulary[:10])}"
+                                f"{', ...' if len(covariate.vocabulary) > 10 else ''})")
+            values.append(position[text])
+        return np.array(values, dtype=np.int64)
+
     begin = end - n_inputs
     past_lines = list(series.lines[begin:end])
-    columns: Dict[str, List[np.ndarray]] = {"past": [], "future": [], "static": [], "categories": []}
+    columns: Dict[str, List[np.ndarray]] = {"past": [], "future": [], "past_categories": [],
+                                            "future_categories": [], "static": [], "categories": []}
     for covariate in covariates:
         if covariate.name in CALENDAR_FEATURES:
             times = np.concatenate([series.times[begin:end], horizon["times"]])
             columns["future"].append(CALENDAR_FEATURES[covariate.name](times))
         elif covariate.kind in ("past", "future"):
-            history = numbers(series.extra[covariate.name][begin:end], past_lines, covariate)
+            encode = ids if covariate.categorical else numbers
+            history = encode(series.extra[covariate.name][begin:end], past_lines, covariate)
             if covariate.kind == "future":
-                ahead = numbers(horizon["extra"][covariate.name], horizon["lines"], covariate)
+                ahead = encode(horizon["extra"][covariate.name], horizon["lines"], covariate)
                 history = np.concatenate([history, ahead])
-            columns[covariate.kind].append(history)
+            columns[covariate.kind + ("_categories" if covariate.categorical else "")].append(history)
         else:
             text = (series.series_id if covariate.name not in series.extra
                     else str(series.extra[covariate.name][end - 1]))
@@ -266,11 +306,13 @@ def forecast_covariates(series: Series, covariates: Sequence[Covariate], *, end:
                     raise DataError(f"series {series.series_id!r} of {path}: static covariate "
                                     f"{covariate.name!r} is {text!r}, not a number")
                 columns["static"].append(np.array(value))
-    keys = {"past": PAST_KEY, "future": FUTURE_KEY, "static": STATIC_KEY,
+    keys = {"past": PAST_KEY, "future": FUTURE_KEY, "past_categories": PAST_CATEGORIES_KEY,
+            "future_categories": FUTURE_CATEGORIES_KEY, "static": STATIC_KEY,
             "categories": CATEGORIES_KEY}
     result = {}
     for kind, parts in columns.items():
         if parts:
             stacked = np.stack(parts, axis=-1)
-            result[keys[kind]] = stacked.astype(np.int64 if kind == "categories" else np.float64)
+            result[keys[kind]] = stacked.astype(np.int64 if kind.endswith("categories")
+                                                else np.float64)
     return result

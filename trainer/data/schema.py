@@ -29,13 +29,18 @@ FEATURE_KEY = "rawdata"
 
 
 # The covariates' feature keys (and serving inputs), present only in a model trained with them:
-# past [batch, n_inputs, P], future [batch, n_inputs + n_outputs, F] (the inputs' steps, then
-# the horizon's), static numbers [batch, S] and static categories as vocabulary ids [batch, C].
+# past numbers [batch, n_inputs, P], future numbers [batch, n_inputs + n_outputs, F] (the
+# inputs' steps, then the horizon's), past and future categories as vocabulary ids of the same
+# shapes, static numbers [batch, S] and static categories as vocabulary ids [batch, C].
 PAST_KEY = "past_covariates"
 FUTURE_KEY = "future_covariates"
+PAST_CATEGORIES_KEY = "past_categories"
+FUTURE_CATEGORIES_KEY = "future_categories"
 STATIC_KEY = "static_covariates"
 CATEGORIES_KEY = "static_categories"
-COVARIATE_KEYS = (PAST_KEY, FUTURE_KEY, STATIC_KEY, CATEGORIES_KEY)
+COVARIATE_KEYS = (PAST_KEY, FUTURE_KEY, PAST_CATEGORIES_KEY, FUTURE_CATEGORIES_KEY, STATIC_KEY,
+                  CATEGORIES_KEY)
+ID_KEYS = (PAST_CATEGORIES_KEY, FUTURE_CATEGORIES_KEY, CATEGORIES_KEY)  # int64
 
 
 def build_features(rawdata: tf.Tensor, **covariates: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -45,7 +50,7 @@ def build_features(rawdata: tf.Tensor, **covariates: tf.Tensor) -> Dict[str, tf.
     for key, value in covariates.items():
         if key not in COVARIATE_KEYS:
             raise ValueError(f"unknown covariate feature {key!r}; expected one of {COVARIATE_KEYS}")
-        features[key] = tf.cast(value, tf.int64 if key == CATEGORIES_KEY else tf.float32)
+        features[key] = tf.cast(value, tf.int64 if key in ID_KEYS else tf.float32)
     return features
 
 

@@ -40,7 +40,9 @@ from trainer.data.prepared import (
 )
 from trainer.data.schema import (
     CATEGORIES_KEY,
+    FUTURE_CATEGORIES_KEY,
     FUTURE_KEY,
+    PAST_CATEGORIES_KEY,
     PAST_KEY,
     STATIC_KEY,
     build_features,
@@ -185,18 +187,17 @@ def window_features(windows: tf.Tensor, *, n_inputs: int, covariates: Sequence[C
     (`trainer.data.schema.COVARIATE_KEYS`), through `build_features` as serving does."""
     if not covariates:
         return split_features_and_labels(windows, n_inputs=n_inputs)
-    index = {kind: [1 + i for i, c in enumerate(covariates) if c.kind == kind and not c.categorical]
-             for kind in ("past", "future", "static")}
-    categorical = [1 + i for i, c in enumerate(covariates) if c.categorical]
-    covariate_features = {}
-    if index["past"]:
-        covariate_features[PAST_KEY] = tf.gather(windows[..., :n_inputs, :], index["past"], axis=-1)
-    if index["future"]:
-        covariate_features[FUTURE_KEY] = tf.gather(windows, index["future"], axis=-1)
-    if index["static"]:
-        covariate_features[STATIC_KEY] = tf.gather(windows[..., 0, :], index["static"], axis=-1)
-    if categorical:
-        covariate_features[CATEGORIES_KEY] = tf.gather(windows[..., 0, :], categorical, axis=-1)
+    def columns(kind: str, categorical: bool) -> List[int]:
+        return [1 + i for i, c in enumerate(covariates)
+                if c.kind == kind and c.categorical == categorical]
+
+    steps = {"past": windows[..., :n_inputs, :], "future": windows, "static": windows[..., 0, :]}
+    keys = {("past", False): PAST_KEY, ("future", False): FUTURE_KEY,
+            ("past", True): PAST_CATEGORIES_KEY, ("future", True): FUTURE_CATEGORIES_KEY,
+            ("static", False): STATIC_KEY, ("static", True): CATEGORIES_KEY}
+    covariate_features = {key: tf.gather(steps[kind], columns(kind, categorical), axis=-1)
+                          for (kind, categorical), key in keys.items()
+                          if columns(kind, categorical)}
     features = build_features(windows[..., :n_inputs, 0], **covariate_features)
     return features, windows[..., n_inputs:, 0]
 

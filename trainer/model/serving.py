@@ -26,7 +26,9 @@ from trainer.data.covariates import Covariate, covariates_of
 from trainer.data.schema import (
     CATEGORIES_KEY,
     FEATURE_KEY,
+    FUTURE_CATEGORIES_KEY,
     FUTURE_KEY,
+    PAST_CATEGORIES_KEY,
     PAST_KEY,
     STATIC_KEY,
     build_features,
@@ -65,16 +67,14 @@ def serving_input_shapes(*, n_inputs: int, n_outputs: int, covariates: Sequence[
     the model was trained with (`trainer.data.schema.COVARIATE_KEYS`) beside it."""
     shapes: Dict[str, Tuple[tf.DType, List[Optional[int]]]] = {
         FEATURE_KEY: (tf.float32, [None, n_inputs])}
-    counts = {kind: len(of_kind(covariates, kind)) for kind in ("past", "future", "static")}
-    categories = len(of_kind(covariates, "static", categorical=True))
-    if counts["past"]:
-        shapes[PAST_KEY] = (tf.float32, [None, n_inputs, counts["past"]])
-    if counts["future"]:
-        shapes[FUTURE_KEY] = (tf.float32, [None, n_inputs + n_outputs, counts["future"]])
-    if counts["static"]:
-        shapes[STATIC_KEY] = (tf.float32, [None, counts["static"]])
-    if categories:
-        shapes[CATEGORIES_KEY] = (tf.int64, [None, categories])
+    steps = {"past": [n_inputs], "future": [n_inputs + n_outputs], "static": []}
+    keys = {("past", False): PAST_KEY, ("future", False): FUTURE_KEY,
+            ("past", True): PAST_CATEGORIES_KEY, ("future", True): FUTURE_CATEGORIES_KEY,
+            ("static", False): STATIC_KEY, ("static", True): CATEGORIES_KEY}
+    for (kind, categorical), key in keys.items():
+        count = len(of_kind(covariates, kind, categorical=categorical))
+        if count:
+            shapes[key] = (tf.int64 if categorical else tf.float32, [None, *steps[kind], count])
     return shapes
 
 
