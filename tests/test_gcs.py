@@ -199,3 +199,33 @@ def test_training_survives_503s_and_dropped_connections(gcs, bucket, tiny_data):
     loaded = [line.split() for line in check.stdout.splitlines()]
     assert loaded and all(step == value for step, value in loaded)
     assert loaded[-1][0] == "100"
+
+
+def test_prepare_to_gcs_then_train_and_evaluate_from_the_series_there(gcs, bucket, tmp_path):
+    from tests.test_covariates import write_covariate_csv
+
+    raw = write_covariate_csv(tmp_path / "raw.csv", series=3, length=120)
+    prepared = f"gs://{bucket}/prepared"
+    result = gcs.run([sys.executable, "-m", "trainer.prepare", "--input", str(raw), "--output_dir",
+                      prepared, "--valid_points", "20", "--test_points", "20", "--shards", "2",
+                      "--past_covariates", "lead", "--static_covariates", "store"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    objects = listing(gcs, f"{prepared}/")
+    objects.pop("", None)  # the directory marker
+    assert set(objects) == {"prepare.json", "series-00000-of-00002.csv", "series-00001-of-00002.csv"}
+    output = f"gs://{bucket}/runs/series"
+    trained = train(gcs, ["--data_dir", prepared, "--output_dir", output, "--n_inputs", "8",
+                          "--n_outputs", "2", "--model", "linear", "--train_steps", "100",
+                          "--save_checkpoints_steps", "100", "--batch_size", "16"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "2 series files (3 series, 360 points): 213 training windows, 57 evaluation windows" \
+        in trained.stderr
+    metrics = gcs_json(gcs, f"{output}/metrics.json")
+    assert metrics["global_step"] == 100
+    export = metrics["saved_model_path"]
+    assert "assets.extra/covariates.json" in listing(gcs, f"{export}/")
+    evaluated = gcs.run([sys.executable, "-m", "trainer.evaluate", "--model_dir", output,
+                         "--data_dir", prepared, "--split", "test", "--output",
+                         str(tmp_path / "test.json")])
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert json.loads((tmp_path / "test.json").read_text())["windows"] == 3 * (20 - 2 + 1)
