@@ -27,14 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from trainer.data.schema import (
-    CATEGORIES_KEY,
-    FUTURE_CATEGORIES_KEY,
-    FUTURE_KEY,
-    PAST_CATEGORIES_KEY,
-    PAST_KEY,
-    STATIC_KEY,
-)
+from trainer.data.schema import COVARIATE_KEY, ID_KEYS
 from trainer.data.series import Series
 from trainer.data.windows import SPLIT_CODES
 from trainer.util.errors import ConfigError, DataError
@@ -277,19 +270,18 @@ def forecast_covariates(series: Series, covariates: Sequence[Covariate], *, end:
 
     begin = end - n_inputs
     past_lines = list(series.lines[begin:end])
-    columns: Dict[str, List[np.ndarray]] = {"past": [], "future": [], "past_categories": [],
-                                            "future_categories": [], "static": [], "categories": []}
+    columns: Dict[str, List[np.ndarray]] = {key: [] for key in COVARIATE_KEY.values()}
     for covariate in covariates:
         if covariate.name in CALENDAR_FEATURES:
             times = np.concatenate([series.times[begin:end], horizon["times"]])
-            columns["future"].append(CALENDAR_FEATURES[covariate.name](times))
+            columns[COVARIATE_KEY["future", False]].append(CALENDAR_FEATURES[covariate.name](times))
         elif covariate.kind in ("past", "future"):
             encode = ids if covariate.categorical else numbers
             history = encode(series.extra[covariate.name][begin:end], past_lines, covariate)
             if covariate.kind == "future":
                 ahead = encode(horizon["extra"][covariate.name], horizon["lines"], covariate)
                 history = np.concatenate([history, ahead])
-            columns[covariate.kind + ("_categories" if covariate.categorical else "")].append(history)
+            columns[COVARIATE_KEY[covariate.kind, covariate.categorical]].append(history)
         else:
             text = (series.series_id if covariate.name not in series.extra
                     else str(series.extra[covariate.name][end - 1]))
@@ -299,20 +291,13 @@ def forecast_covariates(series: Series, covariates: Sequence[Covariate], *, end:
                                     f"{covariate.name!r} is {text!r}, which the model never saw "
                                     f"(it knows {', '.join(covariate.vocabulary[:10])}"
                                     f"{', ...' if len(covariate.vocabulary) > 10 else ''})")
-                columns["categories"].append(np.array(covariate.vocabulary.index(text)))
+                columns[COVARIATE_KEY["static", True]].append(
+                    np.array(covariate.vocabulary.index(text)))
             else:
                 value = _number(text)
                 if value is None:
                     raise DataError(f"series {series.series_id!r} of {path}: static covariate "
                                     f"{covariate.name!r} is {text!r}, not a number")
-                columns["static"].append(np.array(value))
-    keys = {"past": PAST_KEY, "future": FUTURE_KEY, "past_categories": PAST_CATEGORIES_KEY,
-            "future_categories": FUTURE_CATEGORIES_KEY, "static": STATIC_KEY,
-            "categories": CATEGORIES_KEY}
-    result = {}
-    for kind, parts in columns.items():
-        if parts:
-            stacked = np.stack(parts, axis=-1)
-            result[keys[kind]] = stacked.astype(np.int64 if kind.endswith("categories")
-                                                else np.float64)
-    return result
+                columns[COVARIATE_KEY["static", False]].append(np.array(value))
+    return {key: np.stack(parts, axis=-1).astype(np.int64 if key in ID_KEYS else np.float64)
+            for key, parts in columns.items() if parts}

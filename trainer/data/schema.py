@@ -41,6 +41,10 @@ CATEGORIES_KEY = "static_categories"
 COVARIATE_KEYS = (PAST_KEY, FUTURE_KEY, PAST_CATEGORIES_KEY, FUTURE_CATEGORIES_KEY, STATIC_KEY,
                   CATEGORIES_KEY)
 ID_KEYS = (PAST_CATEGORIES_KEY, FUTURE_CATEGORIES_KEY, CATEGORIES_KEY)  # int64
+# The feature of each kind of covariate: (kind, categorical) -> its key, in this order.
+COVARIATE_KEY = {("past", False): PAST_KEY, ("future", False): FUTURE_KEY,
+                 ("past", True): PAST_CATEGORIES_KEY, ("future", True): FUTURE_CATEGORIES_KEY,
+                 ("static", False): STATIC_KEY, ("static", True): CATEGORIES_KEY}
 
 
 def build_features(rawdata: tf.Tensor, **covariates: tf.Tensor) -> Dict[str, tf.Tensor]:

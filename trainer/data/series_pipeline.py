@@ -38,16 +38,7 @@ from trainer.data.prepared import (
     check_layout,
     read_summary,
 )
-from trainer.data.schema import (
-    CATEGORIES_KEY,
-    FUTURE_CATEGORIES_KEY,
-    FUTURE_KEY,
-    PAST_CATEGORIES_KEY,
-    PAST_KEY,
-    STATIC_KEY,
-    build_features,
-    split_features_and_labels,
-)
+from trainer.data.schema import COVARIATE_KEY, build_features, split_features_and_labels
 from trainer.data.windows import SPLIT_CODES, SPLITS
 from trainer.util.errors import ConfigError, DataError
 
@@ -192,11 +183,8 @@ def window_features(windows: tf.Tensor, *, n_inputs: int, covariates: Sequence[C
                 if c.kind == kind and c.categorical == categorical]
 
     steps = {"past": windows[..., :n_inputs, :], "future": windows, "static": windows[..., 0, :]}
-    keys = {("past", False): PAST_KEY, ("future", False): FUTURE_KEY,
-            ("past", True): PAST_CATEGORIES_KEY, ("future", True): FUTURE_CATEGORIES_KEY,
-            ("static", False): STATIC_KEY, ("static", True): CATEGORIES_KEY}
     covariate_features = {key: tf.gather(steps[kind], columns(kind, categorical), axis=-1)
-                          for (kind, categorical), key in keys.items()
+                          for (kind, categorical), key in COVARIATE_KEY.items()
                           if columns(kind, categorical)}
     features = build_features(windows[..., :n_inputs, 0], **covariate_features)
     return features, windows[..., n_inputs:, 0]

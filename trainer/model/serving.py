@@ -23,16 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer.data.covariates import Covariate, covariates_of
-from trainer.data.schema import (
-    CATEGORIES_KEY,
-    FEATURE_KEY,
-    FUTURE_CATEGORIES_KEY,
-    FUTURE_KEY,
-    PAST_CATEGORIES_KEY,
-    PAST_KEY,
-    STATIC_KEY,
-    build_features,
-)
+from trainer.data.schema import COVARIATE_KEY, FEATURE_KEY, build_features
 from trainer.model.covariate_inputs import of_kind
 from trainer.model.heads import PREDICTIONS_KEY
 from trainer.util.errors import ConfigError, DataError
@@ -68,10 +59,7 @@ def serving_input_shapes(*, n_inputs: int, n_outputs: int, covariates: Sequence[
     shapes: Dict[str, Tuple[tf.DType, List[Optional[int]]]] = {
         FEATURE_KEY: (tf.float32, [None, n_inputs])}
     steps = {"past": [n_inputs], "future": [n_inputs + n_outputs], "static": []}
-    keys = {("past", False): PAST_KEY, ("future", False): FUTURE_KEY,
-            ("past", True): PAST_CATEGORIES_KEY, ("future", True): FUTURE_CATEGORIES_KEY,
-            ("static", False): STATIC_KEY, ("static", True): CATEGORIES_KEY}
-    for (kind, categorical), key in keys.items():
+    for (kind, categorical), key in COVARIATE_KEY.items():
         count = len(of_kind(covariates, kind, categorical=categorical))
         if count:
             shapes[key] = (tf.int64 if categorical else tf.float32, [None, *steps[kind], count])
