@@ -16,6 +16,11 @@ season repeated), with the definitions of `trainer.model.metrics`, which the tra
 evaluation uses too. MASE is scaled by the training split's in-sample seasonal naive MAE from
 `--stats_file` when given, else by the same MAE within the evaluated windows' inputs.
 
+For a model with a quantile head (its export's head.json names the levels), the interval
+metrics of `trainer.model.metrics` join them: weighted quantile loss (`wql`), coverage and
+width of each central interval, MSIS with the 0.025 and 0.975 levels, for the model and the
+baselines' empirical intervals.
+
 The JSON holds `metrics` (flat, as metrics.json: `rmse`, `naive_rmse`, `seasonal_naive_mase`,
 ...; an undefined value such as MAPE with an actual value of 0 is null), the model, the files,
 the counts and the MASE scale with its source.
@@ -38,7 +43,8 @@ from trainer.data.schema import read_rows
 from trainer.data.schema import FEATURE_KEY
 from trainer.data.series_pipeline import open_prepared, read_split_examples
 from trainer.data.windows import SPLITS
-from trainer.model.metrics import BASELINES, METRICS, compute_metrics
+from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
+from trainer.model.metrics import BASELINES, METRICS, compute_metrics, interval_metric_names
 from trainer.model.serving import load_exported_model
 from trainer.util.errors import ConfigError, DataError
 
@@ -103,15 +109,18 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
                          model_path=exported.path, allow_inputs_only=False)
     scale = (mase_scale(read_summary(stats_file), season=config.season, source=stats_file)
              if stats_file else None)
-    forecast = exported.predict(data["inputs"], data.get("covariates"))
+    outputs = exported.forecast(data["inputs"], data.get("covariates"))
+    forecast = outputs[PREDICTIONS_KEY]
     metrics = compute_metrics(actual=data["actual"], forecast=forecast, inputs=data["inputs"],
-                              season=config.season, mase_scale=scale)
+                              season=config.season, mase_scale=scale,
+                              quantiles=outputs.get(QUANTILES_KEY), levels=exported.levels)
     result = {
         "model": exported.path, "data_paths": config.data_paths, "data_dir": config.data_dir,
         "split": config.split if config.data_dir else None, "files": data["files"],
         "windows": int(len(forecast)), "points": int(forecast.size),
         "n_inputs": exported.n_inputs, "n_outputs": exported.n_outputs,
-        "season": config.season,
+        "season": config.season, "loss": exported.head.get("loss"),
+        "quantiles": list(exported.levels),
         "mase_scale": scale,
         "mase_scale_source": (f"in-sample seasonal naive MAE of the training split ({stats_file})"
                               if scale is not None else
@@ -126,14 +135,22 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
 def summarize(result: Dict[str, Any], *, output: str) -> str:
     """A table: the model and each baseline, one column per metric."""
     def cell(value: Optional[float]) -> str:
-        return f"{value:>10.4f}" if value is not None else f"{'n/a':>10}"
+        return f"{value:>12.4f}" if value is not None else f"{'n/a':>12}"
 
     source = (f"the {result['split']} split of {result['data_dir']}" if result["data_dir"]
               else result["data_paths"])
-    lines = [f"{result['windows']} windows x {result['n_outputs']} steps from {source}",
-             f"{'':16}" + "".join(f"{name:>10}" for name in METRICS)]
-    for prefix, label in [("", "model")] + [(f"{b}_", b) for b in BASELINES]:
-        lines.append(f"{label:16}" + "".join(cell(result["metrics"][prefix + m]) for m in METRICS))
+    lines = [f"{result['windows']} windows x {result['n_outputs']} steps from {source}"]
+    names = list(METRICS)
+    intervals = [name for name in interval_metric_names(result["quantiles"])
+                 if not name.startswith("wql_")]
+    for columns in (names, intervals):
+        if not columns:
+            continue
+        lines.append(f"{'':16}" + "".join(f"{name:>12}" for name in columns))
+        for prefix, label in [("", "model")] + [(f"{b}_", b) for b in BASELINES]:
+            if prefix + columns[0] in result["metrics"]:
+                lines.append(f"{label:16}" + "".join(cell(result["metrics"].get(prefix + m))
+                                                     for m in columns))
     lines.append(f"written to {output}")
     return "\n".join(lines)
 

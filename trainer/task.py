@@ -25,9 +25,17 @@ def summarize(metrics: Optional[dict]) -> str:
     if not metrics:
         return "training finished; this process does not evaluate (see the evaluator's output)"
     skill = 1.0 - metrics["rmse"] / metrics["naive_rmse"] if metrics.get("naive_rmse") else 0.0
+    intervals = ""
+    if "wql" in metrics:  # a quantile head: its loss, and how often its widest interval held
+        intervals = f"  wql {metrics['wql']:.4f} (naive {metrics.get('naive_wql', float('nan')):.4f})"
+        coverages = sorted((float(key.split("_", 1)[1]), key) for key in metrics
+                           if key.startswith("coverage_"))
+        if coverages:
+            nominal, key = coverages[-1]
+            intervals += f"  {nominal:g}% interval holds {metrics[key]:.1f}%"
     return (f"done: step {metrics['global_step']}  rmse {metrics['rmse']:.4f}  "
             f"naive_rmse {metrics['naive_rmse']:.4f}  ({skill:+.0%} vs naive)  "
-            f"mae {metrics['mae']:.4f}\nSavedModel: {metrics['saved_model_path']}\n"
+            f"mae {metrics['mae']:.4f}{intervals}\nSavedModel: {metrics['saved_model_path']}\n"
             f"metrics: {json.dumps(metrics, sort_keys=True)}")
 
 

@@ -6,7 +6,8 @@ six parts of the EstimatorSpec through the spec's head (`trainer.model.heads`, l
 canned estimators' heads): mode, predictions (`{"predicted": ...}` for the point head),
 export outputs, loss, train op and eval metrics (rmse, mae, mape, smape, mase, and the same
 for the naive and seasonal naive forecasts, from `trainer.model.metrics`, so that every
-evaluation states the model's skill). In PREDICT mode no loss, train op or metric is built;
+evaluation states the model's skill; with the quantile head, the interval metrics of the model
+and the baselines too). In PREDICT mode no loss, train op or metric is built;
 the train op exists only in TRAIN and the metrics only in EVAL.
 
 With scaling (`trainer.model.scaling`) the network sees scaled inputs and its output is
@@ -51,9 +52,9 @@ def forward(features: Dict[str, tf.Tensor], spec: ModelSpec, head: Head) -> Forw
         features[FEATURE_KEY], scheme=spec.scaling, mean=spec.scale_mean, std=spec.scale_std)
     sequence, context = network_inputs(scaled_inputs, features, spec.covariates,
                                        n_inputs=spec.n_inputs)
-    scaled_output = build_network(sequence, context, model=spec.model,
-                                  hidden_units=spec.hidden_units, n_outputs=spec.n_outputs,
-                                  width=head.width)
+    scaled_output = head.output(build_network(sequence, context, model=spec.model,
+                                              hidden_units=spec.hidden_units,
+                                              n_outputs=spec.n_outputs, width=head.width))
     return Forward(scaling.unscale(scaled_output, scale_state), scaled_output, scale_state)
 
 
@@ -83,7 +84,9 @@ def make_estimator_spec(*, mode: str, spec: ModelSpec, head: Head, forward_pass:
                                  clip_gradient_norm=spec.clip_gradient_norm)
     else:
         eval_metric_ops = metric_ops(actual=labels, forecast=head.point_forecast(forward_pass.output),
-                                     inputs=rawdata, season=spec.season, mase_scale=spec.mase_scale)
+                                     inputs=rawdata, season=spec.season, mase_scale=spec.mase_scale,
+                                     quantiles=head.quantiles(forward_pass.output),
+                                     levels=head.levels)
     return tf.estimator.EstimatorSpec(
         mode=mode, predictions=predictions, export_outputs=export_outputs, loss=loss,
         train_op=train_op, eval_metric_ops=eval_metric_ops)
@@ -94,7 +97,7 @@ def model_fn(features: Dict[str, tf.Tensor], labels: Optional[tf.Tensor], mode: 
     """Estimator model_fn; `params` is the model's `ModelSpec`."""
     if not isinstance(params, ModelSpec):
         raise TypeError(f"model_fn takes a ModelSpec as params, got {type(params).__name__}")
-    head = get_head(params.head)
+    head = get_head(params.head, params.quantiles)
     if mode == tf.estimator.ModeKeys.TRAIN and params.steps_per_run > 1:
         return train_several_steps(features, labels, params, head)
     rawdata = features[FEATURE_KEY]

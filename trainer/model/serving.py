@@ -5,9 +5,11 @@ values, in the series' units), and for a model trained with covariates the input
 `serving_input_shapes` beside it (`past_covariates` [batch, n_inputs, P], `future_covariates`
 [batch, n_inputs + n_outputs, F], `static_covariates` [batch, S], `static_categories` int64
 [batch, C], in prepare.json's column order), and returns the head's predictions, `predicted`
-[batch, n_outputs] for the point head. `make_serving_input_receiver_fn` builds that input
-through `trainer.data.schema.build_features`, the transform training uses too;
-`load_exported_model` loads any export, reads n_inputs and n_outputs from its signature and
+[batch, n_outputs] for every head, and for the quantile head `quantiles` [batch, n_outputs, Q]
+and `quantile_levels` [batch, Q]. Every export carries `assets.extra/head.json` (the loss, the
+levels and what `predicted` is). `make_serving_input_receiver_fn` builds that input through
+`trainer.data.schema.build_features`, the transform training uses too; `load_exported_model`
+loads any export, reads n_inputs and n_outputs from its signature, the head from its asset, and
 forecasts in batches (`trainer.evaluate` and `trainer.predict` both use it).
 
 A training run exports to `OUTPUT_DIR/export/<exporter>/<timestamp>/` (`EXPORT_DIR`), which
@@ -25,7 +27,7 @@ import tensorflow as tf
 from trainer.data.covariates import Covariate, covariates_of
 from trainer.data.schema import COVARIATE_KEY, FEATURE_KEY, build_features
 from trainer.model.covariate_inputs import of_kind
-from trainer.model.heads import PREDICTIONS_KEY
+from trainer.model.heads import HEAD_ASSET, PREDICTIONS_KEY, QUANTILES_KEY
 from trainer.util.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,16 @@ def read_covariates_asset(path: str) -> Tuple[Covariate, ...]:
         return ()
     with tf.io.gfile.GFile(asset, "r") as handle:
         return tuple(covariates_of(json.loads(handle.read()), source=asset))
+
+
+def read_head_asset(path: str) -> Dict[str, Any]:
+    """The head an export was trained with: {"loss", "quantiles", "predicted"} (an export
+    without `HEAD_ASSET`, made before it existed, had the mean squared error)."""
+    asset = f"{path}/assets.extra/{HEAD_ASSET}"
+    if not tf.io.gfile.exists(asset):
+        return {"loss": "mse", "quantiles": [], "predicted": "the forecast of the mean squared error"}
+    with tf.io.gfile.GFile(asset, "r") as handle:
+        return json.loads(handle.read())
 
 
 def serving_input_shapes(*, n_inputs: int, n_outputs: int, covariates: Sequence[Covariate] = ()
@@ -93,11 +105,19 @@ class ExportedModel:
     serve: Any
     inputs: Dict[str, Tuple[tf.DType, List[Optional[int]]]] = dataclasses.field(default_factory=dict)
     covariates: Tuple[Covariate, ...] = ()
+    levels: Tuple[float, ...] = ()  # quantile levels of a quantile head's `quantiles`
+    head: Dict[str, Any] = dataclasses.field(default_factory=dict)  # head.json
 
     def predict(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
                 ) -> np.ndarray:
-        """The point forecast of every window, in batches of `PREDICT_BATCH_SIZE`; `covariates`
-        by their input names, for a model trained with them."""
+        """The point forecast [windows, n_outputs] of every window (`forecast`'s `predicted`)."""
+        return self.forecast(inputs, covariates)[PREDICTIONS_KEY]
+
+    def forecast(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
+                 ) -> Dict[str, np.ndarray]:
+        """`predicted` [windows, n_outputs] for every window, and with a quantile head
+        `quantiles` [windows, n_outputs, Q] at `levels`, in batches of `PREDICT_BATCH_SIZE`;
+        `covariates` by their input names, for a model trained with them."""
         features = {FEATURE_KEY: inputs, **(covariates or {})}
         expected = self.inputs or {FEATURE_KEY: (tf.float32, [None, self.n_inputs])}
         if FEATURE_KEY in features and (inputs.ndim != 2 or inputs.shape[1] != self.n_inputs):
@@ -117,12 +137,18 @@ class ExportedModel:
         if extra:
             raise DataError(f"the model at {self.path} takes no input {extra[0]!r} (its inputs: "
                             f"{', '.join(expected)}): it was trained without that covariate")
-        parts = []
+        keys = [PREDICTIONS_KEY] + ([QUANTILES_KEY] if self.levels else [])
+        parts: Dict[str, List[np.ndarray]] = {key: [] for key in keys}
         for start in range(0, len(inputs), PREDICT_BATCH_SIZE):
             batch = {name: tf.constant(features[name][start:start + PREDICT_BATCH_SIZE],
                                        dtype=dtype) for name, (dtype, _) in expected.items()}
-            parts.append(self.serve(**batch)[PREDICTIONS_KEY].numpy())
-        return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, self.n_outputs))
+            outputs = self.serve(**batch)
+            for key in keys:
+                parts[key].append(outputs[key].numpy())
+        empty = {PREDICTIONS_KEY: (0, self.n_outputs),
+                 QUANTILES_KEY: (0, self.n_outputs, len(self.levels))}
+        return {key: np.concatenate(parts[key]).astype(np.float64) if parts[key]
+                else np.zeros(empty[key]) for key in keys}
 
 
 def resolve_saved_model(path: str) -> str:
@@ -148,8 +174,16 @@ def load_exported_model(model_dir: str) -> ExportedModel:
     n_inputs = signature[FEATURE_KEY].shape[1]
     n_outputs = serve.structured_outputs[PREDICTIONS_KEY].shape[1]
     inputs = {name: (spec.dtype, spec.shape.as_list()) for name, spec in signature.items()}
-    logger.info("model %s: %d inputs -> %d outputs%s", path, n_inputs, n_outputs,
+    head = read_head_asset(path)
+    levels = tuple(float(level) for level in head.get("quantiles", []))
+    if bool(levels) != (QUANTILES_KEY in serve.structured_outputs):
+        raise ConfigError(f"the export at {path} has {'no ' if not levels else ''}quantile levels "
+                          f"in assets.extra/{HEAD_ASSET} but its signature has "
+                          f"{'no ' if levels else ''}{QUANTILES_KEY!r} output; export it again")
+    logger.info("model %s: %d inputs -> %d outputs%s%s", path, n_inputs, n_outputs,
                 "; covariates: " + ", ".join(sorted(set(inputs) - {FEATURE_KEY}))
-                if len(inputs) > 1 else "")
+                if len(inputs) > 1 else "",
+                "; quantiles " + ",".join(f"{level:g}" for level in levels) if levels else "")
     return ExportedModel(path=path, n_inputs=int(n_inputs), n_outputs=int(n_outputs), serve=serve,
-                         inputs=inputs, covariates=read_covariates_asset(path))
+                         inputs=inputs, covariates=read_covariates_asset(path), levels=levels,
+                         head=head)

@@ -43,6 +43,7 @@ class ModelSpec:
     steps_per_run: int = 1  # training steps per session run (a loop in the graph when > 1)
     train_steps: Optional[int] = None  # where the loop stops; needed when steps_per_run > 1
     covariates: Tuple[Covariate, ...] = ()  # from prepare.json, in column order
+    quantiles: Tuple[float, ...] = ()  # the levels of the quantile head; empty for the others
 
     def __post_init__(self) -> None:
         for field, registry in (("model", NETWORKS), ("head", HEADS), ("optimizer", OPTIMIZERS),
@@ -50,6 +51,9 @@ class ModelSpec:
             if getattr(self, field) not in registry:
                 raise ValueError(f"unknown {field} {getattr(self, field)!r}; expected one of "
                                  f"{sorted(registry)}")
+        if self.quantiles and self.head != "quantile":
+            raise ValueError(f"quantile levels {self.quantiles} need the quantile head, got head "
+                             f"{self.head!r}")
         if self.steps_per_run > 1 and self.train_steps is None:
             raise ValueError(f"steps_per_run {self.steps_per_run} needs train_steps, where the "
                              "loop of training steps stops")

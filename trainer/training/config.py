@@ -10,8 +10,10 @@ checkpoints and compares it on resume (`trainer.training.run_dir`).
 
 import argparse
 import dataclasses
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
+from trainer.model.heads import DEFAULT_HEAD, DEFAULT_QUANTILES, HEADS, parse_quantiles
+from trainer.model.metrics import TUNABLE_METRICS, has_msis
 from trainer.model.networks import DEFAULT_NETWORK, NETWORKS
 from trainer.model.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS
 from trainer.model.scaling import DEFAULT_SCHEME, SCHEMES
@@ -28,7 +30,8 @@ from trainer.util.errors import ConfigError
 
 # Keys that define the checkpoint's variables or what they mean: resuming a checkpoint with any
 # of them changed cannot work (another optimizer has other slot variables, such as Adam's).
-ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs", "scaling", "optimizer")
+ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs", "scaling", "optimizer",
+                     "loss", "quantiles")
 DEFAULT_CHECKPOINT_SECS = 300
 
 
@@ -87,6 +90,15 @@ class TrainerConfig:
     model: str = flag(DEFAULT_NETWORK, "Model architecture: " + choices_help(
         {name: network.flag_note for name, network in NETWORKS.items()}) + ".",
         choices=tuple(NETWORKS))
+    # The loss decides the output: one value per step, or one per quantile level.
+    loss: str = flag(DEFAULT_HEAD, "Training loss, which decides what the model forecasts: "
+                     + choices_help({name: note for name, (_, note) in HEADS.items()}) + ".",
+                     choices=tuple(HEADS))
+    quantiles: str = flag(
+        ",".join(f"{level:g}" for level in DEFAULT_QUANTILES),
+        "With --loss quantile: comma-separated, increasing quantile levels in (0, 1). Include "
+        "0.5 for the median as the point forecast, and 0.025,0.975 for the 95%% interval that "
+        "MSIS scores. Ignored by the other losses.")
     hidden_units: int = flag(32, "Size of the recurrent state (lstm, lstm2, gru), of the first "
                               "dense layer (dnn) or number of filters (cnn). Ignored by linear.",
                               type=int_at_least(1))
@@ -144,10 +156,14 @@ class TrainerConfig:
         "often (the progress line, checkpoints and the stop at --train_steps fall on run "
         "boundaries). 1: one step per run.", type=int_at_least(1))
 
-    # Reporting.
+    # Reporting. RMSE by default: every loss has it.
+    hypertune_metric: str = flag(
+        "rmse", "The metrics.json value reported to the tuning service after each evaluation, "
+        "and by which the best export is chosen (lower is better for each; wql needs --loss "
+        "quantile, msis also the levels 0.025 and 0.975).", choices=TUNABLE_METRICS)
     hypertune_metric_tag: str = flag(
-        "rmse", "Name under which the evaluation RMSE is reported to the tuning service after "
-        "each evaluation; must equal hyperparameterMetricTag (AI Platform) or metricId (Vertex AI).")
+        "", "Name under which --hypertune_metric is reported; must equal hyperparameterMetricTag "
+        "(AI Platform) or metricId (Vertex AI). Empty: the metric's own name.")
     progress_interval_secs: float = flag(
         10.0, "Seconds between two progress lines while training.", type=float_above(0.0))
     verbosity: str = flag("INFO", "Log level of the trainer.", choices=VERBOSITIES)
@@ -156,6 +172,16 @@ class TrainerConfig:
     def uses_synthetic_data(self) -> bool:
         """True when no data flags were given and the built-in data set is generated."""
         return not self.train_data_paths and not self.eval_data_paths and not self.data_dir
+
+    @property
+    def quantile_levels(self) -> Tuple[float, ...]:
+        """The levels of --quantiles with --loss quantile; none with the other losses."""
+        return parse_quantiles(self.quantiles) if self.loss == "quantile" else ()
+
+    @property
+    def metric_tag(self) -> str:
+        """The name the tuning service gets the metric under."""
+        return self.hypertune_metric_tag or self.hypertune_metric
 
     @property
     def statistics_file(self) -> str:
@@ -211,6 +237,19 @@ def make_config(**overrides: Any) -> TrainerConfig:
     if config.save_checkpoints_steps and config.save_checkpoints_secs != DEFAULT_CHECKPOINT_SECS:
         raise ConfigError(f"give --save_checkpoints_steps ({config.save_checkpoints_steps}) or "
                           f"--save_checkpoints_secs ({config.save_checkpoints_secs}), not both")
-    if not config.hypertune_metric_tag.strip():
-        raise ConfigError("--hypertune_metric_tag must not be empty")
+    try:
+        levels = parse_quantiles(config.quantiles)
+    except ValueError as error:
+        raise ConfigError(f"--quantiles {config.quantiles!r}: {error}") from None
+    if config.hypertune_metric == "wql" and config.loss != "quantile":
+        raise ConfigError(f"--hypertune_metric wql scores quantiles, but --loss {config.loss} "
+                          "forecasts one value per step: add --loss quantile, or tune rmse or mase")
+    if config.hypertune_metric == "msis" and not (config.loss == "quantile" and has_msis(levels)):
+        raise ConfigError("--hypertune_metric msis scores the 95% interval: give --loss quantile "
+                          f"and --quantiles with 0.025 and 0.975 (got --loss {config.loss}, "
+                          f"--quantiles {config.quantiles})")
+    if config.hypertune_metric_tag != config.hypertune_metric_tag.strip() or (
+            config.hypertune_metric_tag and not config.hypertune_metric_tag.strip()):
+        raise ConfigError(f"--hypertune_metric_tag {config.hypertune_metric_tag!r} has blanks; "
+                          "give the metric's name as the tuning job spells it, or leave it empty")
     return config

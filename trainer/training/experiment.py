@@ -7,11 +7,11 @@
 
 import logging
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import tensorflow as tf
 
-from trainer.model.heads import DEFAULT_HEAD
+from trainer.model.heads import HEAD_ASSET, get_head, head_json
 from trainer.model.model_fn import model_fn
 from trainer.model.scaling import resolve_statistics
 from trainer.model.serving import (
@@ -48,7 +48,8 @@ def model_spec(config: TrainerConfig) -> ModelSpec:
                                     season=config.season)
     return ModelSpec(
         model=config.model, hidden_units=config.hidden_units, n_inputs=config.n_inputs,
-        n_outputs=config.n_outputs, head=DEFAULT_HEAD, optimizer=config.optimizer,
+        n_outputs=config.n_outputs, head=config.loss, quantiles=config.quantile_levels,
+        optimizer=config.optimizer,
         learning_rate=config.learning_rate, clip_gradient_norm=config.clip_gradient_norm,
         scaling=config.scaling, season=config.season, scale_mean=statistics["scale_mean"],
         scale_std=statistics["scale_std"], mase_scale=statistics["mase_scale"],
@@ -102,32 +103,39 @@ def make_progress_hook(config: TrainerConfig) -> ProgressHook:
                         interval_secs=config.progress_interval_secs)
 
 
-def lower_rmse(best_eval_result: Dict[str, Any], current_eval_result: Dict[str, Any]) -> bool:
-    """BestExporter compare_fn: True when the current evaluation has the lower RMSE."""
-    if not best_eval_result or "rmse" not in best_eval_result:
-        return True
-    return current_eval_result["rmse"] < best_eval_result["rmse"]
+def lower_metric(metric: str) -> Callable[[Dict[str, Any], Dict[str, Any]], bool]:
+    """BestExporter compare_fn: True when the current evaluation has the lower `metric`."""
+
+    def compare(best_eval_result: Dict[str, Any], current_eval_result: Dict[str, Any]) -> bool:
+        if not best_eval_result or metric not in best_eval_result:
+            return True
+        return current_eval_result[metric] < best_eval_result[metric]
+
+    return compare
 
 
 def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimator.Exporter]:
-    """The latest export (which also reports metrics) and the best export by RMSE."""
+    """The latest export (which also reports metrics) and the best export by --hypertune_metric."""
     covariates = data_covariates(config)
     receiver_fn = make_serving_input_receiver_fn(n_inputs=config.n_inputs,
                                                  n_outputs=config.n_outputs,
                                                  covariates=covariates)
-    # A model with covariates carries their names, kinds, vocabularies and statistics in its
-    # export (assets.extra/covariates.json), so that trainer.predict can build its inputs.
-    assets = None
+    # Every export carries its head (loss and quantile levels: assets.extra/head.json), and a
+    # model with covariates their names, kinds, vocabularies and statistics (covariates.json),
+    # so that trainer.evaluate and trainer.predict need no flag to use it.
+    assets = {HEAD_ASSET: f"{output_dir}/{HEAD_ASSET}"}
+    write_text_atomically(assets[HEAD_ASSET],
+                          head_json(get_head(config.loss, config.quantile_levels)))
     if covariates:
-        source = f"{output_dir}/{COVARIATES_ASSET}"
-        write_text_atomically(source, covariates_json(covariates))
-        assets = {COVARIATES_ASSET: source}
+        assets[COVARIATES_ASSET] = f"{output_dir}/{COVARIATES_ASSET}"
+        write_text_atomically(assets[COVARIATES_ASSET], covariates_json(covariates))
     latest = tf.estimator.LatestExporter(LATEST_EXPORTER, receiver_fn, assets_extra=assets,
                                          exports_to_keep=EXPORTS_TO_KEEP)
-    best = tf.estimator.BestExporter(BEST_EXPORTER, receiver_fn, compare_fn=lower_rmse,
+    best = tf.estimator.BestExporter(BEST_EXPORTER, receiver_fn,
+                                     compare_fn=lower_metric(config.hypertune_metric),
                                      assets_extra=assets, exports_to_keep=EXPORTS_TO_KEEP)
     return [ReportingExporter(SkipDeletedCheckpointExporter(latest), output_dir=output_dir,
-                              metric_tag=config.hypertune_metric_tag),
+                              metric=config.hypertune_metric, metric_tag=config.metric_tag),
             SkipDeletedCheckpointExporter(best)]
 
 

@@ -12,14 +12,12 @@ from typing import Any, Dict, Optional
 import hypertune
 import tensorflow as tf
 
-from trainer.model.metrics import metric_names
 from trainer.training.recovery import NOT_EXPORTED
 from trainer.util.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
 
 METRICS_FILENAME = "metrics.json"
-REPORTED_METRICS = metric_names() + ("loss",)
 
 _hypertune: Optional[hypertune.HyperTune] = None
 
@@ -55,8 +53,9 @@ def read_metrics_json(directory: str) -> Optional[Dict[str, Any]]:
 
 def evaluation_summary(eval_result: Dict[str, Any], *, saved_model_path: Optional[str]) -> Dict[str, Any]:
     """The figures of one evaluation, as plain JSON-ready values."""
-    summary: Dict[str, Any] = {
-        key: float(eval_result[key]) for key in REPORTED_METRICS if key in eval_result}
+    # Every metric of the evaluation (`trainer.model.metrics.metric_names`) and the loss.
+    summary: Dict[str, Any] = {key: float(value) for key, value in eval_result.items()
+                               if key != "global_step"}
     summary["global_step"] = int(eval_result["global_step"])
     summary["saved_model_path"] = saved_model_path
     return summary
@@ -69,12 +68,14 @@ def _as_text(path: Any) -> Optional[str]:
 
 
 class ReportingExporter(tf.estimator.Exporter):
-    """Exports the latest model, then writes metrics.json and reports the RMSE to hypertune."""
+    """Exports the latest model, then writes metrics.json and reports `metric` to hypertune."""
 
-    def __init__(self, exporter: tf.estimator.Exporter, *, output_dir: str, metric_tag: str):
+    def __init__(self, exporter: tf.estimator.Exporter, *, output_dir: str, metric: str = "rmse",
+                 metric_tag: str = ""):
         self._exporter = exporter
         self._output_dir = output_dir
-        self._metric_tag = metric_tag
+        self._metric = metric
+        self._metric_tag = metric_tag or metric
 
     @property
     def name(self) -> str:
@@ -86,11 +87,12 @@ class ReportingExporter(tf.estimator.Exporter):
             estimator, export_path, checkpoint_path, eval_result, is_the_final_export))
         summary = evaluation_summary(eval_result, saved_model_path=saved_model_path)
         write_metrics_json(self._output_dir, summary)
-        # The tuned metric is always the RMSE; the tag is the name the tuning job expects.
-        report_to_hypertune(tag=self._metric_tag, value=summary["rmse"],
+        # The tag is the name the tuning job expects (--hypertune_metric_tag).
+        report_to_hypertune(tag=self._metric_tag, value=summary[self._metric],
                             global_step=summary["global_step"])
-        logger.info("evaluation at step %d: rmse %.4f  mae %.4f  naive_rmse %.4f  -> %s",
-                    summary["global_step"], summary.get("rmse", float("nan")),
-                    summary.get("mae", float("nan")), summary.get("naive_rmse", float("nan")),
+        shown = ["rmse", "mae", "naive_rmse"] + [
+            key for key in ("wql", "naive_wql", "coverage_80", "msis") if key in summary]
+        logger.info("evaluation at step %d: %s  -> %s", summary["global_step"],
+                    "  ".join(f"{key} {summary.get(key, float('nan')):.4f}" for key in shown),
                     saved_model_path or NOT_EXPORTED)
         return saved_model_path
