@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from trainer.model.metrics import TUNABLE_METRICS, metric_names
 from trainer.model.networks import NETWORKS
 from trainer.training.config import TrainerConfig, build_parser, parse_config
 
@@ -20,8 +21,9 @@ LEGACY_TUNING = TRAINING_INPUT["hyperparameters"]
 LEGACY_PARAMS = {param["parameterName"]: param for param in LEGACY_TUNING["params"]}
 VERTEX_PARAMS = {param["parameterId"]: param for param in VERTEX["studySpec"]["parameters"]}
 
-DEFAULT_METRIC_TAG = next(field.default for field in dataclasses.fields(TrainerConfig)
-                          if field.name == "hypertune_metric_tag")
+DEFAULT_METRIC = next(field.default for field in dataclasses.fields(TrainerConfig)
+                      if field.name == "hypertune_metric")
+DEFAULT_METRIC_TAG = parse_config([]).metric_tag
 
 
 def legacy_search_space(param: Dict[str, Any]) -> Dict[str, Any]:
@@ -104,10 +106,28 @@ def test_the_model_parameter_covers_every_architecture():
 
 
 def test_the_metric_is_the_one_the_trainer_reports_and_is_minimized():
-    assert DEFAULT_METRIC_TAG == "rmse"
+    assert DEFAULT_METRIC_TAG == DEFAULT_METRIC == "rmse"
     assert LEGACY_TUNING["hyperparameterMetricTag"] == DEFAULT_METRIC_TAG
     assert LEGACY_TUNING["goal"] == "MINIMIZE"
     assert VERTEX["studySpec"]["metrics"] == [{"metricId": DEFAULT_METRIC_TAG, "goal": "MINIMIZE"}]
+
+
+@pytest.mark.parametrize("metric", TUNABLE_METRICS)
+def test_every_tunable_metric_is_in_metrics_json_under_its_own_tag(metric):
+    """Switching the files' metric to any --hypertune_metric works: with the flags that metric
+    needs, the trainer reports it under that name, and every evaluation computes it."""
+    extra = {"wql": ["--loss", "quantile"],
+             "msis": ["--loss", "quantile", "--quantiles", "0.025,0.5,0.975"]}.get(metric, [])
+    config = parse_config(["--hypertune_metric", metric, *extra])
+    assert config.metric_tag == metric
+    assert metric in metric_names(config.quantile_levels, n_inputs=config.n_inputs,
+                                  season=config.season)
+
+
+def test_the_files_say_how_to_tune_another_metric():
+    for path in ("config.yaml", "scripts/vertex_hptuning.yaml"):
+        text = (REPO_ROOT / path).read_text()
+        assert "--hypertune_metric wql --loss quantile" in text, path
 
 
 def test_learning_rate_is_searched_on_a_log_scale_over_positive_values():

@@ -20,7 +20,9 @@ def parse_error(capsys: pytest.CaptureFixture, argv) -> str:
 def test_defaults_come_from_the_dataclass():
     config = parse_config([])
     assert config == TrainerConfig()
-    assert (config.model, config.optimizer, config.hypertune_metric_tag) == ("lstm", "sgd", "rmse")
+    assert (config.model, config.optimizer, config.loss) == ("lstm", "sgd", "mse")
+    assert (config.hypertune_metric, config.metric_tag) == ("rmse", "rmse")
+    assert config.quantile_levels == ()
     assert config.overwrite is False
     assert config.uses_synthetic_data
 
@@ -84,7 +86,16 @@ def test_all_models_and_optimizers_are_accepted():
     (["--train_data_paths", "a.csv"], "--train_data_paths was given but --eval_data_paths was not"),
     (["--eval_data_paths", "a.csv"], "--eval_data_paths was given but --train_data_paths was not"),
     (["--model", "cnn", "--n_inputs", "2"], "--model cnn needs --n_inputs >= 3"),
-    (["--hypertune_metric_tag", " "], "--hypertune_metric_tag must not be empty"),
+    (["--hypertune_metric_tag", " "], "--hypertune_metric_tag ' ' has blanks"),
+    (["--hypertune_metric", "wql"], "--hypertune_metric wql scores quantiles, but --loss mse"),
+    (["--hypertune_metric", "msis", "--loss", "quantile"], "give --loss quantile and --quantiles "
+     "with 0.025 and 0.975 (got --loss quantile, --quantiles 0.1,0.5,0.9)"),
+    (["--hypertune_metric", "coverage_80"], "argument --hypertune_metric: invalid choice"),
+    (["--loss", "huber"], "argument --loss: invalid choice: 'huber'"),
+    (["--loss", "quantile", "--quantiles", "0.9,0.1"], "--quantiles '0.9,0.1': quantile levels "
+     "0.9,0.1 must be strictly increasing"),
+    (["--loss", "quantile", "--quantiles", "0,0.5"], "quantile level 0 is not between 0 and 1"),
+    (["--loss", "quantile", "--quantiles", "low,high"], "are not comma-separated numbers"),
 ])
 def test_bad_flags_exit_2_naming_the_flag(capsys, argv, expected):
     assert expected in parse_error(capsys, argv)

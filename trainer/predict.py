@@ -13,15 +13,17 @@ serving signature.
   forecasts the `n_outputs` points after the last `n_inputs` values of each series, at
   timestamps continuing the series' median step. With `--backtest` the last `n_outputs`
   points are held out as the actual values and the forecast is made from the points before.
-  Output columns: `series_id,timestamp,step,forecast,actual`. For a model trained with
+  Output columns: `series_id,timestamp,step,forecast,actual`, and for a model with a quantile
+  head a column per level between `forecast` and `actual` (`q0.1,q0.5,q0.9`). For a model trained with
   covariates (its export names them), the file holds their columns too, and the rows after
   the last known value of a series (an empty target) carry the future covariates of the
   horizon; the forecast is at their timestamps.
 - `--rows`: prepared rows (file patterns): `n_inputs + n_outputs` values (the targets are the
   actual values) or `n_inputs` values (inputs only). Output columns: `row,step,forecast,actual`.
 
-`--plot PATH` draws each series' (or row's) history, forecast and, when known, actual values
-to a PNG (at most `--plot_count` panels). It needs matplotlib: `pip install matplotlib`, or
+`--plot PATH` draws each series' (or row's) history (the last `--plot_history` points), forecast,
+the central intervals of a quantile model as bands and, when known, actual values to a PNG (at
+most `--plot_count` panels, each titled with its series). It needs matplotlib: `pip install matplotlib`, or
 the package's `plot` extra.
 """
 
@@ -41,7 +43,7 @@ from trainer.util.cli import (
 
 import numpy as np
 
-from trainer.data.forecast_files import draw_plot, write_forecast_csv
+from trainer.data.forecast_files import draw_plot, quantile_column, write_forecast_csv
 from trainer.data.schema import FEATURE_KEY, read_rows
 from trainer.data.covariates import CALENDAR_FEATURES, forecast_covariates
 from trainer.data.series import (
@@ -53,6 +55,7 @@ from trainer.data.series import (
     read_series,
     time_value,
 )
+from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
 from trainer.model.serving import COVARIATES_ASSET, ExportedModel, load_exported_model
 from trainer.util.errors import ConfigError, DataError
 
@@ -70,9 +73,13 @@ class PredictConfig:
     rows: str = flag("", "Comma-separated file patterns of prepared rows (n_inputs + n_outputs "
                       "values, or n_inputs values only).")
     output: str = flag("", "Forecast CSV to write (local or gs://).")
-    plot: str = flag("", "PNG to draw history, forecast and actual values to (needs matplotlib).")
+    plot: str = flag("", "PNG to draw history, forecast, its intervals (a quantile model) and "
+                      "actual values to (needs matplotlib).")
     plot_count: int = flag(4, "Most series or rows drawn by --plot (the first series, the last "
                             "rows).", type=int_at_least(1))
+    # A few horizons: enough to see the series' pattern, few enough to read the forecast.
+    plot_history: int = flag(0, "Points of history --plot draws before each forecast (0: four "
+                              "horizons, 4 x n_outputs).", type=int_at_least(0))
     backtest: bool = flag(False, "With --series: hold out the last n_outputs points of each "
                            "series as actual values and forecast them from the points before.")
     target: str = flag("", "With --series: the value column (as trainer.prepare's --target).")
@@ -125,8 +132,9 @@ def horizon_of(series: Series, result: Dict[str, Any], *, n_outputs: int, model:
 
 
 def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, backtest: bool,
-                    source: str) -> List[Dict[str, Any]]:
-    """One forecast per series from its last n_inputs points (before the held-out ones)."""
+                    source: str, history_points: int = 0) -> List[Dict[str, Any]]:
+    """One forecast per series from its last n_inputs points (before the held-out ones), with
+    its history (`history_points`, at least the inputs) for the plot."""
     n_inputs, n_outputs = model.n_inputs, model.n_outputs
     needed = n_inputs + (n_outputs if backtest else 0)
     results = []
@@ -140,7 +148,7 @@ def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, back
                             + (f" + n_outputs {n_outputs} held out by --backtest" if backtest else "")
                             + "; give a longer series")
         end = len(series.values) - (n_outputs if backtest else 0)
-        history_start = max(begin, end - 5 * n_inputs)
+        history_start = max(begin, end - max(history_points, n_inputs))
         results.append({
             "id": series.series_id, "end": end, "backtest": backtest,
             "inputs": series.values[end - n_inputs:end],
@@ -160,10 +168,22 @@ def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, back
                       for series, result in zip(series_list, results)]
         covariate_inputs = {key: np.stack([inputs[key] for inputs in per_series])
                             for key in per_series[0]} if per_series else {}
-    forecasts = model.predict(np.array([r["inputs"] for r in results]), covariate_inputs)
-    for result, forecast in zip(results, forecasts):
-        result["forecast"] = forecast
+    add_forecasts(results, model.forecast(np.array([r["inputs"] for r in results]),
+                                          covariate_inputs))
     return results
+
+
+def add_forecasts(results: List[Dict[str, Any]], outputs: Dict[str, np.ndarray]) -> None:
+    """Put each window's forecast (and quantiles, for a quantile model) into its result."""
+    for index, result in enumerate(results):
+        result["forecast"] = outputs[PREDICTIONS_KEY][index]
+        if QUANTILES_KEY in outputs:
+            result["quantiles"] = outputs[QUANTILES_KEY][index]
+
+
+def plot_history_points(config: "PredictConfig", model: ExportedModel) -> int:
+    """--plot_history, or its default: four horizons."""
+    return config.plot_history or 4 * model.n_outputs
 
 
 def predict(config: PredictConfig) -> str:
@@ -181,21 +201,28 @@ def predict(config: PredictConfig) -> str:
             extra_columns=[c.name for c in model.covariates if c.name not in CALENDAR_FEATURES
                            and c.name != config.series_id_column])
         results = forecast_series(model, series_list, backtest=config.backtest,
-                                  source=config.series)
+                                  source=config.series,
+                                  history_points=plot_history_points(config, model))
         plotted = results[:config.plot_count]
     else:
         data = read_rows(config.rows, n_inputs=model.n_inputs, n_outputs=model.n_outputs,
                          flag="--rows", model_path=model.path, allow_inputs_only=True)
-        forecasts = model.predict(data["inputs"])
-        results = [{"id": row, "inputs": inputs, "history": inputs, "forecast": forecast,
+        results = [{"id": row, "inputs": inputs, "history": inputs,
                     "actual": None if data["actual"] is None else data["actual"][row - 1]}
-                   for row, (inputs, forecast) in enumerate(zip(data["inputs"], forecasts), start=1)]
+                   for row, inputs in enumerate(data["inputs"], start=1)]
+        add_forecasts(results, model.forecast(data["inputs"]))
         plotted = results[-config.plot_count:]
-    write_forecast_csv(config.output, results, by_series=bool(config.series))
+    write_forecast_csv(config.output, results, by_series=bool(config.series), levels=model.levels)
     lines = [f"forecast of {len(results)} {'series' if config.series else 'rows'} x "
              f"{model.n_outputs} steps by {model.path} -> {config.output}"]
+    if model.levels:
+        lines[0] += (f" (quantiles {','.join(f'{level:g}' for level in model.levels)} in columns "
+                     f"{', '.join(quantile_column(level) for level in model.levels)}; forecast is "
+                     f"{model.head.get('predicted', 'the point forecast')})")
     if config.plot:
-        draw_plot(config.plot, plotted, title=f"forecast by {model.path}")
+        draw_plot(config.plot, plotted, levels=model.levels,
+                  history_points=plot_history_points(config, model),
+                  value_label=config.target or "value")
         lines.append(f"plot -> {config.plot}")
     return "\n".join(lines)
 
