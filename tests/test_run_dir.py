@@ -113,6 +113,19 @@ def test_resume_with_other_architecture_names_every_differing_key(tmp_path):
     assert set(ARCHITECTURE_KEYS) >= {"model", "hidden_units", "n_inputs", "n_outputs"}
 
 
+def test_resume_with_another_head_or_levels_is_refused_but_ignored_levels_are_not():
+    saved = make_config(loss="quantile", quantiles="0.1,0.5,0.9").to_dict()
+    with pytest.raises(ConfigError) as error:
+        check_resume_compatible(make_config(loss="quantile", quantiles="0.05,0.5,0.95"), saved,
+                                where="d")
+    assert "quantiles: saved '0.1,0.5,0.9', now '0.05,0.5,0.95'" in str(error.value)
+    with pytest.raises(ConfigError, match=r"loss: saved 'quantile', now 'mse'"):
+        check_resume_compatible(make_config(), saved, where="d")
+    # --quantiles means nothing to the other heads: changing it does not block a resume.
+    point = make_config(loss="mae").to_dict()
+    check_resume_compatible(make_config(loss="mae", quantiles="0.2,0.8"), point, where="d")
+
+
 def test_corrupt_saved_config_is_named(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"config.json is not valid JSON"):

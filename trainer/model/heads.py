@@ -239,7 +239,7 @@ def head_json(head: Head) -> str:
 # The one registry of heads, by `--loss` name: the class, and the note --help shows.
 HEADS: Dict[str, Tuple[Callable[..., Head], str]] = {
     "mse": (PointHead, "mean squared error, the paper's"),
-    "mae": (AbsoluteErrorHead, "mean absolute error (forecasts the median)"),
+    "mae": (AbsoluteErrorHead, "mean absolute error: forecasts the median"),
     "quantile": (QuantileHead, "pinball loss at each of --quantiles; exports the quantiles"),
 }
 DEFAULT_HEAD = "mse"  # the paper's

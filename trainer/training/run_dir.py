@@ -73,6 +73,7 @@ def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, whe
         f"{key}: saved {saved.get(key, defaults[key])!r}, now {getattr(config, key)!r}"
         for key in ARCHITECTURE_KEYS
         if saved.get(key, defaults[key]) != getattr(config, key)
+        and not (key == "quantiles" and config.loss != "quantile")  # only the quantile head's
     ]
     if differences:
         raise ConfigError(
