@@ -43,7 +43,6 @@ def expected_output(raw, anchor):
 def test_parse_quantiles_reads_comma_separated_levels():
     assert parse_quantiles("0.1, 0.5,0.9") == (0.1, 0.5, 0.9)
     assert parse_quantiles("0.25") == (0.25,)
-    assert parse_quantiles("0.05,0.5,0.95,") == (0.05, 0.5, 0.95)  # a trailing comma is no level
     assert check_quantiles(np.array([0.2, 0.8])) == (0.2, 0.8)
     assert all(type(level) is float for level in check_quantiles(np.array([0.2, 0.8])))
 
@@ -56,7 +55,9 @@ def test_parse_quantiles_reads_comma_separated_levels():
     ("-0.1,0.5", "quantile level -0.1 is not between 0 and 1"),
     ("0.5,1.5", "quantile level 1.5 is not between 0 and 1"),
     ("", "give at least one quantile level, e.g. 0.1,0.5,0.9"),
-    (" , ", "give at least one quantile level"),
+    (" , ", "quantile levels ' , ' have an empty entry"),
+    ("0.1,,0.5", "quantile levels '0.1,,0.5' have an empty entry; give e.g. 0.1,0.5,0.9"),
+    ("0.1,0.5,", "have an empty entry"),
     ("0.1,half", "quantile levels '0.1,half' are not comma-separated numbers; give e.g. 0.1,0.5,0.9"),
 ])
 def test_bad_quantile_levels_are_refused_naming_the_value(text, message):
@@ -76,6 +77,15 @@ def test_check_quantiles_and_the_quantile_head_refuse_bad_levels(levels, message
         check_quantiles(levels)
     with pytest.raises(ValueError, match=re.escape(message)):
         QuantileHead(levels)
+
+
+def test_levels_for_a_point_head_are_refused():
+    with pytest.raises(ValueError, match=r"quantile levels \(0.1, 0.9\) need the quantile head, not 'mse'"):
+        get_head("mse", (0.1, 0.9))
+    with pytest.raises(ValueError, match="must be strictly increasing"):
+        ModelSpec(model="lstm", hidden_units=4, n_inputs=5, n_outputs=2, head="quantile",
+                  quantiles=(0.5, 0.1), optimizer="sgd", learning_rate=0.1,
+                  clip_gradient_norm=5.0, scaling="none", season=1)
 
 
 def test_get_head_by_name():

@@ -138,6 +138,8 @@ class QuantileHead(Head):
     The quantiles never cross, by construction: the network's value at the level nearest 0.5
     is that quantile, and each level above (below) adds (subtracts) a softplus, which is > 0, to
     its neighbour's. Scaling multiplies by a positive scale, so the order survives unscaling.
+    (In float32 a step far below the spacing of the values rounds away, so without scaling,
+    on values in the hundreds, untrained neighbours can tie; they still never cross.)
     `predicted` is the 0.5 quantile; without that level, the quantile interpolated linearly
     at 0.5 between the nearest levels on either side (the nearest level when all lie on one).
 
@@ -223,8 +225,11 @@ def parse_quantiles(text: str) -> Tuple[float, ...]:
     >>> parse_quantiles("0.1, 0.5,0.9")
     (0.1, 0.5, 0.9)
     """
+    parts = text.split(",")
+    if len(parts) > 1 and not all(part.strip() for part in parts):
+        raise ValueError(f"quantile levels {text!r} have an empty entry; give e.g. 0.1,0.5,0.9")
     try:
-        levels = [float(part) for part in text.split(",") if part.strip()]
+        levels = [float(part) for part in parts if part.strip()]
     except ValueError:
         raise ValueError(f"quantile levels {text!r} are not comma-separated numbers; give e.g. "
                          "0.1,0.5,0.9") from None
@@ -250,4 +255,8 @@ def get_head(name: str, quantiles: Sequence[float] = ()) -> Head:
     if name not in HEADS:
         raise ValueError(f"unknown head {name!r}; expected one of {sorted(HEADS)}")
     make = HEADS[name][0]
-    return make(quantiles or DEFAULT_QUANTILES) if make is QuantileHead else make()
+    if make is QuantileHead:
+        return make(quantiles or DEFAULT_QUANTILES)
+    if quantiles:
+        raise ValueError(f"quantile levels {tuple(quantiles)} need the quantile head, not {name!r}")
+    return make()

@@ -20,7 +20,8 @@ Interval metrics, for a forecast of quantiles q_tau (levels tau, e.g. 0.1, 0.5, 
 
 - `wql_<tau>` = 2 * sum(pinball_tau(a, q_tau)) / sum(|a|), the weighted quantile loss of
   DeepAR and GluonTS, where pinball_tau(a, q) = max(tau (a - q), (tau - 1)(a - q)); `wql` is its
-  mean over the levels. At tau 0.5 it is sum|a - f| / sum|a|.
+  mean over the levels. At tau 0.5 it is sum|a - f| / sum|a|. Undefined (NaN) when every
+  actual value is 0.
 - For each central interval [q_tau, q_(1-tau)] among the levels, named by its nominal percent
   p = 100 (1 - 2 tau): `coverage_<p>` = the share of actual values inside it (in percent, to
   compare with p) and `width_<p>` = mean(q_(1-tau) - q_tau), in the series' units.

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from trainer.data.covariates import Covariate
-from trainer.model.heads import HEADS
+from trainer.model.heads import HEADS, check_quantiles
 from trainer.model.networks import NETWORKS
 from trainer.model.optimizers import OPTIMIZERS
 from trainer.model.scaling import SCHEMES
@@ -51,6 +51,8 @@ class ModelSpec:
             if getattr(self, field) not in registry:
                 raise ValueError(f"unknown {field} {getattr(self, field)!r}; expected one of "
                                  f"{sorted(registry)}")
+        if self.head == "quantile" and self.quantiles:
+            check_quantiles(self.quantiles)
         if self.quantiles and self.head != "quantile":
             raise ValueError(f"quantile levels {self.quantiles} need the quantile head, got head "
                              f"{self.head!r}")
