@@ -12,4 +12,4 @@ def test_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     with pytest.raises(ConfigError, match=r"--plot needs matplotlib, which is not installed: "
                                           r"pip install matplotlib"):
-        draw_plot(str(tmp_path / "p.png"), [], title="t")
+        draw_plot(str(tmp_path / "p.png"), [])
