@@ -353,3 +353,24 @@ def test_several_steps_per_run_with_the_quantile_head():
     for name, value in after_one.items():
         assert not np.array_equal(value, start[name]), f"{name} did not change"
         np.testing.assert_allclose(after_loop[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("model", [name for name in NETWORKS if name != "linear"])
+def test_dropout_applies_while_training_only(model):
+    from trainer.model.networks import build_network
+
+    inputs = np.random.default_rng(0).normal(size=(BATCH, N_INPUTS)).astype(np.float32)
+    outputs = {}
+    for training in (True, False):
+        with tf.Graph().as_default():
+            tf.compat.v1.set_random_seed(3)
+            output = build_network(tf.constant(inputs), model=model, hidden_units=HIDDEN,
+                                   n_outputs=N_OUTPUTS, dropout=0.5, training=training)
+            dropped = [op.name for op in tf.compat.v1.get_default_graph().get_operations()
+                       if "dropout" in op.name.lower() and op.type == "RandomUniform"]
+            with tf.compat.v1.Session() as session:
+                session.run(tf.compat.v1.global_variables_initializer())
+                outputs[training] = [session.run(output) for _ in range(2)]
+        assert bool(dropped) == training, (training, dropped)
+    assert not np.allclose(*outputs[True]), "dropout drew the same mask twice"
+    np.testing.assert_array_equal(*outputs[False])  # serving: no dropout, the same every time

@@ -45,16 +45,18 @@ class Forward(NamedTuple):
     scale_state: Optional[scaling.ScaleState]
 
 
-def forward(features: Dict[str, tf.Tensor], spec: ModelSpec, head: Head) -> Forward:
+def forward(features: Dict[str, tf.Tensor], spec: ModelSpec, head: Head, *,
+            training: bool = False) -> Forward:
     """Features (raw past values [batch, n_inputs] and any covariates) -> the network's output,
-    scaled and in the series' units."""
+    scaled and in the series' units (with dropout when `training`)."""
     scaled_inputs, scale_state = scaling.scale_inputs(
         features[FEATURE_KEY], scheme=spec.scaling, mean=spec.scale_mean, std=spec.scale_std)
     sequence, context = network_inputs(scaled_inputs, features, spec.covariates,
                                        n_inputs=spec.n_inputs)
     scaled_output = head.output(build_network(sequence, context, model=spec.model,
                                               hidden_units=spec.hidden_units,
-                                              n_outputs=spec.n_outputs, width=head.width))
+                                              n_outputs=spec.n_outputs, width=head.width,
+                                              dropout=spec.dropout, training=training))
     return Forward(scaling.unscale(scaled_output, scale_state), scaled_output, scale_state)
 
 
@@ -102,7 +104,9 @@ def model_fn(features: Dict[str, tf.Tensor], labels: Optional[tf.Tensor], mode: 
         return train_several_steps(features, labels, params, head)
     rawdata = features[FEATURE_KEY]
     return make_estimator_spec(mode=mode, spec=params, head=head,
-                               forward_pass=forward(features, params, head), rawdata=rawdata,
+                               forward_pass=forward(features, params, head,
+                                                    training=mode == tf.estimator.ModeKeys.TRAIN),
+                               rawdata=rawdata,
                                labels=labels)
 
 
@@ -131,7 +135,7 @@ def train_several_steps(features: Dict[str, tf.Tensor], labels: tf.Tensor, spec:
     def one_step(step: tf.Tensor, loss_sum: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         # Out of the LOSSES collection: hooks fetch the run's loss, not one inside the loop.
         step_features = {key: value[step] for key, value in features.items()}
-        loss = training_loss(head, labels[step], forward(step_features, spec, head),
+        loss = training_loss(head, labels[step], forward(step_features, spec, head, training=True),
                              loss_collection=None)
         train_op = make_train_op(loss, optimizer=spec.optimizer, learning_rate=spec.learning_rate,
                                  clip_gradient_norm=spec.clip_gradient_norm)

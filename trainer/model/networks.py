@@ -3,7 +3,8 @@
 A network maps `sequence` [batch, n_inputs, channels] (the scaled past values, then any past
 and future covariates of each input step) and `context` [batch, k] or None (the horizon's
 future covariates, static covariates; `trainer.model.covariate_inputs`) to `n_outputs * width`
-numbers per window ([batch, n_outputs * width]); `build_network` gives them the shape
+numbers per window ([batch, n_outputs * width]); `dropout` (a rate) applies where `training`
+is True, to the layers each network names; `build_network` gives them the shape
 [batch, n_outputs, width]. The head decides `width`, the values per forecast step (1 for a
 point forecast), so a new head never touches a network. Loss, optimizer and metrics live
 elsewhere (`trainer.model.heads`, `trainer.model.optimizers`, `trainer.model.metrics`).
@@ -34,6 +35,13 @@ def _flat(sequence: tf.Tensor) -> tf.Tensor:
     return tf.reshape(sequence, [-1, sequence.shape[1] * sequence.shape[2]])
 
 
+def _dropout(net: tf.Tensor, rate: float, training: bool, *, name: str = "dropout") -> tf.Tensor:
+    """Dropout of `rate` while training (`--dropout`); the identity otherwise and at rate 0."""
+    if not rate:
+        return net
+    return tf.keras.layers.Dropout(rate, name=name)(net, training=training)
+
+
 def _output_layer(last_output: tf.Tensor, *, units: int) -> tf.Tensor:
     """The paper's head: last RNN output [batch, hidden] @ weight + bias -> [batch, units]."""
     hidden = last_output.shape[-1]
@@ -61,30 +69,33 @@ def _unrolled_rnn(sequence: tf.Tensor, cells: Sequence[tf.keras.layers.Layer]) -
 
 
 def lstm(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
-         units: int) -> tf.Tensor:
+         units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
     """The paper's model: an LSTM cell unrolled over the inputs, last output through matmul+bias
     (the context, when there is one, joined to the last output)."""
     # unit_forget_bias=True (the default) starts the forget gate at 1.0, as forget_bias=1.0 did.
     cells = [tf.keras.layers.LSTMCell(hidden_units, name="lstm_cell")]
-    return _output_layer(_with_context(_unrolled_rnn(sequence, cells), context), units=units)
+    last = _dropout(_unrolled_rnn(sequence, cells), dropout, training)
+    return _output_layer(_with_context(last, context), units=units)
 
 
 def lstm2(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
-          units: int) -> tf.Tensor:
+          units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
     """Two stacked LSTM cells of `hidden_units` each."""
     cells = [tf.keras.layers.LSTMCell(hidden_units, name=f"lstm_cell_{i}") for i in (1, 2)]
-    return _output_layer(_with_context(_unrolled_rnn(sequence, cells), context), units=units)
+    last = _dropout(_unrolled_rnn(sequence, cells), dropout, training)
+    return _output_layer(_with_context(last, context), units=units)
 
 
 def gru(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
-        units: int) -> tf.Tensor:
+        units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
     """A GRU cell unrolled over the inputs, with the same head as `lstm`."""
     cells = [tf.keras.layers.GRUCell(hidden_units, name="gru_cell")]
-    return _output_layer(_with_context(_unrolled_rnn(sequence, cells), context), units=units)
+    last = _dropout(_unrolled_rnn(sequence, cells), dropout, training)
+    return _output_layer(_with_context(last, context), units=units)
 
 
 def cnn(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
-        units: int) -> tf.Tensor:
+        units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
     """Two 1-D convolutions over time (kernel 3) with max pooling, then a dense output."""
     layers = tf.keras.layers
     net = sequence  # [batch, n_inputs, channels]
@@ -92,24 +103,26 @@ def cnn(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
     net = layers.MaxPool1D(2, padding="same", name="pool1")(net)
     net = layers.Conv1D(max(hidden_units // 2, 1), 3, padding="same", activation="relu",
                         name="conv2")(net)
-    net = layers.Flatten(name="flatten")(net)
+    net = _dropout(layers.Flatten(name="flatten")(net), dropout, training)
     return layers.Dense(units, name="output")(_with_context(net, context))
 
 
 def dnn(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
-        units: int) -> tf.Tensor:
+        units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
     """Two ReLU layers (hidden_units, then half of it) and a linear output."""
     layers = tf.keras.layers
     net = _with_context(_flat(sequence), context)
     net = layers.Dense(hidden_units, activation="relu", name="hidden1")(net)
+    net = _dropout(net, dropout, training, name="dropout1")
     net = layers.Dense(max(hidden_units // 2, 1), activation="relu", name="hidden2")(net)
+    net = _dropout(net, dropout, training, name="dropout2")
     return layers.Dense(units, name="output")(net)
 
 
 def linear(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
-           units: int) -> tf.Tensor:
+           units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
     """A linear map from the inputs (and covariates) to the outputs (hidden_units is unused)."""
-    del hidden_units  # a linear model has no hidden layer
+    del hidden_units, dropout, training  # a linear model has no hidden layer to drop
     return tf.keras.layers.Dense(units, name="output")(_with_context(_flat(sequence), context))
 
 
@@ -140,14 +153,17 @@ DEFAULT_NETWORK = "lstm"  # the paper's
 
 
 def build_network(sequence: tf.Tensor, context: Optional[tf.Tensor] = None, *, model: str,
-                  hidden_units: int, n_outputs: int, width: int = 1) -> tf.Tensor:
+                  hidden_units: int, n_outputs: int, width: int = 1, dropout: float = 0.0,
+                  training: bool = False) -> tf.Tensor:
     """Build the named network on `sequence` [batch, n_inputs, channels] (or the inputs alone,
-    [batch, n_inputs]) and `context`; returns [batch, n_outputs, width]."""
+    [batch, n_inputs]) and `context`; returns [batch, n_outputs, width]. `dropout` applies
+    while `training` only, where the network has layers to drop."""
     if model not in NETWORKS:
         raise ValueError(f"unknown model {model!r}; expected one of {sorted(NETWORKS)}")
     if sequence.shape.rank == 2:
         sequence = sequence[:, :, None]
     with tf.compat.v1.variable_scope(model):
         output = NETWORKS[model].build(sequence, context, hidden_units=hidden_units,
-                                       units=n_outputs * width)
+                                       units=n_outputs * width, dropout=dropout,
+                                       training=training)
     return tf.reshape(output, [-1, n_outputs, width])

@@ -44,6 +44,7 @@ class ModelSpec:
     train_steps: Optional[int] = None  # where the loop stops; needed when steps_per_run > 1
     covariates: Tuple[Covariate, ...] = ()  # from prepare.json, in column order
     quantiles: Tuple[float, ...] = ()  # the levels of the quantile head; empty for the others
+    dropout: float = 0.0  # rate while training, where the network has layers to drop
 
     def __post_init__(self) -> None:
         for field, registry in (("model", NETWORKS), ("head", HEADS), ("optimizer", OPTIMIZERS),
@@ -51,6 +52,8 @@ class ModelSpec:
             if getattr(self, field) not in registry:
                 raise ValueError(f"unknown {field} {getattr(self, field)!r}; expected one of "
                                  f"{sorted(registry)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout {self.dropout} must be in [0, 1)")
         if self.head == "quantile" and self.quantiles:
             check_quantiles(self.quantiles)
         if self.quantiles and self.head != "quantile":

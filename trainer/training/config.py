@@ -23,6 +23,7 @@ from trainer.util.cli import (
     choices_help,
     flag,
     float_above,
+    float_range,
     int_at_least,
     parse_flags,
 )
@@ -102,6 +103,11 @@ class TrainerConfig:
     hidden_units: int = flag(32, "Size of the recurrent state (lstm, lstm2, gru), of the first "
                               "dense layer (dnn) or number of filters (cnn). Ignored by linear.",
                               type=int_at_least(1))
+
+    # Off by default: the paper's model has none.
+    dropout: float = flag(0.0, "Dropout rate while training (0 to < 1), on the last recurrent "
+                          "output (lstm, lstm2, gru), the convolutions' output (cnn) and each "
+                          "hidden layer (dnn); linear has none.", type=float_range(0.0, 1.0))
 
     # Optimisation: plain SGD as in the paper.
     optimizer: str = flag(DEFAULT_OPTIMIZER, "Optimizer of the training loss: " + choices_help(

@@ -67,6 +67,23 @@ def float_above(minimum: float, *, inclusive: bool = False) -> Callable[[str], f
     return parse
 
 
+def float_range(minimum: float, maximum: float) -> Callable[[str], float]:
+    """An argparse type: a number in [`minimum`, `maximum`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not minimum <= value < maximum:  # False for NaN too
+            raise argparse.ArgumentTypeError(
+                f"expected a number from {minimum} up to (not including) {maximum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"float in [{minimum}, {maximum})"
+    return parse
+
+
 def flag(default: Any, help: str, **argparse_kwargs: Any) -> Any:
     """A dataclass field that also carries its argparse help and type."""
     return dataclasses.field(default=default, metadata={"help": help, **argparse_kwargs})
