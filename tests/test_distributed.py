@@ -103,7 +103,7 @@ def test_cluster_trains_exports_once_and_reports_once_per_evaluation(tiny_data, 
 
     output = tmp_path / "run"
     metrics = json.loads((output / "metrics.json").read_text())
-    assert metrics["global_step"] >= target
+    assert metrics["last_global_step"] >= target
     assert metrics["rmse"] < metrics["naive_rmse"]
     assert_export_serves(output)
 
@@ -190,7 +190,7 @@ def first_progress_clock(text: str, target: int = FAULT_TARGET) -> str:
 def finish_and_check(cluster: LocalCluster, output: Path) -> None:
     codes = cluster.wait(timeout_secs=CLUSTER_TIMEOUT_SECS)
     assert set(codes.values()) == {0}, codes
-    assert json.loads((output / "metrics.json").read_text())["global_step"] >= FAULT_TARGET
+    assert json.loads((output / "metrics.json").read_text())["last_global_step"] >= FAULT_TARGET
     assert_export_serves(output)
 
 
@@ -293,7 +293,7 @@ def test_two_trials_share_a_base_directory_without_touching_each_other(tiny_data
     for trial, model in (("1", "lstm"), ("2", "gru")):
         directory = base / f"trial_{trial}"
         assert json.loads((directory / "config.json").read_text())["model"] == model
-        assert json.loads((directory / "metrics.json").read_text())["global_step"] == 300
+        assert json.loads((directory / "metrics.json").read_text())["last_global_step"] == 300
         assert checkpoint_step(directory) == 300
         reported = json.loads((tmp_path / f"hp-{trial}").read_text().splitlines()[-1])
         assert reported["trial"] == trial
@@ -422,7 +422,7 @@ def test_random_stops_during_one_run_cost_what_the_readme_says(tiny_data, tmp_pa
     assert f"resuming from the checkpoint at step {saved} (target {target})" in \
         current_start(again, "chief-0")
     metrics = json.loads((output / "metrics.json").read_text())
-    assert metrics["global_step"] >= target
+    assert metrics["last_global_step"] >= target
     assert_export_serves(output)
     evaluator_log = log_text(cluster, "evaluator-0")
     exported = len(evaluations(evaluator_log)) - evaluator_log.count(NOT_EXPORTED)

@@ -84,8 +84,8 @@ def test_train_export_and_resume_on_gcs(gcs, bucket, tiny_data, tmp_path):
     first = train(gcs, flags)
     assert first.returncode == 0, first.stderr[-3000:]
     metrics = gcs_json(gcs, f"{output}/metrics.json")
-    assert metrics["global_step"] == 100
-    assert metrics["saved_model_path"].startswith(f"{output}/export/latest/")
+    assert metrics["last_global_step"] == 100
+    assert metrics["saved_model_path"].startswith(f"{output}/export/best/")
     objects = listing(gcs, f"gs://{bucket}/runs/one/")
     assert {"checkpoint", "config.json", "metrics.json", "model.ckpt-100.index"} <= set(objects)
     assert any(name.startswith("export/best/") for name in objects)
@@ -96,7 +96,7 @@ def test_train_export_and_resume_on_gcs(gcs, bucket, tiny_data, tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming from the checkpoint at step 100 (target 150)" in second.stderr
     resumed = gcs_json(gcs, f"{output}/metrics.json")
-    assert resumed["global_step"] == 150
+    assert resumed["last_global_step"] == 150
 
     rows = np.concatenate([np.loadtxt(p, delimiter=",", dtype=np.float32)
                            for p in tiny_data["eval_files"]])
@@ -126,7 +126,7 @@ def test_synthetic_data_and_tuning_trial_on_gcs(gcs, bucket):
     assert objects and all(name.startswith("trial_3/") for name in objects), sorted(objects)
     shards = sorted(n for n in objects if n.startswith("trial_3/data/") and n.endswith(".csv"))
     assert len(shards) == 10 and all(objects[n] > 0 for n in shards)
-    assert gcs_json(gcs, f"{output}/trial_3/metrics.json")["global_step"] == 30
+    assert gcs_json(gcs, f"{output}/trial_3/metrics.json")["last_global_step"] == 30
 
 
 def test_missing_bucket_is_named_before_training(gcs, tiny_data):
@@ -187,7 +187,7 @@ def test_training_survives_503s_and_dropped_connections(gcs, bucket, tiny_data):
     assert result.returncode == 0, "\n".join(errors[-20:])
     kinds = {(line.split()[0], line.split()[1]) for line in injected}
     assert {("503", "GET"), ("drop", "GET"), ("503", "PUT"), ("drop", "POST")} <= kinds, injected
-    assert gcs_json(gcs, f"{output}/metrics.json")["global_step"] == 100
+    assert gcs_json(gcs, f"{output}/metrics.json")["last_global_step"] == 100
     # Every checkpoint left behind loads.
     check = gcs.python(
         "import tensorflow as tf\n"
@@ -221,7 +221,7 @@ def test_prepare_to_gcs_then_train_and_evaluate_from_the_series_there(gcs, bucke
     assert "2 series files (3 series, 360 points): 213 training windows, 57 evaluation windows" \
         in trained.stderr
     metrics = gcs_json(gcs, f"{output}/metrics.json")
-    assert metrics["global_step"] == 100
+    assert metrics["last_global_step"] == 100
     export = metrics["saved_model_path"]
     assert "assets.extra/covariates.json" in listing(gcs, f"{export}/")
     evaluated = gcs.run([sys.executable, "-m", "trainer.evaluate", "--model_dir", output,

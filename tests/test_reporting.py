@@ -44,30 +44,68 @@ def test_export_of_a_checkpoint_deleted_meanwhile_is_skipped_and_said(tiny_data,
     from trainer.training.config import make_config
     from trainer.training.data_source import make_train_input_fn
     from trainer.training.experiment import make_estimator, make_exporters
-    from trainer.training.recovery import NOT_EXPORTED, SkipDeletedCheckpointExporter
+    from trainer.training.recovery import NOT_EXPORTED
 
     config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4)
     output = tmp_path / "run"
     estimator = make_estimator(config, output_dir=str(output))
     estimator.train(make_train_input_fn(config, files=tiny_data["train_files"]), max_steps=3)
-    latest, best = make_exporters(config, output_dir=str(output))
-    assert isinstance(best, SkipDeletedCheckpointExporter)
+    (exporter,) = make_exporters(config, output_dir=str(output))
     eval_result = {"rmse": 0.5, "mae": 0.4, "naive_rmse": 0.9, "loss": 0.25, "global_step": 3}
     gone = str(output / "model.ckpt-1")  # never written: as if deleted
-    for exporter in (latest, best):
-        with caplog.at_level("INFO"):
-            assert exporter.export(estimator, str(output / "export" / exporter.name), gone,
-                                   eval_result, False) is None
-        assert f"{gone} was deleted before it could be exported" in caplog.text
+    with caplog.at_level("INFO"):
+        assert exporter.export(estimator, str(output / "export" / exporter.name), gone,
+                               eval_result, False) is None
+    assert f"{gone} was deleted before it could be exported" in caplog.text
     assert not (output / "export").exists()
     assert read_metrics_json(str(output))["saved_model_path"] is None  # the evaluation counts
     assert NOT_EXPORTED in caplog.text
 
-    # The checkpoint that exists exports as before.
+    # The checkpoint that exists exports as before, and a better evaluation to export/best too.
     existing = tf.train.latest_checkpoint(str(output))
-    path = latest.export(estimator, str(output / "export" / "latest"), existing, eval_result, True)
+    better = dict(eval_result, rmse=0.4)
+    path = exporter.export(estimator, str(output / "export" / "latest"), existing, better, True)
     assert tf.saved_model.load(path).signatures["serving_default"] is not None
-    assert read_metrics_json(str(output))["saved_model_path"] == path
+    metrics = read_metrics_json(str(output))
+    assert metrics["saved_model_path"].startswith(f"{output}/export/best/")
+    assert (metrics["rmse"], metrics["evaluations"], metrics["last_global_step"]) == (0.4, 2, 3)
+
+
+def test_metrics_json_is_the_best_evaluation_and_hypertune_gets_the_best_so_far(
+        tiny_data, tmp_path, hypertune_file):
+    import tensorflow as tf
+
+    from trainer.training.config import make_config
+    from trainer.training.data_source import make_train_input_fn
+    from trainer.training.experiment import make_estimator, make_exporters
+    from trainer.training.reporting import EarlyStopped, read_evaluations
+
+    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
+                         early_stopping_evals=2)
+    output = tmp_path / "run"
+    estimator = make_estimator(config, output_dir=str(output))
+    estimator.train(make_train_input_fn(config, files=tiny_data["train_files"]), max_steps=3)
+    checkpoint = tf.train.latest_checkpoint(str(output))
+    (exporter,) = make_exporters(config, output_dir=str(output), is_evaluator=True)
+    base = {"mae": 0.4, "naive_rmse": 0.9, "loss": 0.25}
+    for step, rmse in ((10, 0.5), (20, 0.3), (30, 0.6)):
+        exporter.export(estimator, str(output / "export" / "latest"), checkpoint,
+                        dict(base, rmse=rmse, global_step=step), False)
+        metrics = read_metrics_json(str(output))
+    assert (metrics["rmse"], metrics["global_step"], metrics["last_global_step"]) == (0.3, 20, 30)
+    assert metrics["monitored_metric"] == "rmse" and metrics["evaluations"] == 3
+    best_exports = sorted((output / "export" / "best").iterdir())
+    assert len(best_exports) == 2 and metrics["saved_model_path"] == str(best_exports[-1])
+    assert [e["rmse"] for e in read_evaluations(str(output))] == [0.5, 0.3, 0.6]
+    reported = [json.loads(line) for line in hypertune_file.read_text().splitlines()]
+    assert [(float(r["rmse"]), r["global_step"]) for r in reported] == [
+        (0.5, "10"), (0.3, "20"), (0.3, "30")]
+    # A separate evaluator stops after 2 evaluations without improvement.
+    import pytest
+
+    with pytest.raises(EarlyStopped, match=r"2 evaluations without a lower rmse than 0.3000 at step 20"):
+        exporter.export(estimator, str(output / "export" / "latest"), checkpoint,
+                        dict(base, rmse=0.31, global_step=40), False)
 
 
 def test_evaluator_goes_on_after_its_checkpoint_was_deleted(tiny_data, tmp_path, caplog):

@@ -97,7 +97,7 @@ def test_shards_written_by_a_few_lines_of_plain_python_train(tmp_path):
                        "--batch_size", "16", "--save_checkpoints_steps", "100"])
     assert result.returncode == 0, result.stderr[-4000:]
     metrics = json.loads((output / "metrics.json").read_text())
-    assert metrics["global_step"] == 100 and np.isfinite(metrics["rmse"])
+    assert metrics["last_global_step"] == 100 and np.isfinite(metrics["rmse"])
     assert "16 evaluation windows of 15 points" in result.stderr  # 2 series x (10 - 3 + 1)
 
 

@@ -18,9 +18,14 @@ def test_serving_uses_the_same_transform():
 
 
 def test_model_dir_without_an_export_is_an_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"holds no saved_model.pb and no export/latest"):
+    with pytest.raises(ConfigError, match=r"holds no saved_model.pb and no export/best or "
+                                          r"export/latest"):
         resolve_saved_model(str(tmp_path))
     for stamp in ("100", "200"):
         (tmp_path / "export" / "latest" / stamp).mkdir(parents=True)
         (tmp_path / "export" / "latest" / stamp / "saved_model.pb").write_bytes(b"")
     assert resolve_saved_model(str(tmp_path)) == f"{tmp_path}/export/latest/200"
+    # The best export, when there is one, is the run's answer.
+    (tmp_path / "export" / "best" / "150").mkdir(parents=True)
+    (tmp_path / "export" / "best" / "150" / "saved_model.pb").write_bytes(b"")
+    assert resolve_saved_model(str(tmp_path)) == f"{tmp_path}/export/best/150"

@@ -57,10 +57,10 @@ def test_run_writes_checkpoints_config_metrics_and_exports(trained):
     config = json.loads((output / "config.json").read_text())
     assert (config["n_inputs"], config["n_outputs"], config["hidden_units"]) == (N_INPUTS, N_OUTPUTS, 8)
     metrics = json.loads((output / "metrics.json").read_text())
-    assert metrics["global_step"] == 300
+    assert metrics["last_global_step"] == 300
     assert 0 < metrics["rmse"] < metrics["naive_rmse"]
     assert 0 < metrics["mae"] < metrics["rmse"]
-    assert Path(metrics["saved_model_path"]).parent == output / "export" / "latest"
+    assert Path(metrics["saved_model_path"]).parent == output / "export" / "best"
     assert (Path(metrics["saved_model_path"]) / "saved_model.pb").is_file()
     assert len(list((output / "export" / "best").glob("*/saved_model.pb"))) >= 1
 
@@ -106,7 +106,7 @@ def test_rerun_resumes_from_the_checkpoint(trained, tmp_path):
     assert "resuming from the checkpoint at step 300 (target 500)" in result.stderr
     steps = [int(s) for s in re.findall(r"step (\d+)/500 \(", result.stderr)]
     assert steps and min(steps) > 300
-    assert json.loads((output / "metrics.json").read_text())["global_step"] == 500
+    assert json.loads((output / "metrics.json").read_text())["last_global_step"] == 500
     assert (output / "model.ckpt-300.index").exists()  # nothing deleted on resume
 
 
@@ -131,7 +131,7 @@ def test_overwrite_deletes_the_old_run_and_starts_again(trained, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming" not in result.stderr
     assert not (output / "model.ckpt-300.index").exists()
-    assert json.loads((output / "metrics.json").read_text())["global_step"] == 100
+    assert json.loads((output / "metrics.json").read_text())["last_global_step"] == 100
     assert json.loads((output / "config.json").read_text())["hidden_units"] == 4
 
 
@@ -143,7 +143,7 @@ def test_tuning_trial_writes_to_its_own_directory(tiny_data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert [p.name for p in output.iterdir()] == ["trial_5"]
     metrics = json.loads((output / "trial_5" / "metrics.json").read_text())
-    assert metrics["global_step"] == 40
+    assert metrics["last_global_step"] == 40
     hp_line = json.loads((tmp_path / "hp.metrics").read_text().splitlines()[-1])
     assert hp_line["trial"] == "5"
 

@@ -9,7 +9,7 @@
 from its series (the model's own n_inputs + n_outputs, stride 1), and its prepare.json scales
 MASE. `--data_paths` are files of rows (the windows layout).
 
-`--model_dir` is a SavedModel or a training output directory (its newest export). Every row of
+`--model_dir` is a SavedModel or a training output directory (its best export). Every row of
 the files is forecast; RMSE, MAE, MAPE, sMAPE and MASE are averaged over every window and every
 step, for the model, the naive forecast (last value) and the seasonal naive forecast (last
 season repeated), with the definitions of `trainer.model.metrics`, which the trainer's own
@@ -55,8 +55,8 @@ logger = logging.getLogger(__name__)
 class EvaluateConfig:
     """Flags of `python -m trainer.evaluate`."""
 
-    model_dir: str = flag("", "SavedModel directory, or a training output directory (its newest "
-                           "export/latest/<timestamp> is used).")
+    model_dir: str = flag("", "SavedModel directory, or a training output directory (its best "
+                           "export, export/best/<timestamp>, else its newest export/latest/).")
     data_dir: str = flag("", "A prepared directory of the series layout (local or gs://): every "
                           "window of --split, cut to the model's n_inputs + n_outputs. Its "
                           "prepare.json scales MASE.")

@@ -5,9 +5,9 @@
     python -m trainer.predict --model_dir output/export/best/1795482765 \\
         --rows 'prepared/test-*.csv' --output test_forecast.csv
 
-`--model_dir` is a SavedModel directory or a training output directory (its newest
-`export/latest/<timestamp>`). The model's `n_inputs` and `n_outputs` are read from its
-serving signature.
+`--model_dir` is a SavedModel directory or a training output directory (its best export,
+`export/best/<timestamp>`, else its newest `export/latest/<timestamp>`). The model's
+`n_inputs` and `n_outputs` are read from its serving signature.
 
 - `--series`: a raw series CSV in the shape `trainer.prepare` reads (wide or long). The model
   forecasts the `n_outputs` points after the last `n_inputs` values of each series, at
@@ -66,8 +66,8 @@ logger = logging.getLogger(__name__)
 class PredictConfig:
     """Flags of `python -m trainer.predict`."""
 
-    model_dir: str = flag("", "SavedModel directory, or a training output directory (its newest "
-                           "export/latest/<timestamp> is used).")
+    model_dir: str = flag("", "SavedModel directory, or a training output directory (its best "
+                           "export, export/best/<timestamp>, else its newest export/latest/).")
     series: str = flag("", "Raw series CSV (wide or long, as trainer.prepare reads): forecast "
                         "after the last n_inputs values of each series.")
     rows: str = flag("", "Comma-separated file patterns of prepared rows (n_inputs + n_outputs "

@@ -21,7 +21,7 @@ from trainer.training.experiment import train_and_evaluate
 
 
 def summarize(metrics: Optional[dict]) -> str:
-    """The CLI's closing line(s)."""
+    """The CLI's closing line(s): the run's answer (its best evaluation) against the baselines."""
     if not metrics:
         return "training finished; this process does not evaluate (see the evaluator's output)"
     skill = 1.0 - metrics["rmse"] / metrics["naive_rmse"] if metrics.get("naive_rmse") else 0.0
@@ -33,10 +33,35 @@ def summarize(metrics: Optional[dict]) -> str:
         if coverages:
             nominal, key = coverages[-1]
             intervals += f"  {nominal:g}% interval holds {metrics[key]:.1f}%"
-    return (f"done: step {metrics['global_step']}  rmse {metrics['rmse']:.4f}  "
-            f"naive_rmse {metrics['naive_rmse']:.4f}  ({skill:+.0%} vs naive)  "
-            f"mae {metrics['mae']:.4f}{intervals}\nSavedModel: {metrics['saved_model_path']}\n"
-            f"metrics: {json.dumps(metrics, sort_keys=True)}")
+    last = metrics.get("last_global_step", metrics["global_step"])
+    best = "" if last == metrics["global_step"] else (
+        f" (the best of {metrics.get('evaluations', '?')} evaluations by "
+        f"{metrics.get('monitored_metric', 'rmse')}: step {metrics['global_step']})")
+    lines = [f"done: step {last}{best}  rmse {metrics['rmse']:.4f}  "
+             f"naive_rmse {metrics['naive_rmse']:.4f}  ({skill:+.0%} vs naive)  "
+             f"mae {metrics['mae']:.4f}{intervals}"]
+    lines.append(verdict(metrics))
+    lines += [f"SavedModel: {metrics['saved_model_path']}",
+              f"metrics: {json.dumps(metrics, sort_keys=True)}"]
+    return "\n".join(lines)
+
+
+def verdict(metrics: dict) -> str:
+    """Whether the model beats the naive and seasonal naive forecasts, plainly, and what to try
+    when it does not."""
+    baselines = {"naive": metrics.get("naive_rmse")}
+    if metrics.get("seasonal_naive_rmse") not in (None, metrics.get("naive_rmse")):
+        baselines["seasonal naive"] = metrics["seasonal_naive_rmse"]
+    beaten = {name: value for name, value in baselines.items() if value is not None
+              and metrics["rmse"] >= value}
+    if not beaten:
+        return "beats " + " and ".join(f"the {name} forecast ({value:.4f})"
+                                       for name, value in baselines.items()) + " on rmse"
+    name, value = min(beaten.items(), key=lambda item: item[1])
+    return (f"WARNING: loses to the {name} forecast: rmse {metrics['rmse']:.4f} against "
+            f"{value:.4f}. Try --scaling window_zscore, --optimizer adam --learning_rate 0.001, "
+            "another --model (linear, dnn), a longer --n_inputs or more --train_steps; "
+            "--season sets the seasonal baseline")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -152,18 +152,22 @@ class ExportedModel:
 
 
 def resolve_saved_model(path: str) -> str:
-    """A SavedModel directory itself, or the newest export/latest/<timestamp> of a run directory."""
+    """A SavedModel directory itself, or a run directory's answer: the newest export/best/<t>
+    (the best evaluation so far), else the newest export/latest/<t>."""
     path = path.rstrip("/")
     if not path:
         raise ConfigError("give --model_dir: a SavedModel or a training output directory")
     if tf.io.gfile.exists(f"{path}/saved_model.pb"):
         return path
-    exports = [p.rstrip("/") for p in tf.io.gfile.glob(f"{path}/{EXPORT_DIR}/{LATEST_EXPORTER}/*")
-               if tf.io.gfile.exists(f"{p.rstrip('/')}/saved_model.pb")]
-    if not exports:
-        raise ConfigError(f"--model_dir {path} holds no saved_model.pb and no export/latest/<timestamp>"
-                          "; give a SavedModel directory or the --output_dir of a finished training run")
-    return max(exports, key=lambda p: int(p.rsplit("/", 1)[1]) if p.rsplit("/", 1)[1].isdigit() else -1)
+    for exporter in (BEST_EXPORTER, LATEST_EXPORTER):
+        exports = [p.rstrip("/") for p in tf.io.gfile.glob(f"{path}/{EXPORT_DIR}/{exporter}/*")
+                   if tf.io.gfile.exists(f"{p.rstrip('/')}/saved_model.pb")]
+        if exports:
+            return max(exports, key=lambda p: int(p.rsplit("/", 1)[1])
+                       if p.rsplit("/", 1)[1].isdigit() else -1)
+    raise ConfigError(f"--model_dir {path} holds no saved_model.pb and no export/best or "
+                      "export/latest/<timestamp>; give a SavedModel directory or the --output_dir "
+                      "of a finished training run")
 
 
 def load_exported_model(model_dir: str) -> ExportedModel:

@@ -124,6 +124,12 @@ class TrainerConfig:
     # 0 means one full pass over the evaluation files.
     eval_steps: int = flag(0, "Evaluation batches per evaluation; 0 evaluates the whole "
                             "evaluation set once.", type=int_at_least(0))
+    # Off by default: a run trains for --train_steps unless asked otherwise.
+    early_stopping_evals: int = flag(
+        0, "Stop training after this many evaluations in a row without a lower "
+        "--hypertune_metric than the best so far (0: never); in a cluster the chief and "
+        "workers stop on the evaluator's results. metrics.json and export/best are the best "
+        "evaluation either way.", type=int_at_least(0))
     eval_start_delay_secs: int = flag(
         10, "Seconds a separate evaluator waits before its first evaluation (distributed runs).",
         type=int_at_least(0))

@@ -7,7 +7,7 @@
 
 import logging
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 
@@ -27,9 +27,14 @@ from trainer.training.config import TrainerConfig
 from trainer.training.data_source import data_covariates, resolve_training_data
 from trainer.training.progress import ProgressHook
 from trainer.training.recovery import SkipDeletedCheckpointExporter, run_train_and_evaluate
-from trainer.training.reporting import ReportingExporter, read_metrics_json
+from trainer.training.reporting import EarlyStopped, ReportingExporter, read_metrics_json
 from trainer.training.run_dir import latest_global_step, prepare_output_dir
-from trainer.training.stopping import DivergenceHook, SignalStop, StopOnSignalHook
+from trainer.training.stopping import (
+    DivergenceHook,
+    EarlyStoppingHook,
+    SignalStop,
+    StopOnSignalHook,
+)
 from trainer.util import environment, gcs
 from trainer.util.cli import split_patterns
 from trainer.util.errors import DataError
@@ -103,19 +108,12 @@ def make_progress_hook(config: TrainerConfig) -> ProgressHook:
                         interval_secs=config.progress_interval_secs)
 
 
-def lower_metric(metric: str) -> Callable[[Dict[str, Any], Dict[str, Any]], bool]:
-    """BestExporter compare_fn: True when the current evaluation has the lower `metric`."""
-
-    def compare(best_eval_result: Dict[str, Any], current_eval_result: Dict[str, Any]) -> bool:
-        if not best_eval_result or metric not in best_eval_result:
-            return True
-        return current_eval_result[metric] < best_eval_result[metric]
-
-    return compare
-
-
-def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimator.Exporter]:
-    """The latest export (which also reports metrics) and the best export by --hypertune_metric."""
+def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool = False
+                   ) -> List[tf.estimator.Exporter]:
+    """The run's one exporter: the latest export after every evaluation, the best (by
+    --hypertune_metric) when it improved, the history, metrics.json and the tuning report
+    (`trainer.training.reporting.ReportingExporter`). A separate evaluator (`is_evaluator`)
+    also stops itself after --early_stopping_evals evaluations without improvement."""
     covariates = data_covariates(config)
     receiver_fn = make_serving_input_receiver_fn(n_inputs=config.n_inputs,
                                                  n_outputs=config.n_outputs,
@@ -131,12 +129,14 @@ def make_exporters(config: TrainerConfig, *, output_dir: str) -> List[tf.estimat
         write_text_atomically(assets[COVARIATES_ASSET], covariates_json(covariates))
     latest = tf.estimator.LatestExporter(LATEST_EXPORTER, receiver_fn, assets_extra=assets,
                                          exports_to_keep=EXPORTS_TO_KEEP)
-    best = tf.estimator.BestExporter(BEST_EXPORTER, receiver_fn,
-                                     compare_fn=lower_metric(config.hypertune_metric),
-                                     assets_extra=assets, exports_to_keep=EXPORTS_TO_KEEP)
+    # Exported only when an evaluation improves on every earlier one: the newest is the best.
+    best = tf.estimator.LatestExporter(BEST_EXPORTER, receiver_fn, assets_extra=assets,
+                                       exports_to_keep=EXPORTS_TO_KEEP)
     return [ReportingExporter(SkipDeletedCheckpointExporter(latest), output_dir=output_dir,
-                              metric=config.hypertune_metric, metric_tag=config.metric_tag),
-            SkipDeletedCheckpointExporter(best)]
+                              metric=config.hypertune_metric, metric_tag=config.metric_tag,
+                              best=SkipDeletedCheckpointExporter(best),
+                              early_stopping_evals=config.early_stopping_evals,
+                              stop_after_patience=is_evaluator)]
 
 
 def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimator.EvalSpec) -> None:
@@ -210,21 +210,32 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
     estimator = make_estimator(config, output_dir=output_dir)
     divergence = DivergenceHook(learning_rate=config.learning_rate, scaling=config.scaling,
                                 clip_gradient_norm=config.clip_gradient_norm)
-    train_spec = tf.estimator.TrainSpec(
-        data.train_input_fn,
-        max_steps=config.train_steps,
-        hooks=[make_progress_hook(config), divergence,
-               StopOnSignalHook(stop, model_dir=output_dir, is_chief=task.is_chief)])
+    hooks = [make_progress_hook(config), divergence,
+             StopOnSignalHook(stop, model_dir=output_dir, is_chief=task.is_chief)]
+    early_stopping = None
+    if config.early_stopping_evals:
+        # Alone, this process evaluates between runs: read its history before every run. In a
+        # cluster the evaluator writes it, perhaps to Cloud Storage: every few seconds.
+        early_stopping = EarlyStoppingHook(output_dir=output_dir, metric=config.hypertune_metric,
+                                           patience=config.early_stopping_evals,
+                                           interval_secs=5.0 if task.is_distributed else 0.0)
+        hooks.append(early_stopping)
+    train_spec = tf.estimator.TrainSpec(data.train_input_fn, max_steps=config.train_steps,
+                                        hooks=hooks)
     eval_spec = tf.estimator.EvalSpec(
         data.eval_input_fn,
         steps=config.eval_steps or None,
-        exporters=make_exporters(config, output_dir=output_dir),
+        exporters=make_exporters(config, output_dir=output_dir,
+                                 is_evaluator=task.task_type == "evaluator"),
         start_delay_secs=config.eval_start_delay_secs,
         throttle_secs=config.eval_throttle_secs)
     try:
         run_train_and_evaluate(estimator, train_spec, eval_spec, task_type=task.task_type)
         if task.is_distributed and task.is_chief and not task.has_evaluator:
             evaluate_and_export(estimator, eval_spec)
+    except EarlyStopped as reason:  # a separate evaluator, after its last useful evaluation
+        logger.info("early stopping: %s (--early_stopping_evals %d); the evaluator is done",
+                    reason, config.early_stopping_evals)
     except tf.compat.v1.train.NanLossDuringTrainingError:  # the Estimator's own check, if first
         raise divergence.error(None, float("nan")) from None
     except tf.errors.InvalidArgumentError as error:

@@ -1,13 +1,24 @@
-"""What an evaluation reports: metrics.json, the tuning service (cloudml-hypertune), the log.
+"""What an evaluation reports: the history, metrics.json, the tuning service, the log.
 
-`ReportingExporter` wraps the latest-model exporter: the Estimator calls exporters after every
+`ReportingExporter` is the one exporter of a run: the Estimator calls it after every
 evaluation, in the process that evaluates (the evaluator, or the chief when there is none), so
-it is the one place where each evaluation's figures leave the process, exactly once.
+it is the one place where each evaluation's figures leave the process, exactly once. It
+exports the latest model, and the best one when the evaluation improved on every earlier one,
+then:
+
+- appends the evaluation to `evaluations.json` in the output directory (the history, kept
+  across resumed runs; `--overwrite` deletes it with the rest), which early stopping reads;
+- writes `metrics.json`: the figures of the **best** evaluation so far by the monitored metric
+  (`--hypertune_metric`), with its global step and its export (export/best/<timestamp>), plus
+  `last_global_step` and `evaluations` (how many there were). That is the run's answer;
+- reports the best value so far to the tuning service (cloudml-hypertune), so that a trial's
+  final measurement is the model it would deploy.
 """
 
 import json
 import logging
-from typing import Any, Dict, Optional
+import math
+from typing import Any, Dict, List, Optional
 
 import hypertune
 import tensorflow as tf
@@ -18,6 +29,7 @@ from trainer.util.files import write_text_atomically
 logger = logging.getLogger(__name__)
 
 METRICS_FILENAME = "metrics.json"
+EVALUATIONS_FILENAME = "evaluations.json"
 
 _hypertune: Optional[hypertune.HyperTune] = None
 
@@ -67,15 +79,65 @@ def _as_text(path: Any) -> Optional[str]:
     return path.decode("utf-8") if isinstance(path, bytes) else str(path)
 
 
+def read_evaluations(directory: str) -> List[Dict[str, Any]]:
+    """Every evaluation of the run in DIRECTORY so far, oldest first (none: an empty list)."""
+    path = directory.rstrip("/") + "/" + EVALUATIONS_FILENAME
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return json.loads(handle.read())["evaluations"]
+
+
+def write_evaluations(directory: str, evaluations: List[Dict[str, Any]]) -> None:
+    path = directory.rstrip("/") + "/" + EVALUATIONS_FILENAME
+    write_text_atomically(path, json.dumps({"evaluations": evaluations}, indent=1) + "\n")
+
+
+def _value(evaluation: Dict[str, Any], metric: str) -> float:
+    value = evaluation.get(metric)
+    return float(value) if value is not None and math.isfinite(value) else math.inf
+
+
+def best_evaluation(evaluations: List[Dict[str, Any]], metric: str) -> Optional[Dict[str, Any]]:
+    """The evaluation with the lowest `metric` (the earliest of equals); None without any.
+
+    >>> best_evaluation([{"rmse": 2.0}, {"rmse": 1.0}, {"rmse": 1.0}], "rmse")
+    {'rmse': 1.0}
+    """
+    if not evaluations:
+        return None
+    return min(evaluations, key=lambda evaluation: _value(evaluation, metric))
+
+
+def evaluations_since_best(evaluations: List[Dict[str, Any]], metric: str) -> int:
+    """How many evaluations came after the best one: each failed to improve on it.
+
+    >>> evaluations_since_best([{"rmse": 2.0}, {"rmse": 1.0}, {"rmse": 1.5}, {"rmse": 1.0}], "rmse")
+    2
+    """
+    best = best_evaluation(evaluations, metric)
+    return 0 if best is None else len(evaluations) - 1 - evaluations.index(best)
+
+
+class EarlyStopped(Exception):
+    """Raised in a separate evaluator once `--early_stopping_evals` evaluations in a row did not
+    improve: it ends the evaluator's loop, which would otherwise wait for the last step."""
+
+
 class ReportingExporter(tf.estimator.Exporter):
-    """Exports the latest model, then writes metrics.json and reports `metric` to hypertune."""
+    """Exports the latest model (and the best), keeps the history, writes metrics.json (the best
+    evaluation) and reports the best `metric` so far to hypertune."""
 
     def __init__(self, exporter: tf.estimator.Exporter, *, output_dir: str, metric: str = "rmse",
-                 metric_tag: str = ""):
+                 metric_tag: str = "", best: Optional[tf.estimator.Exporter] = None,
+                 early_stopping_evals: int = 0, stop_after_patience: bool = False):
         self._exporter = exporter
+        self._best = best
         self._output_dir = output_dir
         self._metric = metric
         self._metric_tag = metric_tag or metric
+        self._early_stopping_evals = early_stopping_evals
+        self._stop_after_patience = stop_after_patience
 
     @property
     def name(self) -> str:
@@ -85,14 +147,34 @@ class ReportingExporter(tf.estimator.Exporter):
                eval_result: Dict[str, Any], is_the_final_export: bool) -> Optional[str]:
         saved_model_path = _as_text(self._exporter.export(
             estimator, export_path, checkpoint_path, eval_result, is_the_final_export))
+        evaluations = read_evaluations(self._output_dir)
         summary = evaluation_summary(eval_result, saved_model_path=saved_model_path)
-        write_metrics_json(self._output_dir, summary)
+        previous = best_evaluation(evaluations, self._metric)
+        improved = previous is None or _value(summary, self._metric) < _value(previous, self._metric)
+        if improved and self._best is not None:
+            best_path = _as_text(self._best.export(
+                estimator, export_path.rstrip("/").rsplit("/", 1)[0] + "/" + self._best.name,
+                checkpoint_path, eval_result, is_the_final_export))
+            summary["saved_model_path"] = best_path or saved_model_path
+        evaluations.append(summary)
+        write_evaluations(self._output_dir, evaluations)
+        best = best_evaluation(evaluations, self._metric)
+        answer = dict(best, last_global_step=summary["global_step"], evaluations=len(evaluations),
+                      monitored_metric=self._metric)
+        write_metrics_json(self._output_dir, answer)
         # The tag is the name the tuning job expects (--hypertune_metric_tag).
-        report_to_hypertune(tag=self._metric_tag, value=summary[self._metric],
+        report_to_hypertune(tag=self._metric_tag, value=best[self._metric],
                             global_step=summary["global_step"])
         shown = ["rmse", "mae", "naive_rmse"] + [
             key for key in ("wql", "naive_wql", "coverage_80", "msis") if key in summary]
-        logger.info("evaluation at step %d: %s  -> %s", summary["global_step"],
+        logger.info("evaluation at step %d: %s  -> %s%s", summary["global_step"],
                     "  ".join(f"{key} {summary.get(key, float('nan')):.4f}" for key in shown),
-                    saved_model_path or NOT_EXPORTED)
+                    summary["saved_model_path"] or NOT_EXPORTED,
+                    "" if best is summary else f"  (best {self._metric} {best[self._metric]:.4f} "
+                    f"at step {best['global_step']})")
+        waited = evaluations_since_best(evaluations, self._metric)
+        if self._stop_after_patience and self._early_stopping_evals and \
+                waited >= self._early_stopping_evals:
+            raise EarlyStopped(f"{waited} evaluations without a lower {self._metric} than "
+                               f"{best[self._metric]:.4f} at step {best['global_step']}")
         return saved_model_path

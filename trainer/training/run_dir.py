@@ -9,8 +9,9 @@ Layout (see README "Output directory"):
       checkpoint, model.ckpt-*   checkpoints (resumed automatically)
       eval/              evaluation summaries (TensorBoard)
       export/latest/<timestamp>/  SavedModel of every evaluation (the newest few kept)
-      export/best/<timestamp>/    SavedModel with the lowest evaluation RMSE so far
-      metrics.json       figures of the last evaluation
+      export/best/<timestamp>/    SavedModel of each evaluation that lowered --hypertune_metric
+      metrics.json       figures of the best evaluation so far (the run's answer)
+      evaluations.json   every evaluation's figures, oldest first (early stopping reads it)
       data/              the synthetic data set, when no data flags were given
 """
 

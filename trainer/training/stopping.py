@@ -1,4 +1,5 @@
-"""Why training stops before `--train_steps`: a signal (preemption, Ctrl-C) or a diverging loss.
+"""Why training stops before `--train_steps`: a signal (preemption, Ctrl-C), a diverging loss,
+or evaluations that stopped improving.
 
 **Signals.** Google Cloud takes a VM away with a SIGTERM (Spot and preemptible VMs,
 maintenance, a cancelled job); a user at a terminal presses Ctrl-C (SIGINT). `SignalStop`
@@ -13,6 +14,13 @@ turns both into a clean stop:
 
 **Divergence.** `DivergenceHook` stops training on a NaN or infinite loss with one line
 naming the step, the last finite loss and what to try; the checkpoints saved before stay.
+
+**Early stopping.** With `--early_stopping_evals N`, `EarlyStoppingHook` ends training once
+the last N evaluations in `evaluations.json` (written by whichever process evaluates:
+`trainer.training.reporting`) all failed to lower the monitored metric. Every training process
+of a cluster runs it and reads the same file, so the chief and the workers stop on the
+evaluator's results; the evaluator stops itself (`EarlyStopped`). The run's answer is then the
+best evaluation, which metrics.json and export/best already hold.
 """
 
 import logging
@@ -21,10 +29,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
+from trainer.training.reporting import best_evaluation, evaluations_since_best, read_evaluations
 from trainer.util.errors import Stopped, TrainerError
 
 logger = logging.getLogger(__name__)
@@ -162,3 +172,41 @@ class DivergenceHook(tf.estimator.SessionRunHook):
         return DivergedError(f"training diverged: the loss became {loss}{where} ({last}). Try "
                              + ", ".join(advice) + "; the checkpoints saved before it are kept, "
                              "so use another --output_dir or --overwrite to start afresh")
+
+
+class EarlyStoppingHook(tf.estimator.SessionRunHook):
+    """Requests a stop once `patience` evaluations in a row did not lower `metric`.
+
+    Reads the run's `evaluations.json` when the session starts (a resumed run that had already
+    stopped early stops at once) and then at most every `interval_secs`.
+    """
+
+    def __init__(self, *, output_dir: str, metric: str, patience: int, interval_secs: float = 5.0):
+        self._output_dir = output_dir
+        self._metric = metric
+        self._patience = patience
+        self._interval_secs = interval_secs
+        self._next_check = 0.0
+        self.stopped_reason: Optional[str] = None
+
+    def _check(self, run_context: tf.estimator.SessionRunContext) -> None:
+        evaluations = read_evaluations(self._output_dir)
+        waited = evaluations_since_best(evaluations, self._metric)
+        if waited >= self._patience and self.stopped_reason is None:
+            best = best_evaluation(evaluations, self._metric)
+            self.stopped_reason = (
+                f"{waited} evaluations without a lower {self._metric} than {best[self._metric]:.4f}"
+                f" at step {best['global_step']}")
+            logger.info("early stopping: %s (--early_stopping_evals %d); the best evaluation and "
+                        "its export are the run's answer", self.stopped_reason, self._patience)
+        if self.stopped_reason is not None:
+            run_context.request_stop()
+
+    def begin(self) -> None:
+        self._next_check = 0.0  # the first run checks: a run that had already stopped early
+
+    def before_run(self, run_context: tf.estimator.SessionRunContext) -> None:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self._interval_secs
+            self._check(run_context)
