@@ -123,7 +123,8 @@ def test_cluster_trains_exports_once_and_reports_once_per_evaluation(tiny_data, 
     assert exported >= 1
     latest = sorted((output / "export" / "latest").iterdir())
     assert len(latest) == min(exported, 5)
-    assert metrics["saved_model_path"] == str(latest[-1])
+    best = sorted((output / "export" / "best").iterdir())
+    assert metrics["saved_model_path"] == str(best[-1])  # the best evaluation's export
     # Each training process read its own one of the 3 training files.
     for index, name in enumerate(("chief-0", "worker-0", "worker-1")):
         text = log_text(cluster, name)
@@ -144,6 +145,47 @@ def test_cluster_without_evaluator_has_the_chief_evaluate_once(tiny_data, tmp_pa
     assert len((cluster.log_dir / "chief-0.metrics").read_text().splitlines()) == 1
     assert len(list((tmp_path / "run" / "export" / "latest").iterdir())) == 1
     assert_export_serves(tmp_path / "run")
+
+
+def test_cluster_stops_early_on_the_evaluators_results(tmp_path):
+    """Validation that gets worse with training (trained on targets shifted by 1, evaluated on
+    unshifted ones): the evaluator writes each evaluation, and the chief and the workers stop
+    after 2 without improvement, long before --train_steps; the evaluator stops itself."""
+    from tests.test_early_stopping import flat_windows
+    from tests.conftest import write_rows
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(3):
+        write_rows(data / f"train-{index}.csv", flat_windows(1000, shift=1.0, seed=index))
+    write_rows(data / "eval.csv", flat_windows(200, shift=0.0, seed=9))
+    target = 10 ** 6
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CONFIG", "CLOUD_ML_TRIAL_ID", "CLOUD_ML_JOB_ID")}
+    cluster = LocalCluster(trainer_args=[
+        "--train_data_paths", str(data / "train-*.csv"), "--eval_data_paths", str(data / "eval.csv"),
+        "--output_dir", str(tmp_path / "run"), "--n_inputs", "8", "--n_outputs", "2",
+        "--model", "linear", "--scaling", "last_value", "--optimizer", "adam",
+        "--learning_rate", "0.0005", "--batch_size", "16", "--train_steps", str(target),
+        # Every checkpoint kept: at about 1000 steps/s the evaluator would find one deleted.
+        "--save_checkpoints_steps", "1000", "--keep_checkpoint_max", "0",
+        "--eval_start_delay_secs", "0", "--eval_throttle_secs", "1", "--early_stopping_evals", "2",
+        "--progress_interval_secs", "1"], log_dir=tmp_path / "logs", env=env)
+    cluster.start()
+    codes = cluster.wait(timeout_secs=CLUSTER_TIMEOUT_SECS)
+    assert set(codes.values()) == {0}, codes
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    evaluations_json = json.loads((tmp_path / "run" / "evaluations.json").read_text())["evaluations"]
+    rmses = [e["rmse"] for e in evaluations_json]
+    assert metrics["rmse"] == pytest.approx(min(rmses)) and metrics["last_global_step"] < target
+    assert metrics["global_step"] < metrics["last_global_step"]
+    assert "the evaluator is done" in log_text(cluster, "evaluator-0")
+    for name in ("chief-0", "worker-0", "worker-1"):
+        text = log_text(cluster, name)
+        assert "early stopping: " in text and "evaluations without a lower rmse" in text, name
+    assert "/export/best/" in metrics["saved_model_path"]
+    serve = tf.saved_model.load(metrics["saved_model_path"]).signatures["serving_default"]
+    assert serve(rawdata=tf.zeros([3, 8]))["predicted"].shape == (3, 2)
 
 
 FAULT_TARGET = 8000  # steps: long enough for a killed task to come back before the end
