@@ -151,8 +151,8 @@ def test_cluster_stops_early_on_the_evaluators_results(tmp_path):
     """Validation that gets worse with training (trained on targets shifted by 1, evaluated on
     unshifted ones): the evaluator writes each evaluation, and the chief and the workers stop
     after 2 without improvement, long before --train_steps; the evaluator stops itself."""
-    from tests.test_early_stopping import flat_windows
     from tests.conftest import write_rows
+    from tests.test_early_stopping import flat_windows
 
     data = tmp_path / "data"
     data.mkdir()
