@@ -355,7 +355,11 @@ def test_several_steps_per_run_with_the_quantile_head():
         np.testing.assert_allclose(after_loop[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-@pytest.mark.parametrize("model", [name for name in NETWORKS if name != "linear"])
+# The linear networks have no hidden layer to drop.
+NO_DROPOUT = ("linear", "dlinear", "nlinear")
+
+
+@pytest.mark.parametrize("model", [name for name in NETWORKS if name not in NO_DROPOUT])
 def test_dropout_applies_while_training_only(model):
     from trainer.model.networks import build_network
 

@@ -11,14 +11,16 @@ elsewhere (`trainer.model.heads`, `trainer.model.optimizers`, `trainer.model.met
 
 `lstm` is the model of the paper the package comes from: one LSTM cell unrolled over the
 n_inputs time steps, its last output through a matmul plus bias. The others are the usual
-alternatives to compare it with.
+alternatives to compare it with, and three later baselines from the literature, simplified:
+`dlinear` and `nlinear` (Zeng et al., arXiv 2205.13504) and `nbeats`, N-BEATS' generic
+architecture (Oreshkin et al., arXiv 1905.10437).
 
 Adding a network is one function and one `NETWORKS` entry: the flag's choices and help text,
 the check of `n_inputs` and the benchmark's candidates are all read from the registry.
 """
 
 import dataclasses
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -43,7 +45,8 @@ def _dropout(net: tf.Tensor, rate: float, training: bool, *, name: str = "dropou
 
 
 def _output_layer(last_output: tf.Tensor, *, units: int) -> tf.Tensor:
-    """The paper's head: last RNN output [batch, hidden] @ weight + bias -> [batch, units]."""
+    """The paper's head: last RNN output [batch, hidden] @ weight + bias -> [batch, units]
+    (any [batch, n] for nlinear)."""
     hidden = last_output.shape[-1]
     weight = tf.compat.v1.get_variable(
         "weight", [hidden, units], initializer=tf.compat.v1.glorot_uniform_initializer())
@@ -126,6 +129,136 @@ def linear(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: i
     return tf.keras.layers.Dense(units, name="output")(_with_context(_flat(sequence), context))
 
 
+DLINEAR_KERNEL_SIZE = 25  # the moving average's window in the DLinear paper
+
+
+def moving_average_decomposition(values: tf.Tensor, *, kernel_size: int
+                                 ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """[batch, steps] -> (trend, remainder), both [batch, steps]: DLinear's series decomposition.
+
+    The trend is the centred moving average over `kernel_size` steps (odd, at most `steps`),
+    the series padded at each end by repeating its first and last value, as in the paper's
+    code; the remainder is values - trend.
+
+    >>> trend, _ = moving_average_decomposition(tf.constant([[0.0, 3.0, 6.0, 3.0]]), kernel_size=3)
+    >>> trend.numpy().tolist()  # padded to [0, 0, 3, 6, 3, 3]
+    [[1.0, 3.0, 4.0, 4.0]]
+    """
+    steps = values.shape[1]
+    if kernel_size % 2 != 1 or not 1 <= kernel_size <= steps:
+        raise ValueError(f"kernel_size {kernel_size} must be odd and in [1, {steps}] (the steps)")
+    half = (kernel_size - 1) // 2
+    padded = tf.concat([tf.repeat(values[:, :1], half, axis=1), values,
+                        tf.repeat(values[:, -1:], half, axis=1)], axis=1)
+    trend = tf.nn.avg_pool1d(padded[:, :, None], ksize=kernel_size, strides=1,
+                             padding="VALID")[:, :, 0]
+    return trend, values - trend
+
+
+def _dlinear_kernel_size(n_inputs: int) -> int:
+    """The paper's 25, or the largest odd size up to n_inputs (odd: the average stays centred)."""
+    size = min(DLINEAR_KERNEL_SIZE, n_inputs)
+    return size if size % 2 else size - 1
+
+
+def _covariates(sequence: tf.Tensor, context: Optional[tf.Tensor]) -> Optional[tf.Tensor]:
+    """[batch, n_inputs * (channels - 1) + k]: the channels after the target, flattened, and the
+    context; None when there are neither."""
+    parts = [] if sequence.shape[2] == 1 else [_flat(sequence[:, :, 1:])]
+    parts += [] if context is None else [context]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
+
+
+def _covariate_map(sequence: tf.Tensor, context: Optional[tf.Tensor], *,
+                   units: int) -> Optional[tf.Tensor]:
+    """A linear map (no bias) of the covariates, the channels after the target flattened and
+    the context, to [batch, units]; None without covariates."""
+    covariates = _covariates(sequence, context)
+    if covariates is None:
+        return None
+    return tf.keras.layers.Dense(units, use_bias=False, name="covariates")(covariates)
+
+
+def _plus(net: tf.Tensor, term: Optional[tf.Tensor]) -> tf.Tensor:
+    """net + term, or net when there is no term."""
+    return net if term is None else net + term
+
+
+def dlinear(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+            units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
+    """DLinear (Zeng et al., "Are Transformers Effective for Time Series Forecasting?",
+    arXiv 2205.13504): the target inputs split by a moving average into trend and remainder
+    (`moving_average_decomposition`), a linear map of each to the outputs, summed.
+
+    Simplified from the paper: the target series alone (its univariate case), a kernel of 25
+    steps or the largest odd size up to n_inputs; the covariates, which the paper has none of, enter as a
+    linear map of the other channels flattened and the context, added to the output.
+    hidden_units and dropout are unused (no hidden layer).
+    """
+    del hidden_units, dropout, training
+    target = sequence[:, :, 0]  # [batch, n_inputs]
+    trend, remainder = moving_average_decomposition(
+        target, kernel_size=_dlinear_kernel_size(target.shape[1]))
+    layers = tf.keras.layers
+    net = layers.Dense(units, name="trend")(trend) + layers.Dense(units, name="remainder")(remainder)
+    return _plus(net, _covariate_map(sequence, context, units=units))
+
+
+def nlinear(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+            units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
+    """NLinear (Zeng et al., arXiv 2205.13504): the target inputs minus their last value, a
+    linear map to the outputs, the last value added back to every output.
+
+    So a constant added to the inputs adds the same to every output (without covariates). This
+    normalization is the model's own, on top of `--scaling` (a no-op after `last_value`, which
+    already makes the last value 0). Simplified: one series; the covariates enter as in
+    `dlinear`, a linear map added to the output. hidden_units and dropout are unused.
+    """
+    del hidden_units, dropout, training
+    target = sequence[:, :, 0]  # [batch, n_inputs]
+    last = target[:, -1:]  # [batch, 1]
+    # matmul plus bias, not a Dense layer: on constant inputs, TF 2.15's constant folding moves
+    # `+ last` into Dense's BiasAdd as its bias, [batch, 1] instead of [units], and fails.
+    net = _output_layer(target - last, units=units) + last
+    return _plus(net, _covariate_map(sequence, context, units=units))
+
+
+NBEATS_BLOCKS = 3  # the paper's generic model has 30 (and ensembles 180 models); few suffice here
+NBEATS_LAYERS = 4  # fully connected ReLU layers per block, as in the paper
+
+
+def nbeats(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+           units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
+    """N-BEATS, generic architecture (Oreshkin et al., arXiv 1905.10437): `NBEATS_BLOCKS`
+    blocks of `NBEATS_LAYERS` ReLU layers of hidden_units, each with a linear backcast
+    (n_inputs) and forecast (units); a block reads what the blocks before it left unexplained
+    (inputs minus their backcasts), and the forecasts are summed.
+
+    Simplified from the paper: few blocks in one stack, no ensemble, and each block's theta
+    layer and linear basis merged into one linear layer (two linear maps make one). The
+    covariates, which the paper has none of, are joined to every block's input: the other
+    channels flattened and the context. `dropout` applies after each hidden layer while
+    training (the paper has none; neuralforecast's NBEATS puts it there too).
+    """
+    layers = tf.keras.layers
+    residual = sequence[:, :, 0]  # [batch, n_inputs]
+    n_inputs = residual.shape[1]
+    covariates = _covariates(sequence, context)
+    forecast = None
+    for block in range(1, NBEATS_BLOCKS + 1):
+        net = _with_context(residual, covariates)
+        for layer in range(1, NBEATS_LAYERS + 1):
+            net = layers.Dense(hidden_units, activation="relu",
+                               name=f"block{block}_hidden{layer}")(net)
+            net = _dropout(net, dropout, training, name=f"block{block}_dropout{layer}")
+        residual = residual - layers.Dense(n_inputs, name=f"block{block}_backcast")(net)
+        block_forecast = layers.Dense(units, name=f"block{block}_forecast")(net)
+        forecast = block_forecast if forecast is None else forecast + block_forecast
+    return forecast
+
+
 @dataclasses.dataclass(frozen=True)
 class Network:
     """One `--model` choice: its function and what the flag's help and checks say of it."""
@@ -148,6 +281,17 @@ NETWORKS: Dict[str, Network] = {
                    min_n_inputs=3, min_n_inputs_reason="its kernel spans 3 steps"),
     "dnn": Network(dnn, "two ReLU layers (`hidden_units`, then half), linear output"),
     "linear": Network(linear, "a linear map from inputs to outputs"),
+    "dlinear": Network(dlinear, f"DLinear (arXiv 2205.13504): a moving average ({DLINEAR_KERNEL_SIZE} "
+                       "steps, or fewer when `n_inputs` is shorter) splits the inputs into trend "
+                       "and remainder, a linear map of each, summed",
+                       flag_note="trend and remainder, a linear map of each"),
+    "nlinear": Network(nlinear, "NLinear (arXiv 2205.13504): a linear map of the inputs minus "
+                       "their last value, which is added back to the outputs",
+                       flag_note="a linear map of the inputs minus their last value"),
+    "nbeats": Network(nbeats, f"N-BEATS generic (arXiv 1905.10437): {NBEATS_BLOCKS} blocks of "
+                      f"{NBEATS_LAYERS} ReLU layers (`hidden_units`), each forecasting and removing "
+                      "its backcast from the inputs of the next; forecasts summed",
+                      flag_note=f"N-BEATS generic, {NBEATS_BLOCKS} blocks"),
 }
 DEFAULT_NETWORK = "lstm"  # the paper's
 

@@ -101,13 +101,15 @@ class TrainerConfig:
         "0.5 for the median as the point forecast, and 0.025,0.975 for the 95%% interval that "
         "MSIS scores. Ignored by the other losses.")
     hidden_units: int = flag(32, "Size of the recurrent state (lstm, lstm2, gru), of the first "
-                              "dense layer (dnn) or number of filters (cnn). Ignored by linear.",
+                              "dense layer (dnn) or number of filters (cnn), width of every fully "
+                              "connected layer (nbeats). Ignored by linear, dlinear and nlinear.",
                               type=int_at_least(1))
 
     # Off by default: the paper's model has none.
     dropout: float = flag(0.0, "Dropout rate while training (0 to < 1), on the last recurrent "
                           "output (lstm, lstm2, gru), the convolutions' output (cnn) and each "
-                          "hidden layer (dnn); linear has none.", type=float_range(0.0, 1.0))
+                          "hidden layer (dnn, nbeats); linear, dlinear and nlinear have none.",
+                          type=float_range(0.0, 1.0))
 
     # Optimisation: plain SGD as in the paper.
     optimizer: str = flag(DEFAULT_OPTIMIZER, "Optimizer of the training loss: " + choices_help(
