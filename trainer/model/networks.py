@@ -257,6 +257,134 @@ def nbeats(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: i
         block_forecast = layers.Dense(units, name=f"block{block}_forecast")(net)
         forecast = block_forecast if forecast is None else forecast + block_forecast
     return forecast
+# TiDE's defaults, small enough for CPU (the paper tunes 1-3 blocks of 256-1024 units).
+TIDE_ENCODER_BLOCKS = 1  # residual blocks of `hidden_units` over the flattened inputs
+TIDE_DECODER_BLOCKS = 1  # residual blocks after them, the last one out to `units`
+TIDE_COVARIATE_WIDTH = 4  # each step's covariates projected to this many values (paper: 4)
+
+
+def _residual_block(net: tf.Tensor, *, hidden_units: int, output_units: int, dropout: float,
+                    training: bool, name: str, layer_norm: bool = True) -> tf.Tensor:
+    """TiDE's residual block on the last axis: dense ReLU, dense linear, dropout, plus a linear
+    skip from the block's input, then layer norm (`layer_norm`)."""
+    layers = tf.keras.layers
+    hidden = layers.Dense(hidden_units, activation="relu", name=f"{name}_hidden")(net)
+    output = _dropout(layers.Dense(output_units, name=f"{name}_output")(hidden), dropout, training,
+                      name=f"{name}_dropout")
+    output = output + layers.Dense(output_units, name=f"{name}_skip")(net)
+    return layers.LayerNormalization(name=f"{name}_norm")(output) if layer_norm else output
+
+
+def tide(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+         units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
+    """TiDE (Das et al., "Long-term Forecasting with TiDE: Time-series Dense Encoder",
+    arXiv 2304.08424): a dense encoder and decoder of residual blocks, plus a linear map from
+    the inputs to the outputs (the global residual).
+
+    Each step's covariates (channels 1.. of `sequence`) go through a residual block to
+    `TIDE_COVARIATE_WIDTH` values (the paper's feature projection) and are flattened; the
+    encoder (`TIDE_ENCODER_BLOCKS` blocks of `hidden_units`) reads the target inputs, those
+    projections and `context`; the decoder (`TIDE_DECODER_BLOCKS` blocks) ends in `units`.
+    `dropout` drops each block's output while training.
+
+    Simplified: the horizon's future covariates arrive flattened in `context`, into the
+    encoder, so there is no per-step temporal decoder joining them to each forecast step; the
+    decoder maps straight to `units` (n_outputs * width), and its last block has no layer norm
+    (it would normalise the forecast across its steps). The paper's instance normalisation is
+    the package's `--scaling`.
+    """
+    target = sequence[:, :, 0]  # [batch, n_inputs]
+    parts = [target]
+    if sequence.shape[2] > 1:
+        projected = _residual_block(sequence[:, :, 1:], hidden_units=hidden_units,
+                                    output_units=TIDE_COVARIATE_WIDTH, dropout=dropout,
+                                    training=training, name="feature_projection")
+        parts.append(_flat(projected))
+    net = _with_context(tf.concat(parts, axis=-1) if len(parts) > 1 else target, context)
+    for block in range(TIDE_ENCODER_BLOCKS):
+        net = _residual_block(net, hidden_units=hidden_units, output_units=hidden_units,
+                              dropout=dropout, training=training, name=f"encoder{block + 1}")
+    for block in range(TIDE_DECODER_BLOCKS):
+        last = block == TIDE_DECODER_BLOCKS - 1
+        net = _residual_block(net, hidden_units=hidden_units,
+                              output_units=units if last else hidden_units, dropout=dropout,
+                              training=training, name=f"decoder{block + 1}", layer_norm=not last)
+    return net + tf.keras.layers.Dense(units, name="global_residual")(target)
+
+
+# PatchTST's patches (the paper's, cut to the inputs when they are fewer) and encoder, sized
+# to train on CPU (the paper: 3 layers, 16 heads, d_model 128, feed-forward 256).
+PATCH_LENGTH = 16
+PATCH_STRIDE = 8
+PATCHTST_LAYERS = 2
+PATCHTST_HEADS = 4  # when d_model (`hidden_units`) divides by it; 1 head otherwise
+
+
+def patch_sizes(n_inputs: int) -> Tuple[int, int]:
+    """(patch length, stride) for `n_inputs` steps: 16 and 8, each at most `n_inputs`."""
+    length = min(PATCH_LENGTH, n_inputs)
+    return length, min(PATCH_STRIDE, length)
+
+
+def patches(values: tf.Tensor, *, length: int, stride: int) -> tf.Tensor:
+    """[batch, n] -> [batch, n_patches, length]: the series padded at the end with `stride`
+    copies of its last value (as the paper does), then cut every `stride` steps, so that
+    n_patches = (n - length) // stride + 2.
+
+    >>> patches(tf.constant([[1.0, 2.0, 3.0, 4.0, 5.0]]), length=3, stride=2).numpy().tolist()
+    [[[1.0, 2.0, 3.0], [3.0, 4.0, 5.0], [5.0, 5.0, 5.0]]]
+    """
+    padded = tf.concat([values, tf.repeat(values[:, -1:], stride, axis=1)], axis=1)
+    return tf.signal.frame(padded, length, stride, axis=1)
+
+
+def patchtst(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
+             units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
+    """PatchTST (Nie et al., "A Time Series is Worth 64 Words: Long-term Forecasting with
+    Transformers", arXiv 2211.14730): the target cut into patches (`patches`), each embedded
+    linearly to d_model = `hidden_units` plus a learned position embedding, a Transformer
+    encoder over the patches, and a flatten head: all patches' outputs, flattened, through a
+    dense layer to `units`.
+
+    The encoder has `PATCHTST_LAYERS` post-norm layers: multi-head self-attention
+    (`PATCHTST_HEADS` heads when d_model divides by it, else 1), then a GELU feed-forward of
+    2 * d_model, each with dropout, a residual connection and layer norm (the paper uses batch
+    norm). `dropout` also drops the embedded patches, the attention weights and the flattened
+    output, while training.
+
+    Simplified: the paper is channel-independent and univariate per channel; here the
+    Transformer sees the target channel alone, and the covariates (the other channels,
+    flattened, and `context`) reach the forecast only through a linear map added to the
+    output. The paper's RevIN is the package's `--scaling`.
+    """
+    layers = tf.keras.layers
+    n_inputs = sequence.shape[1]
+    length, stride = patch_sizes(n_inputs)
+    net = patches(sequence[:, :, 0], length=length, stride=stride)  # [batch, n_patches, length]
+    n_patches = net.shape[1]
+    position = tf.compat.v1.get_variable(
+        "position_embedding", [n_patches, hidden_units],
+        initializer=tf.compat.v1.random_uniform_initializer(-0.02, 0.02))  # the paper's
+    net = layers.Dense(hidden_units, name="patch_embedding")(net) + position
+    net = _dropout(net, dropout, training, name="embedding_dropout")
+    heads = PATCHTST_HEADS if hidden_units % PATCHTST_HEADS == 0 else 1
+    for layer in range(1, PATCHTST_LAYERS + 1):
+        attention = layers.MultiHeadAttention(heads, hidden_units // heads, dropout=dropout,
+                                              name=f"layer{layer}_attention")
+        attended = _dropout(attention(net, net, training=training), dropout, training,
+                            name=f"layer{layer}_attention_dropout")
+        net = layers.LayerNormalization(name=f"layer{layer}_attention_norm")(net + attended)
+        fed = layers.Dense(2 * hidden_units, activation="gelu", name=f"layer{layer}_hidden")(net)
+        fed = _dropout(layers.Dense(hidden_units, name=f"layer{layer}_output")(fed), dropout,
+                       training, name=f"layer{layer}_feed_forward_dropout")
+        net = layers.LayerNormalization(name=f"layer{layer}_feed_forward_norm")(net + fed)
+    net = _dropout(_flat(net), dropout, training, name="head_dropout")
+    output = layers.Dense(units, name="output")(net)
+    covariates = None if sequence.shape[2] == 1 else _flat(sequence[:, :, 1:])
+    if covariates is not None or context is not None:
+        covariates = context if covariates is None else _with_context(covariates, context)
+        output = output + layers.Dense(units, name="covariates")(covariates)
+    return output
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,6 +420,13 @@ NETWORKS: Dict[str, Network] = {
                       f"{NBEATS_LAYERS} ReLU layers (`hidden_units`), each forecasting and removing "
                       "its backcast from the inputs of the next; forecasts summed",
                       flag_note=f"N-BEATS generic, {NBEATS_BLOCKS} blocks"),
+    "tide": Network(tide, "TiDE (arXiv 2304.08424): residual dense encoder and decoder over the inputs, "
+                    "per-step covariate projections and the context, plus a linear map from the inputs",
+                    flag_note="TiDE's dense encoder-decoder of width hidden_units"),
+    "patchtst": Network(patchtst, "PatchTST (arXiv 2211.14730): the target in patches of 16 (stride 8) "
+                        "through a 2-layer Transformer encoder and a flatten head; covariates added "
+                        "linearly",
+                        flag_note="PatchTST's Transformer over patches, d_model hidden_units"),
 }
 DEFAULT_NETWORK = "lstm"  # the paper's
 

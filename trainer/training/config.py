@@ -102,13 +102,15 @@ class TrainerConfig:
         "MSIS scores. Ignored by the other losses.")
     hidden_units: int = flag(32, "Size of the recurrent state (lstm, lstm2, gru), of the first "
                               "dense layer (dnn) or number of filters (cnn), width of every fully "
-                              "connected layer (nbeats). Ignored by linear, dlinear and nlinear.",
+                              "connected layer (nbeats), of the encoder and decoder (tide), d_model "
+                              "(patchtst). Ignored by linear, dlinear and nlinear.",
                               type=int_at_least(1))
 
     # Off by default: the paper's model has none.
     dropout: float = flag(0.0, "Dropout rate while training (0 to < 1), on the last recurrent "
-                          "output (lstm, lstm2, gru), the convolutions' output (cnn) and each "
-                          "hidden layer (dnn, nbeats); linear, dlinear and nlinear have none.",
+                          "output (lstm, lstm2, gru), the convolutions' output (cnn), each "
+                          "hidden layer (dnn, nbeats), each residual block (tide), the embeddings, "
+                          "attention and head (patchtst); linear, dlinear and nlinear have none.",
                           type=float_range(0.0, 1.0))
 
     # Optimisation: plain SGD as in the paper.
