@@ -30,13 +30,15 @@ def softplus(x):
 
 def expected_output(raw, anchor):
     """The head's construction in numpy (float64): the anchor level as it is, each level above it
-    the one below plus softplus, each level below it the one above minus softplus."""
+    the one below plus the softplus of its difference with the anchor, each level below it the
+    one above minus that."""
     out = np.empty_like(raw)
     out[..., anchor] = raw[..., anchor]
+    relative = raw - raw[..., anchor:anchor + 1]
     for i in range(anchor + 1, raw.shape[-1]):
-        out[..., i] = out[..., i - 1] + softplus(raw[..., i])
+        out[..., i] = out[..., i - 1] + softplus(relative[..., i])
     for i in range(anchor - 1, -1, -1):
-        out[..., i] = out[..., i + 1] - softplus(raw[..., i])
+        out[..., i] = out[..., i + 1] - softplus(relative[..., i])
     return out
 
 
@@ -210,3 +212,11 @@ def test_point_heads_losses():
     # tf.compat.v1.losses computes in float32.
     assert float(mse) == pytest.approx(np.mean((output[..., 0] - labels) ** 2), rel=1e-6)
     assert float(mae) == pytest.approx(np.mean(np.abs(output[..., 0] - labels)), rel=1e-6)
+
+
+def test_adding_one_value_to_every_unit_shifts_the_quantiles_and_keeps_their_widths():
+    head = QuantileHead((0.05, 0.25, 0.5, 0.75, 0.95))
+    raw = np.random.default_rng(4).normal(size=(BATCH, N_OUTPUTS, 5)).astype(np.float32)
+    level = np.float32(250.0)
+    shifted = head.output(tf.constant(raw + level)).numpy()
+    np.testing.assert_allclose(shifted - level, head.output(tf.constant(raw)).numpy(), atol=1e-3)

@@ -136,8 +136,9 @@ class QuantileHead(Head):
     """Q quantiles per step, trained with the pinball loss averaged over the levels.
 
     The quantiles never cross, by construction: the network's value at the level nearest 0.5
-    is that quantile, and each level above (below) adds (subtracts) a softplus, which is > 0, to
-    its neighbour's. Scaling multiplies by a positive scale, so the order survives unscaling.
+    is that quantile, and each level above (below) adds (subtracts) to its neighbour's the
+    softplus, which is > 0, of its own value minus the anchor's (so adding one value to every
+    unit shifts the quantiles and keeps their widths). Scaling multiplies by a positive scale, so the order survives unscaling.
     (In float32 a step far below the spacing of the values rounds away, so without scaling,
     on values in the hundreds, untrained neighbours can tie; they still never cross.)
     `predicted` is the 0.5 quantile; without that level, the quantile interpolated linearly
@@ -145,8 +146,8 @@ class QuantileHead(Head):
 
     >>> head = QuantileHead((0.1, 0.5, 0.9))
     >>> output = head.output(tf.constant([[[-3.0, 2.0, 0.0]]]))  # [batch 1, n_outputs 1, Q 3]
-    >>> [round(v, 3) for v in output.numpy()[0, 0].tolist()]  # 2 - softplus(-3), 2, 2 + softplus(0)
-    [1.951, 2.0, 2.693]
+    >>> [round(v, 3) for v in output.numpy()[0, 0].tolist()]  # 2 - softplus(-5), 2, 2 + softplus(-2)
+    [1.993, 2.0, 2.127]
     >>> head.point_forecast(output).numpy().tolist()
     [[2.0]]
     """
@@ -174,12 +175,15 @@ class QuantileHead(Head):
 
     def output(self, raw: tf.Tensor) -> tf.Tensor:
         anchor = raw[:, :, self._anchor:self._anchor + 1]
+        # Steps from differences with the anchor: a network that adds the same value to every
+        # unit (nlinear's last value, a level) moves every quantile by it and no width.
+        relative = raw - anchor
         parts = [anchor]
         if self._anchor + 1 < self.width:
-            steps_up = tf.math.softplus(raw[:, :, self._anchor + 1:])
+            steps_up = tf.math.softplus(relative[:, :, self._anchor + 1:])
             parts.append(anchor + tf.cumsum(steps_up, axis=-1))
         if self._anchor > 0:
-            steps_down = tf.math.softplus(raw[:, :, :self._anchor])
+            steps_down = tf.math.softplus(relative[:, :, :self._anchor])
             parts.insert(0, anchor - tf.cumsum(steps_down, axis=-1, reverse=True))
         return tf.concat(parts, axis=-1)
 
