@@ -138,9 +138,10 @@ class QuantileHead(Head):
     The quantiles never cross, by construction: the network's value at the level nearest 0.5
     is that quantile, and each level above (below) adds (subtracts) to its neighbour's the
     softplus, which is > 0, of its own value minus the anchor's (so adding one value to every
-    unit shifts the quantiles and keeps their widths). Scaling multiplies by a positive scale, so the order survives unscaling.
-    (In float32 a step far below the spacing of the values rounds away, so without scaling,
-    on values in the hundreds, untrained neighbours can tie; they still never cross.)
+    unit shifts the quantiles and keeps their widths). Scaling multiplies by a positive scale,
+    so the order survives unscaling. (In float32 a step far below the spacing of the values
+    rounds away, so without scaling, on values in the hundreds, untrained neighbours can tie;
+    they still never cross.)
     `predicted` is the 0.5 quantile; without that level, the quantile interpolated linearly
     at 0.5 between the nearest levels on either side (the nearest level when all lie on one).
 

@@ -83,7 +83,9 @@ def make_estimator_spec(*, mode: str, spec: ModelSpec, head: Head, forward_pass:
     eval_metric_ops = None
     if mode == tf.estimator.ModeKeys.TRAIN:
         train_op = make_train_op(loss, optimizer=spec.optimizer, learning_rate=spec.learning_rate,
-                                 clip_gradient_norm=spec.clip_gradient_norm)
+                                 clip_gradient_norm=spec.clip_gradient_norm,
+                                 schedule=spec.lr_schedule, warmup_steps=spec.warmup_steps,
+                                 train_steps=spec.train_steps)
     else:
         eval_metric_ops = metric_ops(actual=labels, forecast=head.point_forecast(forward_pass.output),
                                      inputs=rawdata, season=spec.season, mase_scale=spec.mase_scale,
@@ -138,7 +140,9 @@ def train_several_steps(features: Dict[str, tf.Tensor], labels: tf.Tensor, spec:
         loss = training_loss(head, labels[step], forward(step_features, spec, head, training=True),
                              loss_collection=None)
         train_op = make_train_op(loss, optimizer=spec.optimizer, learning_rate=spec.learning_rate,
-                                 clip_gradient_norm=spec.clip_gradient_norm)
+                                 clip_gradient_norm=spec.clip_gradient_norm,
+                                 schedule=spec.lr_schedule, warmup_steps=spec.warmup_steps,
+                                 train_steps=spec.train_steps)
         with tf.control_dependencies([train_op]):
             return step + 1, loss_sum + loss
 

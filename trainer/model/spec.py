@@ -13,7 +13,7 @@ from typing import Optional, Tuple
 from trainer.data.covariates import Covariate
 from trainer.model.heads import HEADS, check_quantiles
 from trainer.model.networks import NETWORKS
-from trainer.model.optimizers import OPTIMIZERS
+from trainer.model.optimizers import OPTIMIZERS, SCHEDULES
 from trainer.model.scaling import SCHEMES
 
 
@@ -45,6 +45,8 @@ class ModelSpec:
     covariates: Tuple[Covariate, ...] = ()  # from prepare.json, in column order
     quantiles: Tuple[float, ...] = ()  # the levels of the quantile head; empty for the others
     dropout: float = 0.0  # rate while training, where the network has layers to drop
+    lr_schedule: str = "constant"  # a SCHEDULES name
+    warmup_steps: int = 0  # steps of linear warm-up of the learning rate
 
     def __post_init__(self) -> None:
         for field, registry in (("model", NETWORKS), ("head", HEADS), ("optimizer", OPTIMIZERS),
@@ -52,6 +54,9 @@ class ModelSpec:
             if getattr(self, field) not in registry:
                 raise ValueError(f"unknown {field} {getattr(self, field)!r}; expected one of "
                                  f"{sorted(registry)}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; expected one of "
+                             f"{sorted(SCHEDULES)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout {self.dropout} must be in [0, 1)")
         if self.head == "quantile" and self.quantiles:

@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 from trainer.model.heads import DEFAULT_HEAD, DEFAULT_QUANTILES, HEADS, parse_quantiles
 from trainer.model.metrics import TUNABLE_METRICS, has_msis
 from trainer.model.networks import DEFAULT_NETWORK, NETWORKS
-from trainer.model.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS
+from trainer.model.optimizers import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULE, OPTIMIZERS, SCHEDULES
 from trainer.model.scaling import DEFAULT_SCHEME, SCHEMES
 from trainer.util.cli import (
     VERBOSITIES,
@@ -118,6 +118,12 @@ class TrainerConfig:
         {name: optimizer.flag_note for name, optimizer in OPTIMIZERS.items()}) + ".",
         choices=tuple(OPTIMIZERS))
     learning_rate: float = flag(0.1, "Learning rate of the optimizer (> 0).", type=float_above(0.0))
+    # Constant, without warm-up, by default: as in the paper.
+    lr_schedule: str = flag(DEFAULT_SCHEDULE, "Learning-rate schedule over the global step: "
+                            + choices_help(SCHEDULES) + ".", choices=tuple(SCHEDULES))
+    warmup_steps: int = flag(0, "Steps over which the learning rate rises linearly to "
+                             "--learning_rate before the schedule (0: none).",
+                             type=int_at_least(0))
     # 0 disables clipping; a positive value clips the global gradient norm.
     clip_gradient_norm: float = flag(
         5.0, "Clip gradients to this global norm (0 turns clipping off).",
@@ -253,6 +259,9 @@ def make_config(**overrides: Any) -> TrainerConfig:
     if config.save_checkpoints_steps and config.save_checkpoints_secs != DEFAULT_CHECKPOINT_SECS:
         raise ConfigError(f"give --save_checkpoints_steps ({config.save_checkpoints_steps}) or "
                           f"--save_checkpoints_secs ({config.save_checkpoints_secs}), not both")
+    if config.lr_schedule == "cosine" and config.warmup_steps >= config.train_steps:
+        raise ConfigError(f"--warmup_steps {config.warmup_steps} leaves no step of the cosine "
+                          f"schedule before --train_steps {config.train_steps}: lower it")
     try:
         levels = parse_quantiles(config.quantiles)
     except ValueError as error:

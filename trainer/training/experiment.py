@@ -54,7 +54,8 @@ def model_spec(config: TrainerConfig) -> ModelSpec:
     return ModelSpec(
         model=config.model, hidden_units=config.hidden_units, n_inputs=config.n_inputs,
         n_outputs=config.n_outputs, head=config.loss, quantiles=config.quantile_levels,
-        optimizer=config.optimizer, dropout=config.dropout,
+        optimizer=config.optimizer, dropout=config.dropout, lr_schedule=config.lr_schedule,
+        warmup_steps=config.warmup_steps,
         learning_rate=config.learning_rate, clip_gradient_norm=config.clip_gradient_norm,
         scaling=config.scaling, season=config.season, scale_mean=statistics["scale_mean"],
         scale_std=statistics["scale_std"], mase_scale=statistics["mase_scale"],
