@@ -51,13 +51,15 @@ def run(module: str, *args: str, log: Path) -> str:
     return result.stdout
 
 
-def write_etth2(source: Path, target: Path) -> Dict[str, str]:
-    """The first 14,400 rows of ETTh2 (date, OT), and the dates where valid and test start."""
+def write_etth2(source: Path, target: Path, *, columns: Sequence[str] = ()) -> Dict[str, str]:
+    """The first 14,400 rows of ETTh2 (date, OT and `columns`), and the dates where valid and
+    test start."""
     with source.open() as handle:
         rows = list(csv.DictReader(handle))[:ETTH2_ROWS]
+    names = ["date", *columns, "OT"]
     with target.open("w") as handle:
-        handle.write("date,OT\n")
-        handle.writelines(f"{row['date']},{row['OT']}\n" for row in rows)
+        handle.write(",".join(names) + "\n")
+        handle.writelines(",".join(row[name] for name in names) + "\n" for row in rows)
     return {"valid_start": rows[ETTH2_VALID]["date"], "test_start": rows[ETTH2_TEST]["date"]}
 
 
