@@ -199,3 +199,17 @@ def test_export_cut_short_by_a_deleted_checkpoint_leaves_no_half_export(tiny_dat
     exporter = SkipDeletedCheckpointExporter(ChiefDeletesMidway())
     assert exporter.export(estimator, str(export_dir), checkpoint, {"global_step": 10}, False) is None
     assert sorted(p.name for p in export_dir.iterdir()) == ["1600000000"]
+
+
+def test_verdict_says_plainly_which_baseline_the_model_loses_to():
+    from trainer.training.reporting import verdict
+
+    assert verdict({"rmse": 0.2, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.8}) == \
+        "beats the naive forecast (0.8000) on rmse"
+    assert verdict({"rmse": 0.2, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.5}) == \
+        "beats the naive forecast (0.8000) and the seasonal naive forecast (0.5000) on rmse"
+    lost = verdict({"rmse": 0.6, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.5})
+    assert lost.startswith("WARNING: loses to the seasonal naive forecast: rmse 0.6000 against "
+                           "0.5000. Try --scaling window_zscore")
+    assert verdict({"rmse": 0.9, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.5}).startswith(
+        "WARNING: loses to the seasonal naive forecast")  # the stronger baseline is named

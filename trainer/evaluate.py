@@ -46,6 +46,7 @@ from trainer.data.windows import SPLITS
 from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
 from trainer.model.metrics import BASELINES, METRICS, compute_metrics, interval_metric_names
 from trainer.model.serving import load_exported_model
+from trainer.training.reporting import verdict
 from trainer.util.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -151,6 +152,8 @@ def summarize(result: Dict[str, Any], *, output: str) -> str:
             if prefix + columns[0] in result["metrics"]:
                 lines.append(f"{label:16}" + "".join(cell(result["metrics"].get(prefix + m))
                                                      for m in columns))
+    lines.append(verdict({key: value for key, value in result["metrics"].items()
+                          if value is not None}))
     lines.append(f"written to {output}")
     return "\n".join(lines)
 

@@ -18,6 +18,7 @@ from trainer.util.cli import run_command
 
 from trainer.training.config import build_parser, make_config
 from trainer.training.experiment import train_and_evaluate
+from trainer.training.reporting import verdict
 
 
 def summarize(metrics: Optional[dict]) -> str:
@@ -44,24 +45,6 @@ def summarize(metrics: Optional[dict]) -> str:
     lines += [f"SavedModel: {metrics['saved_model_path']}",
               f"metrics: {json.dumps(metrics, sort_keys=True)}"]
     return "\n".join(lines)
-
-
-def verdict(metrics: dict) -> str:
-    """Whether the model beats the naive and seasonal naive forecasts, plainly, and what to try
-    when it does not."""
-    baselines = {"naive": metrics.get("naive_rmse")}
-    if metrics.get("seasonal_naive_rmse") not in (None, metrics.get("naive_rmse")):
-        baselines["seasonal naive"] = metrics["seasonal_naive_rmse"]
-    beaten = {name: value for name, value in baselines.items() if value is not None
-              and metrics["rmse"] >= value}
-    if not beaten:
-        return "beats " + " and ".join(f"the {name} forecast ({value:.4f})"
-                                       for name, value in baselines.items()) + " on rmse"
-    name, value = min(beaten.items(), key=lambda item: item[1])
-    return (f"WARNING: loses to the {name} forecast: rmse {metrics['rmse']:.4f} against "
-            f"{value:.4f}. Try --scaling window_zscore, --optimizer adam --learning_rate 0.001, "
-            "another --model (linear, dnn), a longer --n_inputs or more --train_steps; "
-            "--season sets the seasonal baseline")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
