@@ -99,14 +99,18 @@ def _value(evaluation: Dict[str, Any], metric: str) -> float:
 
 
 def best_evaluation(evaluations: List[Dict[str, Any]], metric: str) -> Optional[Dict[str, Any]]:
-    """The evaluation with the lowest `metric` (the earliest of equals); None without any.
+    """The evaluation with the lowest `metric` (the earliest of equals) among those that were
+    exported (an evaluation whose checkpoint was deleted before its export cannot be the
+    answer: there is no model to load), or among all when none was; None without any.
 
-    >>> best_evaluation([{"rmse": 2.0}, {"rmse": 1.0}, {"rmse": 1.0}], "rmse")
-    {'rmse': 1.0}
+    >>> best_evaluation([{"rmse": 2.0, "saved_model_path": "a"}, {"rmse": 1.0, "saved_model_path": None},
+    ...                  {"rmse": 1.5, "saved_model_path": "c"}], "rmse")
+    {'rmse': 1.5, 'saved_model_path': 'c'}
     """
     if not evaluations:
         return None
-    return min(evaluations, key=lambda evaluation: _value(evaluation, metric))
+    candidates = [e for e in evaluations if e.get("saved_model_path")] or evaluations
+    return min(candidates, key=lambda evaluation: _value(evaluation, metric))
 
 
 def evaluations_since_best(evaluations: List[Dict[str, Any]], metric: str) -> int:
