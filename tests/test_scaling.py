@@ -141,6 +141,7 @@ def test_global_zscore_needs_statistics():
 def test_scaling_is_checked_on_resume_and_old_configs_mean_none():
     saved = make_config().to_dict()
     del saved["scaling"]  # a config.json written before --scaling existed
-    check_resume_compatible(make_config(), saved, where="old_run")
-    with pytest.raises(ConfigError, match=r"scaling: saved 'none', now 'last_value'"):
-        check_resume_compatible(make_config(scaling="last_value"), saved, where="old_run")
+    check_resume_compatible(make_config(scaling="none"), saved, where="old_run")
+    # Today's default is another: such a run resumes with --scaling none, and says so otherwise.
+    with pytest.raises(ConfigError, match=r"scaling: saved 'none', now 'window_zscore'"):
+        check_resume_compatible(make_config(), saved, where="old_run")

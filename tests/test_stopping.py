@@ -117,8 +117,9 @@ def test_a_diverging_loss_is_one_line_and_keeps_the_checkpoints_before_it(tiny_d
     output = tmp_path / "run"
     flags = tiny_trainer_flags(tiny_data, output, steps=3000)
     flags[flags.index("--learning_rate") + 1] = "1e6"
+    # Unscaled, so that the advice names the scaling too.
     result = run_task([*flags, "--model", "linear", "--clip_gradient_norm", "0",
-                       "--steps_per_run", "1"])
+                       "--steps_per_run", "1", "--scaling", "none"])
     assert result.returncode == 1, result.stderr[-3000:]
     error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(error) == 1 and "Traceback" not in result.stderr

@@ -71,7 +71,7 @@ class TrainerConfig:
                            type=int_at_least(1))
 
     # Scaling inside the graph (the SavedModel takes and returns original units), and the
-    # statistics it and MASE need. Off by default: the paper's model sees raw values.
+    # statistics it and MASE need. Each window's own z-score by default (DEFAULT_SCHEME says why).
     scaling: str = flag(
         DEFAULT_SCHEME, "Scaling of each window inside the model, undone on its forecast: "
         + choices_help(SCHEMES) + ".", choices=tuple(SCHEMES))

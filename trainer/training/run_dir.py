@@ -66,10 +66,16 @@ def load_config_dict(directory: str) -> Optional[Dict[str, Any]]:
                           "with --overwrite") from error
 
 
+# Keys that older config.json files may lack, with the default they had then.
+DEFAULTS_OF_OLDER_RUNS = {"scaling": "none", "loss": "mse", "quantiles": "0.1,0.5,0.9"}
+
+
 def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, where: str) -> None:
     """Raise ConfigError naming every architecture key that differs from the saved run."""
-    # A key missing from an older config.json had its default then.
+    # A key missing from an older config.json had its default then: today's, except where the
+    # default changed since (`--scaling` came in with "none" as its default).
     defaults = {field.name: field.default for field in dataclasses.fields(TrainerConfig)}
+    defaults.update(DEFAULTS_OF_OLDER_RUNS)
     differences = [
         f"{key}: saved {saved.get(key, defaults[key])!r}, now {getattr(config, key)!r}"
         for key in ARCHITECTURE_KEYS
