@@ -202,7 +202,7 @@ def test_export_cut_short_by_a_deleted_checkpoint_leaves_no_half_export(tiny_dat
 
 
 def test_verdict_says_plainly_which_baseline_the_model_loses_to():
-    from trainer.training.reporting import verdict
+    from trainer.model.metrics import verdict
 
     assert verdict({"rmse": 0.2, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.8}) == \
         "beats the naive forecast (0.8000) on rmse"

@@ -44,9 +44,14 @@ from trainer.data.schema import FEATURE_KEY
 from trainer.data.series_pipeline import open_prepared, read_split_examples
 from trainer.data.windows import SPLITS
 from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
-from trainer.model.metrics import BASELINES, METRICS, compute_metrics, interval_metric_names
+from trainer.model.metrics import (
+    BASELINES,
+    METRICS,
+    compute_metrics,
+    interval_metric_names,
+    verdict,
+)
 from trainer.model.serving import load_exported_model
-from trainer.training.reporting import verdict
 from trainer.util.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from trainer.util.cli import run_command
 
 from trainer.training.config import build_parser, make_config
 from trainer.training.experiment import train_and_evaluate
-from trainer.training.reporting import verdict
+from trainer.model.metrics import verdict
 
 
 def summarize(metrics: Optional[dict]) -> str:

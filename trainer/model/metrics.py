@@ -350,3 +350,21 @@ def compute_metrics(*, actual, forecast, inputs, season: int, mase_scale: Option
                 mase_scale, tf.float64)).items():
             results[prefix + name] = float(value)
     return results
+
+
+def verdict(metrics: Dict[str, float]) -> str:
+    """Whether the model beats the naive and seasonal naive forecasts, plainly, and what to try
+    when it does not."""
+    baselines = {"naive": metrics.get("naive_rmse")}
+    if metrics.get("seasonal_naive_rmse") not in (None, metrics.get("naive_rmse")):
+        baselines["seasonal naive"] = metrics["seasonal_naive_rmse"]
+    beaten = {name: value for name, value in baselines.items() if value is not None
+              and metrics["rmse"] >= value}
+    if not beaten:
+        return "beats " + " and ".join(f"the {name} forecast ({value:.4f})"
+                                       for name, value in baselines.items()) + " on rmse"
+    name, value = min(beaten.items(), key=lambda item: item[1])
+    return (f"WARNING: loses to the {name} forecast: rmse {metrics['rmse']:.4f} against "
+            f"{value:.4f}. Try --scaling window_zscore, --optimizer adam --learning_rate 0.001, "
+            "another --model (linear, dnn), a longer --n_inputs or more --train_steps; "
+            "--season sets the seasonal baseline")
