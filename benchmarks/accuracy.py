@@ -30,7 +30,6 @@ seeds; the naive baselines are scored the same way.
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.intervals import M4_HORIZON, read_m4, write_etth2, write_m4
+from benchmarks.intervals import M4_HORIZON, read_m4, run, write_etth2, write_m4
 
 DATASETS = ("etth2", "etth2_covariates", "m4_weekly", "synthetic")
 DEFAULT_MODELS = "linear,dlinear,nlinear,dnn,nbeats,tide,patchtst,lstm"
@@ -63,16 +62,6 @@ MODEL_FLAGS = {
 }
 COMMON_FLAGS = ["--optimizer", "adam", "--learning_rate", "0.001", "--batch_size", "64",
                 "--eval_throttle_secs", "0", "--progress_interval_secs", "30"]
-
-
-def run(module: str, *args: str, log: Path) -> str:
-    """Run `python -m MODULE ARGS`; stderr goes to `log`; returns stdout; exits on failure."""
-    with log.open("w") as handle:
-        result = subprocess.run([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
-                                stderr=handle, text=True)
-    if result.returncode:
-        raise SystemExit(f"{module} {' '.join(args)} exited {result.returncode}; see {log}")
-    return result.stdout
 
 
 def write_synthetic(path: Path, *, series: int = 40, points: int = 600, seed: int = 0) -> None:
