@@ -213,14 +213,12 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                                 clip_gradient_norm=config.clip_gradient_norm)
     hooks = [make_progress_hook(config), divergence,
              StopOnSignalHook(stop, model_dir=output_dir, is_chief=task.is_chief)]
-    early_stopping = None
     if config.early_stopping_evals:
         # Alone, this process evaluates between runs: read its history before every run. In a
         # cluster the evaluator writes it, perhaps to Cloud Storage: every few seconds.
-        early_stopping = EarlyStoppingHook(output_dir=output_dir, metric=config.hypertune_metric,
-                                           patience=config.early_stopping_evals,
-                                           interval_secs=5.0 if task.is_distributed else 0.0)
-        hooks.append(early_stopping)
+        hooks.append(EarlyStoppingHook(output_dir=output_dir, metric=config.hypertune_metric,
+                                       patience=config.early_stopping_evals,
+                                       interval_secs=5.0 if task.is_distributed else 0.0))
     train_spec = tf.estimator.TrainSpec(data.train_input_fn, max_steps=config.train_steps,
                                         hooks=hooks)
     eval_spec = tf.estimator.EvalSpec(
