@@ -22,9 +22,11 @@ protocols of `../shared/data/README.md` compute them:
 
 Each model runs with the settings of `MODEL_FLAGS` (chosen on validation splits, never on
 test) and `--train_steps` steps with early stopping on the validation split
-(`--early_stopping_evals`). The JSON has, per data set and model, every run (its figures,
-validation RMSE, global step of the answer and wall seconds) and the median and range over
-seeds; the naive baselines are scored the same way.
+(`--early_stopping_evals`). The model name `defaults` is what a user without a tuning budget
+gets: `trainer.task` with the data set's window sizes (and `--season`) and no other flag, so every
+setting, steps and evaluations included, is the package's default. The JSON has, per data set
+and model, every run (its figures, validation RMSE, global step of the answer and wall seconds)
+and the median and range over seeds; the naive baselines are scored the same way.
 """
 
 import argparse
@@ -40,17 +42,24 @@ import numpy as np
 from benchmarks.intervals import M4_HORIZON, read_m4, run, write_etth2, write_m4
 
 DATASETS = ("etth2", "etth2_covariates", "m4_weekly", "synthetic")
+DEFAULTS = "defaults"  # the pseudo-model of the package's defaults
 DEFAULT_MODELS = "linear,dlinear,nlinear,dnn,nbeats,tide,patchtst,lstm"
 ETTH2_COVARIATES = "HUFL,HULL,MUFL,MULL,LUFL,LULL"
 M4_NAIVE2 = {"smape": 9.161, "mase": 2.777}  # the competition's Naive2 on weekly data
 
-# Per data set: the window sizes and the flags every model shares there.
+# Per data set: what the protocol fixes (window sizes, the season of the baselines and MASE)...
+WINDOW_FLAGS = {
+    "etth2": ["--n_inputs", "336", "--n_outputs", "96", "--season", "24"],
+    "etth2_covariates": ["--n_inputs", "336", "--n_outputs", "96", "--season", "24"],
+    "m4_weekly": ["--n_inputs", "52", "--n_outputs", str(M4_HORIZON)],
+    "synthetic": ["--n_inputs", "168", "--n_outputs", "24", "--season", "24"],
+}
+# ... and the flags every model but `defaults` shares there.
 DATASET_FLAGS = {
-    "etth2": ["--n_inputs", "336", "--n_outputs", "96", "--scaling", "global_zscore"],
-    "etth2_covariates": ["--n_inputs", "336", "--n_outputs", "96", "--scaling", "global_zscore"],
-    "m4_weekly": ["--n_inputs", "52", "--n_outputs", str(M4_HORIZON), "--scaling", "window_zscore"],
-    "synthetic": ["--n_inputs", "168", "--n_outputs", "24", "--scaling", "window_zscore",
-                  "--season", "24"],
+    "etth2": ["--scaling", "global_zscore"],
+    "etth2_covariates": ["--scaling", "global_zscore"],
+    "m4_weekly": ["--scaling", "window_zscore"],
+    "synthetic": ["--scaling", "window_zscore"],
 }
 # Per model: its own settings (adam at 0.001 for all; widths that train in minutes on a CPU).
 MODEL_FLAGS = {
@@ -90,7 +99,7 @@ def prepare(dataset: str, data_root: Path, work: Path, *, synthetic_series: int)
         run("trainer.prepare", "--input", str(work / "etth2.csv"), "--output_dir", str(prepared),
             "--target", "OT", "--timestamp_column", "date", "--valid_start", dates["valid_start"],
             "--test_start", dates["test_start"], "--n_inputs", "336", "--n_outputs", "96",
-            "--overwrite", *extra, log=log)
+            "--season", "24", "--overwrite", *extra, log=log)
         std = float(json.loads((prepared / "prepare.json").read_text())["statistics"]["std"])
         return {"prepared": prepared, "std": std}
     if dataset == "m4_weekly":
@@ -135,7 +144,7 @@ def score(dataset: str, output: Path, context: Dict[str, Any], work: Path, tag: 
         return m4_scores(model.predict(inputs.astype(np.float32)), actual, scales)
     evaluation = output / "test.json"
     run("trainer.evaluate", "--model_dir", str(output), "--data_dir", str(context["prepared"]),
-        "--split", "test", "--season", "24" if dataset == "synthetic" else "1",
+        "--split", "test", "--season", "1" if dataset == "m4_weekly" else "24",
         "--output", str(evaluation), log=work / f"{tag}-evaluate.log")
     metrics = json.loads(evaluation.read_text())["metrics"]
     if dataset.startswith("etth2"):
@@ -154,8 +163,9 @@ def baselines(dataset: str, context: Dict[str, Any], work: Path, first_run: Path
     metrics = json.loads((first_run / "test.json").read_text())["metrics"]
     if dataset.startswith("etth2"):
         std = context["std"]
-        return {"naive": {"mse": (metrics["naive_rmse"] / std) ** 2,
-                          "mae": metrics["naive_mae"] / std}}
+        return {name: {"mse": (metrics[f"{name}_rmse"] / std) ** 2,
+                       "mae": metrics[f"{name}_mae"] / std}
+                for name in ("naive", "seasonal_naive")}
     return {"naive": {"rmse": metrics["naive_rmse"], "mase": metrics["naive_mase"]},
             "seasonal_naive": {"rmse": metrics["seasonal_naive_rmse"],
                                "mase": metrics["seasonal_naive_mase"]}}
@@ -166,6 +176,16 @@ def summary(runs: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
     return {key: {"median": statistics.median(r[key] for r in runs),
                   "min": min(r[key] for r in runs), "max": max(r[key] for r in runs)}
             for key in runs[0] if isinstance(runs[0][key], (int, float))}
+
+
+def training_flags(dataset: str, model: str, *, train_steps: int, checkpoint_steps: int,
+                   early_stopping_evals: int) -> Sequence[str]:
+    """The flags of one run beyond data, output, seed and window sizes (none for `defaults`)."""
+    if model == DEFAULTS:
+        return []
+    return ["--model", model, "--train_steps", str(train_steps), "--save_checkpoints_steps",
+            str(checkpoint_steps), "--early_stopping_evals", str(early_stopping_evals),
+            *DATASET_FLAGS[dataset], *MODEL_FLAGS.get(model, []), *COMMON_FLAGS]
 
 
 def benchmark(dataset: str, models: Sequence[str], seeds: Sequence[int], *, data_root: Path,
@@ -181,10 +201,10 @@ def benchmark(dataset: str, models: Sequence[str], seeds: Sequence[int], *, data
             output = work / tag
             started = time.time()
             run("trainer.task", "--data_dir", str(context["prepared"]), "--output_dir",
-                str(output), "--overwrite", "--model", model, "--seed", str(seed),
-                "--train_steps", str(train_steps), "--save_checkpoints_steps",
-                str(checkpoint_steps), "--early_stopping_evals", str(early_stopping_evals),
-                *DATASET_FLAGS[dataset], *MODEL_FLAGS.get(model, []), *COMMON_FLAGS,
+                str(output), "--overwrite", "--seed", str(seed), *WINDOW_FLAGS[dataset],
+                *training_flags(dataset, model, train_steps=train_steps,
+                                checkpoint_steps=checkpoint_steps,
+                                early_stopping_evals=early_stopping_evals),
                 log=work / f"{tag}.log")
             valid = json.loads((output / "metrics.json").read_text())
             figures = score(dataset, output, context, work, tag)
@@ -222,7 +242,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "M4-Weekly-{train,test}.csv (../shared/data); not needed for synthetic.")
     parser.add_argument("--datasets", default="etth2,m4_weekly,synthetic",
                         help=f"Comma-separated, from {', '.join(DATASETS)}.")
-    parser.add_argument("--models", default=DEFAULT_MODELS, help="Comma-separated --model names.")
+    parser.add_argument("--models", default=DEFAULT_MODELS,
+                        help=f"Comma-separated --model names, or {DEFAULTS!r}: trainer.task with "
+                        "no flag but the window sizes, the package's defaults.")
     parser.add_argument("--seeds", default="1,2,3", help="Comma-separated training seeds.")
     parser.add_argument("--train_steps", type=int, default=4000, help="Most training steps.")
     parser.add_argument("--early_stopping_evals", type=int, default=3,
@@ -249,7 +271,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "models": args.models.split(","), "seeds": [int(s) for s in args.seeds.split(",")],
         "train_steps": args.train_steps, "early_stopping_evals": args.early_stopping_evals,
         "checkpoint_steps": args.checkpoint_steps, "common_flags": COMMON_FLAGS,
-        "dataset_flags": DATASET_FLAGS, "model_flags": MODEL_FLAGS}, "datasets": {}}
+        "window_flags": WINDOW_FLAGS, "dataset_flags": DATASET_FLAGS,
+        "model_flags": MODEL_FLAGS}, "datasets": {}}
     for dataset in datasets:
         results["datasets"][dataset] = benchmark(
             dataset, results["settings"]["models"], results["settings"]["seeds"],

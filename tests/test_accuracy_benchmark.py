@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from benchmarks.accuracy import M4_NAIVE2, m4_scores
+from benchmarks.accuracy import DEFAULTS, M4_NAIVE2, m4_scores, training_flags
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -77,7 +77,21 @@ def test_tiny_accuracy_benchmark_writes_figures_per_model_seed_and_baseline(tmp_
             assert figure["min"] <= figure["median"] <= figure["max"]
         assert metrics <= set(results["datasets"][dataset]["baselines"]["naive"])
     # The naive figures are the protocols' own: ETTh2 on z-scored values, M4 per series.
-    assert "seasonal_naive" in results["datasets"]["synthetic"]["baselines"]
+    for dataset in ("etth2", "synthetic"):  # hourly: seasonal naive at 24 too
+        assert "seasonal_naive" in results["datasets"][dataset]["baselines"]
+    etth2 = results["datasets"]["etth2"]["baselines"]
+    assert etth2["seasonal_naive"]["mse"] != etth2["naive"]["mse"]
     assert results["datasets"]["m4_weekly"]["models"]["linear"]["runs"][0]["owa"] > 0
     assert "etth2:" in result.stdout and "naive" in result.stdout
     assert results["wall_seconds"] > 0
+
+
+def test_the_defaults_row_passes_no_training_flag_and_the_models_their_settings():
+    assert training_flags("etth2", DEFAULTS, train_steps=10, checkpoint_steps=5,
+                          early_stopping_evals=2) == []
+    flags = training_flags("m4_weekly", "tide", train_steps=10, checkpoint_steps=5,
+                           early_stopping_evals=2)
+    pairs = dict(zip(flags[::2], flags[1::2]))
+    assert pairs["--model"] == "tide" and pairs["--train_steps"] == "10"
+    assert pairs["--early_stopping_evals"] == "2" and pairs["--scaling"] == "window_zscore"
+    assert pairs["--dropout"] == "0.1" and pairs["--optimizer"] == "adam"
