@@ -41,23 +41,22 @@ from trainer.util.cli import (
     run_command,
 )
 
-import numpy as np
-
 from trainer.data.forecast_files import draw_plot, quantile_column, write_forecast_csv
-from trainer.data.schema import FEATURE_KEY, read_rows
-from trainer.data.covariates import CALENDAR_FEATURES, forecast_covariates
-from trainer.data.series import (
-    BAD_VALUE_ACTIONS,
-    GAP_FACTOR,
-    Series,
-    future_timestamps,
-    parse_timestamp,
-    read_series,
-    time_value,
+from trainer.data.forecast_inputs import (
+    read_forecast_series,
+    row_windows,
+    series_windows,
+    window_inputs,
 )
-from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
-from trainer.model.serving import COVARIATES_ASSET, ExportedModel, load_exported_model
-from trainer.util.errors import ConfigError, DataError
+from trainer.data.schema import FEATURE_KEY
+from trainer.data.series import BAD_VALUE_ACTIONS, GAP_FACTOR, Series
+from trainer.model.serving import (
+    COVARIATES_ASSET,
+    ExportedModel,
+    add_forecasts,
+    load_exported_model,
+)
+from trainer.util.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -105,80 +104,17 @@ class PredictConfig:
                               "hold the actual values")
 
 
-def horizon_of(series: Series, result: Dict[str, Any], *, n_outputs: int, model: ExportedModel,
-               source: str) -> Dict[str, Any]:
-    """The horizon of one forecast: the held-out points (backtest), else the rows after the last
-    value (future covariates, empty target), else (calendar features only) the next timestamps."""
-    end = result["end"]
-    if result["backtest"]:
-        return {"times": series.times[end:end + n_outputs], "lines": list(series.lines[end:]),
-                "extra": {name: text[end:] for name, text in series.extra.items()}}
-    needs_rows = any(c.kind == "future" and c.name not in CALENDAR_FEATURES for c in model.covariates)
-    future = series.future
-    rows = len(future["times"]) if future else 0
-    if rows >= n_outputs:
-        result["timestamps"] = future["timestamps"][:n_outputs]
-        return {"times": future["times"][:n_outputs], "lines": future["lines"][:n_outputs],
-                "extra": {name: text[:n_outputs] for name, text in future["extra"].items()}}
-    if needs_rows:
-        names = [c.name for c in model.covariates if c.kind == "future"
-                 and c.name not in CALENDAR_FEATURES]
-        raise DataError(f"series {series.series_id!r} of {source} has {rows} rows after its last "
-                        f"value; the model forecasts {n_outputs} steps and needs the future "
-                        f"covariates ({', '.join(names)}) of each: add {n_outputs} rows with an "
-                        "empty value and those columns filled")
-    times = np.array([time_value(parse_timestamp(stamp)) for stamp in result["timestamps"]])
-    return {"times": times, "lines": [], "extra": {}}
-
-
 def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, backtest: bool,
                     source: str, history_points: int = 0) -> List[Dict[str, Any]]:
     """One forecast per series from its last n_inputs points (before the held-out ones), with
     its history (`history_points`, at least the inputs) for the plot."""
-    n_inputs, n_outputs = model.n_inputs, model.n_outputs
-    needed = n_inputs + (n_outputs if backtest else 0)
-    results = []
-    for series in series_list:
-        begin = series.segment_starts[-1]
-        usable = len(series.values) - begin
-        if usable < needed:
-            after = f" after the gap at line {series.lines[begin]}" if begin else ""
-            raise DataError(f"series {series.series_id!r} of {source} has {usable} points{after}, "
-                            f"fewer than the model's n_inputs {n_inputs}"
-                            + (f" + n_outputs {n_outputs} held out by --backtest" if backtest else "")
-                            + "; give a longer series")
-        end = len(series.values) - (n_outputs if backtest else 0)
-        history_start = max(begin, end - max(history_points, n_inputs))
-        results.append({
-            "id": series.series_id, "end": end, "backtest": backtest,
-            "inputs": series.values[end - n_inputs:end],
-            "history": series.values[history_start:end],
-            "history_keys": series.keys[history_start:end],
-            "actual": series.values[end:] if backtest else None,
-            "timestamps": (series.timestamps[end:] if backtest
-                           else future_timestamps(series, n_outputs)),
-            "future_keys": series.keys[end:] if backtest else None,
-        })
-    covariate_inputs = None
-    if model.covariates:
-        per_series = [forecast_covariates(series, model.covariates, end=result["end"],
-                                          n_inputs=n_inputs, path=source,
-                                          horizon=horizon_of(series, result, n_outputs=n_outputs,
-                                                             model=model, source=source))
-                      for series, result in zip(series_list, results)]
-        covariate_inputs = {key: np.stack([inputs[key] for inputs in per_series])
-                            for key in per_series[0]} if per_series else {}
-    add_forecasts(results, model.forecast(np.array([r["inputs"] for r in results]),
+    results, covariate_inputs = series_windows(
+        series_list, n_inputs=model.n_inputs, n_outputs=model.n_outputs,
+        covariates=model.covariates, backtest=backtest, source=source,
+        history_points=history_points)
+    add_forecasts(results, model.forecast(window_inputs(results, n_inputs=model.n_inputs),
                                           covariate_inputs))
     return results
-
-
-def add_forecasts(results: List[Dict[str, Any]], outputs: Dict[str, np.ndarray]) -> None:
-    """Put each window's forecast (and quantiles, for a quantile model) into its result."""
-    for index, result in enumerate(results):
-        result["forecast"] = outputs[PREDICTIONS_KEY][index]
-        if QUANTILES_KEY in outputs:
-            result["quantiles"] = outputs[QUANTILES_KEY][index]
 
 
 def plot_history_points(config: "PredictConfig", model: ExportedModel) -> int:
@@ -194,23 +130,18 @@ def predict(config: PredictConfig) -> str:
                           f"assets.extra/{COVARIATES_ASSET} naming them (an export of an older "
                           "version?); train it again, or call its SavedModel directly")
     if config.series:
-        series_list, _ = read_series(
-            config.series, target=config.target, timestamp_column=config.timestamp_column,
-            series_id_column=config.series_id_column, on_bad_values=config.on_bad_values,
-            gap_factor=config.gap_factor, future_rows=bool(model.covariates),
-            extra_columns=[c.name for c in model.covariates if c.name not in CALENDAR_FEATURES
-                           and c.name != config.series_id_column])
+        series_list = read_forecast_series(
+            config.series, covariates=model.covariates, target=config.target,
+            timestamp_column=config.timestamp_column, series_id_column=config.series_id_column,
+            on_bad_values=config.on_bad_values, gap_factor=config.gap_factor)
         results = forecast_series(model, series_list, backtest=config.backtest,
                                   source=config.series,
                                   history_points=plot_history_points(config, model))
         plotted = results[:config.plot_count]
     else:
-        data = read_rows(config.rows, n_inputs=model.n_inputs, n_outputs=model.n_outputs,
-                         flag="--rows", model_path=model.path, allow_inputs_only=True)
-        results = [{"id": row, "inputs": inputs, "history": inputs,
-                    "actual": None if data["actual"] is None else data["actual"][row - 1]}
-                   for row, inputs in enumerate(data["inputs"], start=1)]
-        add_forecasts(results, model.forecast(data["inputs"]))
+        results = row_windows(config.rows, n_inputs=model.n_inputs, n_outputs=model.n_outputs,
+                              model_path=model.path)
+        add_forecasts(results, model.forecast(window_inputs(results, n_inputs=model.n_inputs)))
         plotted = results[-config.plot_count:]
     write_forecast_csv(config.output, results, by_series=bool(config.series), levels=model.levels)
     lines = [f"forecast of {len(results)} {'series' if config.series else 'rows'} x "

@@ -107,17 +107,17 @@ class ExportedModel:
     covariates: Tuple[Covariate, ...] = ()
     levels: Tuple[float, ...] = ()  # quantile levels of a quantile head's `quantiles`
     head: Dict[str, Any] = dataclasses.field(default_factory=dict)  # head.json
+    outputs: Tuple[str, ...] = ()  # the signature's output names, sorted
 
     def predict(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
                 ) -> np.ndarray:
         """The point forecast [windows, n_outputs] of every window (`forecast`'s `predicted`)."""
         return self.forecast(inputs, covariates)[PREDICTIONS_KEY]
 
-    def forecast(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
-                 ) -> Dict[str, np.ndarray]:
-        """`predicted` [windows, n_outputs] for every window, and with a quantile head
-        `quantiles` [windows, n_outputs, Q] at `levels`, in batches of `PREDICT_BATCH_SIZE`;
-        `covariates` by their input names, for a model trained with them."""
+    def checked_inputs(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
+                       ) -> Dict[str, np.ndarray]:
+        """Every input of the signature by name, `rawdata` [windows, n_inputs] and the covariates,
+        checked against its shapes: a DataError names the input missing, extra or misshapen."""
         features = {FEATURE_KEY: inputs, **(covariates or {})}
         expected = self.inputs or {FEATURE_KEY: (tf.float32, [None, self.n_inputs])}
         if FEATURE_KEY in features and (inputs.ndim != 2 or inputs.shape[1] != self.n_inputs):
@@ -137,6 +137,15 @@ class ExportedModel:
         if extra:
             raise DataError(f"the model at {self.path} takes no input {extra[0]!r} (its inputs: "
                             f"{', '.join(expected)}): it was trained without that covariate")
+        return {name: features[name] for name in expected}
+
+    def forecast(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
+                 ) -> Dict[str, np.ndarray]:
+        """`predicted` [windows, n_outputs] for every window, and with a quantile head
+        `quantiles` [windows, n_outputs, Q] at `levels`, in batches of `PREDICT_BATCH_SIZE`;
+        `covariates` by their input names, for a model trained with them."""
+        features = self.checked_inputs(inputs, covariates)
+        expected = self.inputs or {FEATURE_KEY: (tf.float32, [None, self.n_inputs])}
         keys = [PREDICTIONS_KEY] + ([QUANTILES_KEY] if self.levels else [])
         parts: Dict[str, List[np.ndarray]] = {key: [] for key in keys}
         for start in range(0, len(inputs), PREDICT_BATCH_SIZE):
@@ -190,4 +199,13 @@ def load_exported_model(model_dir: str) -> ExportedModel:
                 "; quantiles " + ",".join(f"{level:g}" for level in levels) if levels else "")
     return ExportedModel(path=path, n_inputs=int(n_inputs), n_outputs=int(n_outputs), serve=serve,
                          inputs=inputs, covariates=read_covariates_asset(path), levels=levels,
-                         head=head)
+                         head=head, outputs=tuple(sorted(serve.structured_outputs)))
+
+
+def add_forecasts(results: List[Dict[str, Any]], outputs: Dict[str, np.ndarray]) -> None:
+    """Put each window's forecast (and quantiles, for a quantile model) into its result
+    (`trainer.data.forecast_files` writes them)."""
+    for index, result in enumerate(results):
+        result["forecast"] = outputs[PREDICTIONS_KEY][index]
+        if QUANTILES_KEY in outputs:
+            result["quantiles"] = outputs[QUANTILES_KEY][index]

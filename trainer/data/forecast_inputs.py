@@ -1,0 +1,121 @@
+"""What a forecast reads: the windows of raw series or prepared rows, before any model runs.
+
+From a raw series CSV (`read_forecast_series`, `series_windows`): the last `n_inputs` values
+of each series (before the `n_outputs` held out by a backtest), and for a model trained with
+covariates their inputs over the window and its horizon (`trainer.data.covariates`). From
+prepared rows (`row_windows`): each row's first `n_inputs` values, and its targets when it has
+them. Each window is a dict (see `trainer.data.forecast_files`) that gets its forecast later;
+`trainer.predict` forecasts them with the loaded model, `trainer.instances` turns them into the
+JSON a deployed model takes and its answer back into the same table.
+"""
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from trainer.data.covariates import CALENDAR_FEATURES, Covariate, forecast_covariates
+from trainer.data.schema import read_rows
+from trainer.data.series import (
+    Series,
+    future_timestamps,
+    parse_timestamp,
+    read_series,
+    time_value,
+)
+from trainer.util.errors import DataError
+
+
+def read_forecast_series(path: str, *, covariates: Sequence[Covariate], target: str,
+                         timestamp_column: str, series_id_column: str, on_bad_values: str,
+                         gap_factor: float) -> List[Series]:
+    """The series of a raw CSV, with the columns of the model's covariates and, for a model
+    with covariates, the rows after the last value (the horizon's future covariates)."""
+    series_list, _ = read_series(
+        path, target=target, timestamp_column=timestamp_column, series_id_column=series_id_column,
+        on_bad_values=on_bad_values, gap_factor=gap_factor, future_rows=bool(covariates),
+        extra_columns=[c.name for c in covariates if c.name not in CALENDAR_FEATURES
+                       and c.name != series_id_column])
+    return series_list
+
+
+def horizon_of(series: Series, result: Dict[str, Any], *, n_outputs: int,
+               covariates: Sequence[Covariate], source: str) -> Dict[str, Any]:
+    """The horizon of one forecast: the held-out points (backtest), else the rows after the last
+    value (future covariates, empty target), else (calendar features only) the next timestamps."""
+    end = result["end"]
+    if result["backtest"]:
+        return {"times": series.times[end:end + n_outputs], "lines": list(series.lines[end:]),
+                "extra": {name: text[end:] for name, text in series.extra.items()}}
+    needs_rows = any(c.kind == "future" and c.name not in CALENDAR_FEATURES for c in covariates)
+    future = series.future
+    rows = len(future["times"]) if future else 0
+    if rows >= n_outputs:
+        result["timestamps"] = future["timestamps"][:n_outputs]
+        return {"times": future["times"][:n_outputs], "lines": future["lines"][:n_outputs],
+                "extra": {name: text[:n_outputs] for name, text in future["extra"].items()}}
+    if needs_rows:
+        names = [c.name for c in covariates if c.kind == "future" and c.name not in CALENDAR_FEATURES]
+        raise DataError(f"series {series.series_id!r} of {source} has {rows} rows after its last "
+                        f"value; the model forecasts {n_outputs} steps and needs the future "
+                        f"covariates ({', '.join(names)}) of each: add {n_outputs} rows with an "
+                        "empty value and those columns filled")
+    times = np.array([time_value(parse_timestamp(stamp)) for stamp in result["timestamps"]])
+    return {"times": times, "lines": [], "extra": {}}
+
+
+def series_windows(series_list: Sequence[Series], *, n_inputs: int, n_outputs: int,
+                   covariates: Sequence[Covariate] = (), backtest: bool, source: str,
+                   history_points: int = 0
+                   ) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, np.ndarray]]]:
+    """One window per series from its last n_inputs points (before the held-out ones), with its
+    history (`history_points`, at least the inputs) for the plot; and the covariate inputs of
+    all windows by their serving input names (None for a model without covariates)."""
+    needed = n_inputs + (n_outputs if backtest else 0)
+    results = []
+    for series in series_list:
+        begin = series.segment_starts[-1]
+        usable = len(series.values) - begin
+        if usable < needed:
+            after = f" after the gap at line {series.lines[begin]}" if begin else ""
+            raise DataError(f"series {series.series_id!r} of {source} has {usable} points{after}, "
+                            f"fewer than the model's n_inputs {n_inputs}"
+                            + (f" + n_outputs {n_outputs} held out by --backtest" if backtest else "")
+                            + "; give a longer series")
+        end = len(series.values) - (n_outputs if backtest else 0)
+        history_start = max(begin, end - max(history_points, n_inputs))
+        results.append({
+            "id": series.series_id, "end": end, "backtest": backtest,
+            "inputs": series.values[end - n_inputs:end],
+            "history": series.values[history_start:end],
+            "history_keys": series.keys[history_start:end],
+            "actual": series.values[end:] if backtest else None,
+            "timestamps": (series.timestamps[end:] if backtest
+                           else future_timestamps(series, n_outputs)),
+            "future_keys": series.keys[end:] if backtest else None,
+        })
+    if not covariates:
+        return results, None
+    per_series = [forecast_covariates(series, covariates, end=result["end"], n_inputs=n_inputs,
+                                      path=source,
+                                      horizon=horizon_of(series, result, n_outputs=n_outputs,
+                                                         covariates=covariates, source=source))
+                  for series, result in zip(series_list, results)]
+    covariate_inputs = {key: np.stack([inputs[key] for inputs in per_series])
+                        for key in per_series[0]} if per_series else {}
+    return results, covariate_inputs
+
+
+def row_windows(patterns: str, *, n_inputs: int, n_outputs: int, model_path: str,
+                flag: str = "--rows") -> List[Dict[str, Any]]:
+    """One window per prepared row (`n_inputs + n_outputs` values, or `n_inputs` only), numbered
+    from 1 across the files in order; its targets, when it has them, are the actual values."""
+    data = read_rows(patterns, n_inputs=n_inputs, n_outputs=n_outputs, flag=flag,
+                     model_path=model_path, allow_inputs_only=True)
+    return [{"id": row, "inputs": inputs, "history": inputs,
+             "actual": None if data["actual"] is None else data["actual"][row - 1]}
+            for row, inputs in enumerate(data["inputs"], start=1)]
+
+
+def window_inputs(results: Sequence[Dict[str, Any]], *, n_inputs: int) -> np.ndarray:
+    """The windows' inputs as one array [windows, n_inputs]."""
+    return np.array([result["inputs"] for result in results], dtype=np.float64).reshape(-1, n_inputs)

@@ -1,0 +1,189 @@
+"""The JSON a deployed model takes, from a raw series or prepared rows; its answer as a forecast CSV.
+
+    python -m trainer.instances --model_dir runs/store_a --series daily_sales.csv \\
+        --timestamp_column date --target store_a --output request.json
+    gcloud ai endpoints predict ENDPOINT --region us-central1 --json-request request.json \\
+        --format json > response.json
+    python -m trainer.instances --model_dir runs/store_a --series daily_sales.csv \\
+        --timestamp_column date --target store_a --response response.json --output forecast.csv
+
+`--model_dir` is the exported model (or its training output directory), read only to size the
+request: the windows are cut to its serving signature's `n_inputs`, with the covariates it
+was trained with, exactly as `trainer.predict` cuts them (`trainer.data.forecast_inputs`).
+`--format json` writes an online prediction request, `{"instances": [...]}`; `--format jsonl`
+the instances file of a batch prediction job, one instance per line (the format:
+`trainer.model.prediction_json`). With `--response`, the `{"predictions": [...]}` that the
+endpoint answered to that request becomes the forecast CSV of `trainer.predict`, for the same
+`--series` or `--rows` and flags. `./scripts/deploy_vertex.sh predict` runs the three steps.
+"""
+
+import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+import json
+import logging
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, float_above, run_command
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.data.forecast_files import write_forecast_csv
+from trainer.data.forecast_inputs import (
+    read_forecast_series,
+    row_windows,
+    series_windows,
+    window_inputs,
+)
+from trainer.data.schema import FEATURE_KEY
+from trainer.data.series import BAD_VALUE_ACTIONS, GAP_FACTOR
+from trainer.model.prediction_json import (
+    ONLINE_REQUEST_LIMIT_BYTES,
+    instances_jsonl,
+    request_instances,
+    request_json,
+    response_outputs,
+)
+from trainer.model.serving import (
+    COVARIATES_ASSET,
+    ExportedModel,
+    add_forecasts,
+    load_exported_model,
+)
+from trainer.util.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("json", "jsonl")
+
+
+@dataclasses.dataclass(frozen=True)
+class InstancesConfig:
+    """Flags of `python -m trainer.instances`."""
+
+    model_dir: str = flag("", "SavedModel directory (local or gs://), or a training output "
+                           "directory (its best export): the request is sized to its signature.")
+    series: str = flag("", "Raw series CSV (wide or long, as trainer.prepare reads): one instance "
+                        "per series, from its last n_inputs values.")
+    rows: str = flag("", "Comma-separated file patterns of prepared rows (n_inputs + n_outputs "
+                      "values, or n_inputs values only): one instance per row.")
+    format: str = flag("json", "json: an online prediction request, {\"instances\": [...]}; jsonl: "
+                       "a batch prediction job's instances file, one instance per line.",
+                       choices=FORMATS)
+    output: str = flag("", "File to write (local or gs://): the request, or with --response the "
+                        "forecast CSV.")
+    response: str = flag("", "A prediction response, {\"predictions\": [...]} (gcloud ai endpoints "
+                          "predict --format json, or the REST API's answer), to the request made "
+                          "from the same --series or --rows: write it as the forecast CSV of "
+                          "trainer.predict.")
+    backtest: bool = flag(False, "With --series: leave out the last n_outputs points of each "
+                           "series (the actual values of the forecast CSV).")
+    target: str = flag("", "With --series: the value column (as trainer.prepare's --target).")
+    timestamp_column: str = flag("timestamp", "With --series: name of the timestamp column.")
+    series_id_column: str = flag("series_id", "With --series: name of the series id column.")
+    on_bad_values: str = flag("fail", "With --series: fail on missing or non-numeric values and "
+                               "time gaps, or drop them and use the last unbroken part.",
+                               choices=BAD_VALUE_ACTIONS)
+    gap_factor: float = flag(GAP_FACTOR, "With --series: a time step longer than this many times "
+                              "the median step is a gap (0: no gap check).",
+                              type=float_above(0.0, inclusive=True))
+    verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
+
+    def __post_init__(self) -> None:
+        """The rules between flags (a ConfigError here exits 2, like a bad flag)."""
+        if not self.model_dir:
+            raise ConfigError("give --model_dir, the exported model the request is for")
+        if bool(self.series) == bool(self.rows):
+            raise ConfigError("give exactly one of --series (a raw series CSV) and --rows "
+                              "(prepared rows)")
+        if not self.output:
+            raise ConfigError("give --output, the request file to write (or with --response, the "
+                              "forecast CSV)")
+        if self.backtest and self.rows:
+            raise ConfigError("--backtest works with --series; prepared --rows with targets already "
+                              "hold the actual values")
+        if self.response and self.format != "json":
+            raise ConfigError("--response reads an online prediction's answer; leave out "
+                              "--format jsonl (a batch job writes its predictions beside each "
+                              "instance instead)")
+
+
+def windows_and_inputs(config: InstancesConfig, model: ExportedModel
+                       ) -> Tuple[List[Dict[str, Any]], Dict[str, np.ndarray]]:
+    """The windows of --series or --rows and the signature's inputs for them, by name."""
+    if config.series:
+        series_list = read_forecast_series(
+            config.series, covariates=model.covariates, target=config.target,
+            timestamp_column=config.timestamp_column, series_id_column=config.series_id_column,
+            on_bad_values=config.on_bad_values, gap_factor=config.gap_factor)
+        results, covariate_inputs = series_windows(
+            series_list, n_inputs=model.n_inputs, n_outputs=model.n_outputs,
+            covariates=model.covariates, backtest=config.backtest, source=config.series)
+    else:
+        if model.covariates:
+            raise ConfigError(f"the model at {model.path} takes covariates ("
+                              f"{', '.join(c.name for c in model.covariates)}), which prepared "
+                              "rows do not hold; give --series, a raw CSV with those columns")
+        results = row_windows(config.rows, n_inputs=model.n_inputs, n_outputs=model.n_outputs,
+                              model_path=model.path)
+        covariate_inputs = None
+    inputs = model.checked_inputs(window_inputs(results, n_inputs=model.n_inputs), covariate_inputs)
+    return results, inputs
+
+
+def make_request(config: InstancesConfig, model: ExportedModel) -> str:
+    """Write the request (or instances file); returns the closing summary."""
+    results, inputs = windows_and_inputs(config, model)
+    instances = request_instances(inputs)
+    text = request_json(instances) if config.format == "json" else instances_jsonl(instances)
+    with tf.io.gfile.GFile(config.output, "w") as handle:
+        handle.write(text)
+    size = len(text.encode("utf-8"))
+    if config.format == "json" and size > ONLINE_REQUEST_LIMIT_BYTES:
+        logger.warning("the request is %d bytes; Vertex AI takes at most %d per online prediction: "
+                       "split the series over several requests, or make a batch prediction "
+                       "(--format jsonl)", size, ONLINE_REQUEST_LIMIT_BYTES)
+    shape = "bare windows" if set(inputs) == {FEATURE_KEY} else "objects of " + ", ".join(inputs)
+    return (f"{len(instances)} instances ({shape}; {model.n_inputs} inputs -> {model.n_outputs} "
+            f"steps) for {model.path} -> {config.output} ({size} bytes)")
+
+
+def read_response(config: InstancesConfig, model: ExportedModel) -> str:
+    """Write the forecast CSV of a response; returns the closing summary."""
+    results, _ = windows_and_inputs(config, model)
+    with tf.io.gfile.GFile(config.response, "r") as handle:
+        text = handle.read()
+    try:
+        response = json.loads(text)
+    except ValueError as error:
+        raise DataError(f"--response {config.response} is not JSON ({error}); give the answer "
+                        "of the prediction request, e.g. gcloud ai endpoints predict ... --format "
+                        "json > response.json") from None
+    outputs = response_outputs(response, output_names=model.outputs, windows=len(results),
+                               n_outputs=model.n_outputs, source=config.response,
+                               levels=model.levels)
+    add_forecasts(results, outputs)
+    write_forecast_csv(config.output, results, by_series=bool(config.series), levels=model.levels)
+    return (f"forecast of {len(results)} {'series' if config.series else 'rows'} x "
+            f"{model.n_outputs} steps from {config.response} -> {config.output}")
+
+
+def instances(config: InstancesConfig) -> str:
+    """Write the request, or the forecast CSV of its response."""
+    model = load_exported_model(config.model_dir)
+    if set(model.inputs) - {FEATURE_KEY} and not model.covariates:
+        raise ConfigError(f"the model at {model.path} takes covariates but its export has no "
+                          f"assets.extra/{COVARIATES_ASSET} naming them; train it again")
+    return read_response(config, model) if config.response else make_request(config, model)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_flag_parser(InstancesConfig, prog="python -m trainer.instances",
+                               description="Write the prediction request (JSON) or batch "
+                               "instances (JSONL) of a raw series or prepared rows for an "
+                               "exported model, or turn its response into a forecast CSV.")
+    return run_command(instances, argv, parser=parser, make_config=InstancesConfig, quiet_absl=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
