@@ -17,7 +17,6 @@ import numpy as np
 import tensorflow as tf
 
 from trainer.data.covariates import Covariate
-from trainer.data.schema import FEATURE_KEY
 from trainer.model.heads import HEAD_ASSET, get_head, head_json
 from trainer.model.model_fn import model_fn
 from trainer.model.serving import (
@@ -100,12 +99,3 @@ def serve_request(path: str, body: str) -> str:
                        for index in range(len(instances))]
     # Vertex AI adds the deployed model's id beside the predictions.
     return json.dumps({"predictions": predictions, "deployedModelId": "1234567890"})
-
-
-def model_inputs(path: str) -> Dict[str, list]:
-    """The signature's input names and shapes, as lists (for messages)."""
-    serve = tf.saved_model.load(path).signatures["serving_default"]
-    return {name: spec.shape.as_list() for name, spec in serve.structured_input_signature[1].items()}
-
-
-__all__ = ["COVARIATES", "FEATURE_KEY", "LEVELS", "export_model", "model_inputs", "serve_request"]
