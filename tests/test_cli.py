@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from trainer import evaluate, predict, prepare, task
+from trainer import evaluate, instances, predict, prepare, task
 from trainer.util.cli import choices_help, float_above, int_at_least, split_patterns
 
 
@@ -52,6 +52,9 @@ def test_choices_help_names_every_choice_with_its_note():
      "give exactly one of --series (a raw series CSV) and --rows"),
     (predict, ["--model_dir", "m", "--rows", "r.csv", "--output", "f.csv", "--backtest"],
      "--backtest works with --series"),
+    (instances, ["--model_dir", "m", "--series", "s.csv"], "give --output, the request file"),
+    (instances, ["--model_dir", "m", "--rows", "r.csv", "--output", "f.csv", "--response", "r.json",
+                 "--format", "jsonl"], "--response reads an online prediction's answer"),
 ])
 def test_flags_that_conflict_exit_2_in_every_command(capsys, command, argv, message):
     with pytest.raises(SystemExit) as exit_info:

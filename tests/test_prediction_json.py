@@ -4,12 +4,14 @@ answers, for a model without covariates, one with covariates and one with quanti
 request and the response parse as Vertex AI's own PredictRequest and PredictResponse."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
+from tests.conftest import REPO_ROOT
 from tests.exported_models import COVARIATES, LEVELS, export_model, serve_request
 from trainer.data.schema import CATEGORIES_KEY, FEATURE_KEY, FUTURE_CATEGORIES_KEY, PAST_KEY
 from trainer.model.prediction_json import (
@@ -18,7 +20,7 @@ from trainer.model.prediction_json import (
     request_json,
     response_outputs,
 )
-from trainer.model.serving import load_exported_model
+from trainer.model.serving import load_exported_model, serving_input_shapes
 from trainer.util.errors import DataError
 
 # Distinct sizes, so that a swapped dimension cannot pass by coincidence.
@@ -136,3 +138,29 @@ def test_a_response_that_does_not_fit_is_an_error_saying_why(response, message):
         response_outputs(response, output_names=["predicted", "quantile_levels", "quantiles"]
                          if quantile else ["predicted"], windows=WINDOWS, n_outputs=N_OUTPUTS,
                          source="r.json", levels=LEVELS if quantile else ())
+
+
+def test_the_readme_examples_have_the_shapes_of_a_real_signature():
+    """README "Serving and deployment": n_inputs 4, n_outputs 2, the covariates of COVARIATES."""
+    section = (REPO_ROOT / "README.md").read_text().split("## Serving and deployment", 1)[1]
+    blocks = [json.loads(block) for block in
+              re.findall(r"```json\n(.*?)```", section.split("\n## ", 1)[0], re.DOTALL)]
+    plain, covariates = [block for block in blocks if "instances" in block]
+    point, quantile = [block for block in blocks if "predictions" in block]
+    (job,) = [block for block in blocks if "inputConfig" in block]
+    for message, block in ((aiplatform_v1.PredictRequest, plain), (aiplatform_v1.PredictRequest, covariates),
+                           (aiplatform_v1.PredictResponse, point), (aiplatform_v1.PredictResponse, quantile),
+                           (aiplatform_v1.BatchPredictionJob, job)):
+        parse_as(message, json.dumps(block))
+    assert all(np.array(instance).shape == (4,) for instance in plain["instances"])
+    shapes = serving_input_shapes(n_inputs=4, n_outputs=2, covariates=COVARIATES)
+    for instance in covariates["instances"]:
+        assert set(instance) == set(shapes)
+        for name, (_, shape) in shapes.items():
+            assert list(np.array(instance[name]).shape) == shape[1:], name
+    assert all(np.array(prediction).shape == (2,) for prediction in point["predictions"])
+    for prediction in quantile["predictions"]:
+        assert set(prediction) == {"predicted", "quantiles", "quantile_levels"}
+        assert np.array(prediction["quantiles"]).shape == (2, len(LEVELS))
+        assert prediction["quantile_levels"] == list(LEVELS)
+        assert [row[1] for row in prediction["quantiles"]] == prediction["predicted"]

@@ -41,12 +41,12 @@ def test_readme_layout_matches_the_files():
             assert path in named, f"{path} is not in the README layout"
 
 
-@pytest.mark.parametrize("module", ["prepare", "evaluate", "predict"])
+@pytest.mark.parametrize("module", ["prepare", "evaluate", "predict", "instances"])
 def test_readme_flag_tables_of_the_series_tools_list_every_flag(module):
     from importlib import import_module
 
     config_class = {"prepare": "PrepareConfig", "evaluate": "EvaluateConfig",
-                    "predict": "PredictConfig"}[module]
+                    "predict": "PredictConfig", "instances": "InstancesConfig"}[module]
     fields = dataclasses.fields(getattr(import_module(f"trainer.{module}"), config_class))
     section = README.split(f"### `python -m trainer.{module}` flags", 1)[1].split("\n#", 1)[0]
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(--[a-z_]+)`[^|]*\| ([^|]+) \|",
