@@ -179,18 +179,20 @@ def summary(runs: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
 
 
 def training_flags(dataset: str, model: str, *, train_steps: int, checkpoint_steps: int,
-                   early_stopping_evals: int) -> Sequence[str]:
-    """The flags of one run beyond data, output, seed and window sizes (none for `defaults`)."""
+                   early_stopping_evals: int, extra: Sequence[str] = ()) -> Sequence[str]:
+    """The flags of one run beyond data, output, seed and window sizes (none for `defaults`);
+    `extra` comes last, so that it overrides the settings above."""
     if model == DEFAULTS:
         return []
     return ["--model", model, "--train_steps", str(train_steps), "--save_checkpoints_steps",
             str(checkpoint_steps), "--early_stopping_evals", str(early_stopping_evals),
-            *DATASET_FLAGS[dataset], *MODEL_FLAGS.get(model, []), *COMMON_FLAGS]
+            *DATASET_FLAGS[dataset], *MODEL_FLAGS.get(model, []), *COMMON_FLAGS, *extra]
 
 
 def benchmark(dataset: str, models: Sequence[str], seeds: Sequence[int], *, data_root: Path,
               work: Path, train_steps: int, early_stopping_evals: int, checkpoint_steps: int,
-              synthetic_series: int, say: Callable[[str], None]) -> Dict[str, Any]:
+              synthetic_series: int, say: Callable[[str], None], extra: Sequence[str] = ()
+              ) -> Dict[str, Any]:
     context = prepare(dataset, data_root, work, synthetic_series=synthetic_series)
     results: Dict[str, Any] = {"models": {}}
     first_run: Optional[Path] = None
@@ -204,7 +206,7 @@ def benchmark(dataset: str, models: Sequence[str], seeds: Sequence[int], *, data
                 str(output), "--overwrite", "--seed", str(seed), *WINDOW_FLAGS[dataset],
                 *training_flags(dataset, model, train_steps=train_steps,
                                 checkpoint_steps=checkpoint_steps,
-                                early_stopping_evals=early_stopping_evals),
+                                early_stopping_evals=early_stopping_evals, extra=extra),
                 log=work / f"{tag}.log")
             valid = json.loads((output / "metrics.json").read_text())
             figures = score(dataset, output, context, work, tag)
@@ -254,6 +256,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="Steps between evaluations on the valid split.")
     parser.add_argument("--synthetic_series", type=int, default=40,
                         help="Series of the synthetic data set.")
+    parser.add_argument("--trainer_flags", default="",
+                        help="More trainer.task flags for every model but defaults, after the "
+                        "script's own (so they win), e.g. --trainer_flags='--scaling window_zscore'.")
     parser.add_argument("--work_dir", default="/tmp/accuracy", help="Prepared data, runs, logs.")
     parser.add_argument("--output", default="", help="JSON file for the results.")
     args = parser.parse_args(argv)
@@ -272,13 +277,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "train_steps": args.train_steps, "early_stopping_evals": args.early_stopping_evals,
         "checkpoint_steps": args.checkpoint_steps, "common_flags": COMMON_FLAGS,
         "window_flags": WINDOW_FLAGS, "dataset_flags": DATASET_FLAGS,
-        "model_flags": MODEL_FLAGS}, "datasets": {}}
+        "model_flags": MODEL_FLAGS, "trainer_flags": args.trainer_flags.split()}, "datasets": {}}
     for dataset in datasets:
         results["datasets"][dataset] = benchmark(
             dataset, results["settings"]["models"], results["settings"]["seeds"],
             data_root=Path(args.data_root), work=work, train_steps=args.train_steps,
             early_stopping_evals=args.early_stopping_evals, checkpoint_steps=args.checkpoint_steps,
-            synthetic_series=args.synthetic_series, say=lambda line: print(line, flush=True))
+            synthetic_series=args.synthetic_series, say=lambda line: print(line, flush=True),
+            extra=results["settings"]["trainer_flags"])
         if args.output:  # after each data set: a long run keeps what it has
             Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
     results["wall_seconds"] = round(time.time() - started, 1)

@@ -95,3 +95,8 @@ def test_the_defaults_row_passes_no_training_flag_and_the_models_their_settings(
     assert pairs["--model"] == "tide" and pairs["--train_steps"] == "10"
     assert pairs["--early_stopping_evals"] == "2" and pairs["--scaling"] == "window_zscore"
     assert pairs["--dropout"] == "0.1" and pairs["--optimizer"] == "adam"
+    flags = training_flags("etth2", "nlinear", train_steps=10, checkpoint_steps=5,
+                           early_stopping_evals=2, extra=["--scaling", "window_zscore"])
+    assert flags.index("global_zscore") < flags.index("window_zscore") == len(flags) - 1
+    assert training_flags("etth2", DEFAULTS, train_steps=10, checkpoint_steps=5,
+                          early_stopping_evals=2, extra=["--scaling", "none"]) == []
