@@ -15,7 +15,7 @@ through a `ScalarWriter`.
 import logging
 import os
 import uuid
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Optional
 
 import tensorflow as tf
 
@@ -61,7 +61,7 @@ class LossSummaryHook(tf.estimator.SessionRunHook):
         self._every_steps = every_steps
         self._writer: Optional[ScalarWriter] = None
         self._next_step = 0
-        self._unwritten: Optional[Tuple[int, float]] = None  # the newest (step, loss), if not written
+        self._unwritten: Optional[float] = None  # the last run's loss, when not written yet
 
     def begin(self) -> None:
         if self._writer is None:
@@ -77,17 +77,19 @@ class LossSummaryHook(tf.estimator.SessionRunHook):
 
     def after_run(self, run_context: tf.estimator.SessionRunContext,
                   run_values: tf.estimator.SessionRunValues) -> None:
-        self._unwritten = (int(run_values.results["step"]), float(run_values.results["loss"]))
-        if self._unwritten[0] >= self._next_step:
-            self._write()
+        # The step fetched beside the train op is read before that run's updates: it is the step
+        # that the previous run's loss led to.
+        step = int(run_values.results["step"])
+        if self._unwritten is not None and step >= self._next_step:
+            self._write(step)
+        self._unwritten = float(run_values.results["loss"])
 
-    def _write(self) -> None:
-        step, loss = self._unwritten
-        self._writer.write(step, {"loss": loss})
+    def _write(self, step: int) -> None:
+        self._writer.write(step, {"loss": self._unwritten})
         self._next_step = step - step % self._every_steps + self._every_steps
         self._unwritten = None
 
     def end(self, session: tf.compat.v1.Session) -> None:
         if self._unwritten is not None:
-            self._write()
+            self._write(int(session.run(self._global_step)))
         self._writer.flush()
