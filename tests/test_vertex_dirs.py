@@ -32,8 +32,9 @@ def scalars(log_dir: Path, tag: str) -> dict:
     found = {}
     for path in sorted(log_dir.glob("events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
-            found.update({event.step: value.simple_value for value in event.summary.value
-                          if value.tag == tag})
+            for value in event.summary.value:
+                if value.tag == tag:
+                    found[event.step] = value.simple_value
     return found
 
 
@@ -71,7 +72,8 @@ def test_vertex_job_writes_each_directory_where_the_service_looks(tiny_data, tmp
     rows = eval_rows(tiny_data)
     forecast = exported.predict(rows[:, :N_INPUTS])
     assert forecast.shape == (len(rows), N_OUTPUTS)
-    assert math.sqrt(np.mean((forecast - rows[:, N_INPUTS:]) ** 2)) == pytest.approx(metrics["rmse"], rel=1e-4)
+    rmse = math.sqrt(np.mean((forecast - rows[:, N_INPUTS:]) ** 2))
+    assert rmse == pytest.approx(metrics["rmse"], rel=1e-4)
     assert f"model for import (gcloud ai models upload --artifact-uri): {model}" in result.stdout
 
     # TensorBoard: the training loss (train/) and every evaluation (eval/) under the log dir.
