@@ -102,10 +102,9 @@ def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool
     """Make `output_dir` ready for this run.
 
     Only the chief deletes (with --overwrite) and writes config.json (with `job_id` and
-    `directories`, where the run writes); every process refuses to
-    resume a run whose saved config.json differs from the flags in a key of ARCHITECTURE_KEYS
-    (the checkpoint could not be read), and config.json is written only after that check. With
-    --overwrite:
+    `directories`, where the run writes); every process refuses to resume a run whose saved
+    config.json differs from the flags in a key of ARCHITECTURE_KEYS (the checkpoint could not
+    be read), and config.json is written only after that check. With --overwrite:
 
     - a chief restarted within its cloud job (config.json names the same `job_id`, from
       $CLOUD_ML_JOB_ID) resumes instead of deleting the checkpoints its job has written;
