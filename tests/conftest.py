@@ -15,6 +15,10 @@ from trainer.training import reporting
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# What the cloud sets, never inherited by a run of the tests: each test sets its own.
+SERVICE_VARIABLES = ("TF_CONFIG", "CLOUD_ML_TRIAL_ID", "AIP_MODEL_DIR", "AIP_CHECKPOINT_DIR",
+                     "AIP_TENSORBOARD_LOG_DIR")
+
 # Deliberately different sizes, so that a swapped dimension cannot pass by coincidence.
 N_INPUTS = 7
 N_OUTPUTS = 3
@@ -73,7 +77,7 @@ def run_task(args: Sequence[str], *, env: Optional[Dict[str, str]] = None,
              timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python -m trainer.task ARGS` in a subprocess, as a user would; never raises on failure."""
     full_env = {key: value for key, value in os.environ.items()
-                if key not in ("TF_CONFIG", "CLOUD_ML_TRIAL_ID", "AIP_MODEL_DIR")}
+                if key not in SERVICE_VARIABLES}
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "trainer.task", *args], cwd=REPO_ROOT,
                           env=full_env, capture_output=True, text=True, timeout=timeout)

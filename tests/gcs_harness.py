@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, SERVICE_VARIABLES
 from tests.gcs_server import HOST_NAMES
 
 START_TIMEOUT_SECS = 30
@@ -113,7 +113,7 @@ class GcsServer:
             timeout: float = 600) -> subprocess.CompletedProcess:
         """Run a command in the server's namespaces with the client settings; never raises."""
         full_env = {k: v for k, v in os.environ.items()
-                    if k not in ("TF_CONFIG", "CLOUD_ML_TRIAL_ID", "AIP_MODEL_DIR")}
+                    if k not in SERVICE_VARIABLES}
         full_env.update(self.env)
         full_env.update(env or {})
         return subprocess.run(

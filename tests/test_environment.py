@@ -5,12 +5,14 @@ import json
 import pytest
 
 from trainer.util.environment import (
+    OutputDirs,
     TaskInfo,
     apply_cluster,
     job_id,
     read_tf_config,
     resolve_cluster,
     resolve_output_dir,
+    resolve_output_dirs,
     task_info,
     trial_id,
 )
@@ -93,6 +95,55 @@ def test_output_dir_precedence():
 def test_each_trial_gets_its_own_subdirectory():
     assert resolve_output_dir("gs://b/run", {"CLOUD_ML_TRIAL_ID": "7"}) == "gs://b/run/trial_7"
     assert resolve_output_dir("/tmp/run", tf_config("master", trial="3")) == "/tmp/run/trial_3"
+    assert resolve_output_dir("", {"CLOUD_ML_TRIAL_ID": "7"}) == "output/trial_7"
+
+
+# What Vertex AI sets for a job with baseOutputDirectory gs://b/job (CustomJobSpec), and for
+# trial 7 of a tuning job with that base.
+VERTEX_JOB = {"AIP_MODEL_DIR": "gs://b/job/model/", "AIP_CHECKPOINT_DIR": "gs://b/job/checkpoints/",
+              "AIP_TENSORBOARD_LOG_DIR": "gs://b/job/logs/"}
+VERTEX_TRIAL = {"CLOUD_ML_TRIAL_ID": "7", "AIP_MODEL_DIR": "gs://b/job/7/model/",
+                "AIP_CHECKPOINT_DIR": "gs://b/job/7/checkpoints/",
+                "AIP_TENSORBOARD_LOG_DIR": "gs://b/job/7/logs/"}
+
+
+def test_vertex_job_directories():
+    assert resolve_output_dirs("", VERTEX_JOB) == OutputDirs(
+        output_dir="gs://b/job/checkpoints", tensorboard_dir="gs://b/job/logs",
+        model_dir="gs://b/job/model", output_dir_source="$AIP_CHECKPOINT_DIR")
+    assert resolve_output_dirs("", VERTEX_JOB).by_source() == {
+        "$AIP_CHECKPOINT_DIR": ["gs://b/job/checkpoints"], "$AIP_TENSORBOARD_LOG_DIR": ["gs://b/job/logs"],
+        "$AIP_MODEL_DIR": ["gs://b/job/model"]}
+
+
+def test_vertex_trial_directories_already_name_the_trial():
+    dirs = resolve_output_dirs("", VERTEX_TRIAL)
+    assert (dirs.output_dir, dirs.tensorboard_dir, dirs.model_dir) == (
+        "gs://b/job/7/checkpoints", "gs://b/job/7/logs", "gs://b/job/7/model")
+    assert "trial_" not in json.dumps(dirs.to_dict())
+
+
+def test_output_dir_flag_moves_the_run_directory_only():
+    # Legacy AI Platform passes --job-dir and the trial: trial_<id> below it, as before.
+    assert resolve_output_dirs("gs://b/jobdir/", {"CLOUD_ML_TRIAL_ID": "7"}) == OutputDirs(
+        output_dir="gs://b/jobdir/trial_7", output_dir_source="--output_dir")
+    # On Vertex AI the service still reads its model and TensorBoard folders: they are filled.
+    assert resolve_output_dirs("gs://b/mine", VERTEX_TRIAL) == OutputDirs(
+        output_dir="gs://b/mine/trial_7", tensorboard_dir="gs://b/job/7/logs",
+        model_dir="gs://b/job/7/model", output_dir_source="--output_dir")
+
+
+def test_only_aip_model_dir_keeps_the_run_beside_the_model():
+    dirs = resolve_output_dirs("", {"AIP_MODEL_DIR": "/tmp/aip/model/", "CLOUD_ML_TRIAL_ID": "2"})
+    assert dirs == OutputDirs(output_dir="/tmp/aip/model", model_dir="/tmp/aip/model",
+                              output_dir_source="$AIP_MODEL_DIR")
+    assert resolve_output_dirs("", {"AIP_TENSORBOARD_LOG_DIR": "gs://b/logs"}) == OutputDirs(
+        output_dir="output", tensorboard_dir="gs://b/logs", output_dir_source="the default ./output")
+
+
+def test_tensorboard_dir_equal_to_the_run_directory_is_not_written_twice():
+    dirs = resolve_output_dirs("gs://b/run", {"AIP_TENSORBOARD_LOG_DIR": "gs://b/run/"})
+    assert (dirs.output_dir, dirs.tensorboard_dir) == ("gs://b/run", "")
 
 
 # --- Every naming the clouds use, mapped to the one the Estimator accepts -----------------

@@ -229,3 +229,56 @@ def test_prepare_to_gcs_then_train_and_evaluate_from_the_series_there(gcs, bucke
                          str(tmp_path / "test.json")])
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert json.loads((tmp_path / "test.json").read_text())["windows"] == 3 * (20 - 2 + 1)
+
+
+def test_vertex_directories_on_gcs(gcs, bucket, tiny_data, tmp_path):
+    data = upload_tiny_data(gcs, tiny_data, bucket)
+    base = f"gs://{bucket}/job"
+    flags = tiny_trainer_flags(data, "unused", steps=100)
+    at = flags.index("--output_dir")
+    flags = flags[:at] + flags[at + 2:]
+    flags[flags.index("--save_checkpoints_steps") + 1] = "50"
+    result = train(gcs, flags, env={"AIP_CHECKPOINT_DIR": f"{base}/checkpoints/",
+                                    "AIP_MODEL_DIR": f"{base}/model/",
+                                    "AIP_TENSORBOARD_LOG_DIR": f"{base}/logs/"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    objects = listing(gcs, f"{base}/")
+    assert {"checkpoints/checkpoint", "checkpoints/config.json", "checkpoints/metrics.json",
+            "checkpoints/model.ckpt-100.index", "model/saved_model.pb",
+            "model/variables/variables.index", "model/assets.extra/head.json"} <= set(objects)
+    assert not [name for name in objects if ".tmp-" in name or "//" in name]
+    assert not [name for name in objects if name.startswith("model/") and "ckpt" in name]
+    assert [n for n in objects if n.startswith("logs/train/events.out.tfevents.")]
+    assert [n for n in objects if n.startswith("logs/eval/events.out.tfevents.")]
+    metrics = gcs_json(gcs, f"{base}/checkpoints/metrics.json")
+    assert metrics["model_dir"] == f"{base}/model"
+
+    # Read back on gs:// as a user would: the events as TensorBoard reads them, the model as
+    # trainer.evaluate and trainer.predict load it.
+    rows = np.concatenate([np.loadtxt(p, delimiter=",", dtype=np.float32)
+                           for p in tiny_data["eval_files"]])
+    np.save(tmp_path / "rows.npy", rows)
+    read = gcs.python(
+        "import json, numpy as np, tensorflow as tf\n"
+        "from trainer.model.serving import holds_saved_model, load_exported_model\n"
+        "events = {}\n"
+        "for run in ('train', 'eval'):\n"
+        f"    for path in tf.io.gfile.glob({base!r} + '/logs/' + run + '/events.out.tfevents.*'):\n"
+        "        for event in tf.compat.v1.train.summary_iterator(path):\n"
+        "            for value in event.summary.value:\n"
+        "                events.setdefault(run + '/' + value.tag, {})[event.step] = value.simple_value\n"
+        f"model = load_exported_model({base!r} + '/model')\n"
+        f"rows = np.load({str(tmp_path / 'rows.npy')!r})\n"
+        f"forecast = model.predict(rows[:, :{N_INPUTS}])\n"
+        f"rmse = float(np.sqrt(np.mean((forecast - rows[:, {N_INPUTS}:]) ** 2)))\n"
+        f"same = holds_saved_model({base!r} + '/model', {metrics['saved_model_path']!r})\n"
+        "print(json.dumps({'events': events, 'rmse': rmse, 'path': model.path, 'same': same,\n"
+        "                  'shape': list(forecast.shape)}))\n")
+    assert read.returncode == 0, read.stderr[-3000:]
+    found = json.loads(read.stdout.strip().splitlines()[-1])
+    assert found["path"] == f"{base}/model" and found["same"] is True
+    assert found["shape"] == [len(rows), N_OUTPUTS]
+    assert found["rmse"] == pytest.approx(metrics["rmse"], rel=1e-4)
+    assert max(int(step) for step in found["events"]["train/loss"]) == 100
+    assert set(found["events"]["eval/rmse"]) == {"50", "100"}
+    assert found["events"]["eval/rmse"][str(metrics["global_step"])] == pytest.approx(metrics["rmse"])

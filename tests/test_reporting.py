@@ -213,3 +213,70 @@ def test_verdict_says_plainly_which_baseline_the_model_loses_to():
                            "0.5000. Try --scaling window_zscore")
     assert verdict({"rmse": 0.9, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.5}).startswith(
         "WARNING: loses to the seasonal naive forecast")  # the stronger baseline is named
+
+
+def scalars_by_step(log_dir, tag):
+    """{step: value of `tag`} from every events file in `log_dir` (as TensorBoard reads them)."""
+    import tensorflow as tf
+
+    found = {}
+    for path in sorted(tf.io.gfile.glob(f"{log_dir}/events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    found[event.step] = value.simple_value
+    return found
+
+
+def test_model_dir_holds_the_best_export_and_tensorboard_gets_every_evaluation(tiny_data, tmp_path):
+    import numpy as np
+    import pytest
+    import tensorflow as tf
+
+    from trainer.model.serving import holds_saved_model, load_exported_model
+    from trainer.training.config import make_config
+    from trainer.training.data_source import make_train_input_fn
+    from trainer.training.experiment import make_estimator, make_exporters
+
+    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
+                         steps_per_run=1)
+    output, model_dir, logs = tmp_path / "checkpoints", tmp_path / "model", tmp_path / "logs"
+    estimator = make_estimator(config, output_dir=str(output))
+    train_input_fn = make_train_input_fn(config, files=tiny_data["train_files"])
+    estimator.train(train_input_fn, max_steps=3)
+    (exporter,) = make_exporters(config, output_dir=str(output), tensorboard_dir=str(logs),
+                                 model_dir=str(model_dir))
+    base = {"mae": 0.4, "naive_rmse": 0.9, "loss": 0.25}
+
+    def evaluate(step, rmse):
+        estimator.train(train_input_fn, max_steps=step)
+        exporter.export(estimator, str(output / "export" / "latest"), estimator.latest_checkpoint(),
+                        dict(base, rmse=rmse, global_step=step), False)
+        return read_metrics_json(str(output))
+
+    first = evaluate(3, 0.5)
+    assert first["model_dir"] == str(model_dir)
+    assert holds_saved_model(str(model_dir), first["saved_model_path"])
+    assert evaluate(6, 0.6)["saved_model_path"] == first["saved_model_path"]  # worse: kept
+    assert holds_saved_model(str(model_dir), first["saved_model_path"])
+    best = evaluate(9, 0.3)
+    assert best["saved_model_path"] != first["saved_model_path"]
+    assert holds_saved_model(str(model_dir), best["saved_model_path"])
+    assert not holds_saved_model(str(model_dir), first["saved_model_path"])
+    served, exported = load_exported_model(str(model_dir)), load_exported_model(best["saved_model_path"])
+    assert served.path == str(model_dir) and (served.n_inputs, served.n_outputs) == (N_INPUTS, N_OUTPUTS)
+    windows = np.linspace(-1.0, 1.0, 4 * N_INPUTS, dtype=np.float32).reshape(4, N_INPUTS)
+    np.testing.assert_array_equal(served.predict(windows), exported.predict(windows))
+
+    # A copy cut short (a preempted job) leaves no saved_model.pb: the next evaluation copies.
+    (model_dir / "saved_model.pb").unlink()
+    evaluate(12, 0.4)
+    assert holds_saved_model(str(model_dir), best["saved_model_path"])
+    assert not [p for p in model_dir.rglob("*") if ".tmp-" in p.name]
+
+    assert scalars_by_step(logs / "eval", "rmse") == pytest.approx({3: 0.5, 6: 0.6, 9: 0.3, 12: 0.4})
+    assert scalars_by_step(logs / "eval", "naive_rmse") == pytest.approx(
+        {3: 0.9, 6: 0.9, 9: 0.9, 12: 0.9})
+    assert len(list((logs / "eval").iterdir())) == 1  # one events file, appended to
+    assert tf.train.latest_checkpoint(str(output)).endswith("model.ckpt-12")
+    assert not list(model_dir.glob("model.ckpt*"))

@@ -42,8 +42,10 @@ def summarize(metrics: Optional[dict]) -> str:
              f"naive_rmse {metrics['naive_rmse']:.4f}  ({skill:+.0%} vs naive)  "
              f"mae {metrics['mae']:.4f}{intervals}"]
     lines.append(verdict(metrics))
-    lines += [f"SavedModel: {metrics['saved_model_path']}",
-              f"metrics: {json.dumps(metrics, sort_keys=True)}"]
+    lines.append(f"SavedModel: {metrics['saved_model_path']}")
+    if metrics.get("model_dir"):  # Vertex AI's $AIP_MODEL_DIR: the same model, ready for import
+        lines.append(f"model for import (gcloud ai models upload --artifact-uri): {metrics['model_dir']}")
+    lines.append(f"metrics: {json.dumps(metrics, sort_keys=True)}")
     return "\n".join(lines)
 
 

@@ -13,12 +13,14 @@ loads any export, reads n_inputs and n_outputs from its signature, the head from
 forecasts in batches (`trainer.evaluate` and `trainer.predict` both use it).
 
 A training run exports to `OUTPUT_DIR/export/<exporter>/<timestamp>/` (`EXPORT_DIR`), which
-`resolve_saved_model` searches when given a run directory.
+`resolve_saved_model` searches when given a run directory; `copy_saved_model` writes an export
+into a directory of its own choosing (Vertex AI's $AIP_MODEL_DIR), where it is loaded as it is.
 """
 
 import dataclasses
 import json
 import logging
+import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -38,6 +40,10 @@ BEST_EXPORTER = "best"
 PREDICT_BATCH_SIZE = 4096
 # In an export of a model with covariates: their names, kinds, vocabularies and statistics.
 COVARIATES_ASSET = "covariates.json"
+SAVED_MODEL_FILE = "saved_model.pb"
+# What a SavedModel directory holds besides SAVED_MODEL_FILE; `copy_saved_model` replaces
+# these and leaves every other name in the destination alone.
+SAVED_MODEL_PARTS = ("variables", "assets", "assets.extra", "fingerprint.pb")
 
 
 def covariates_json(covariates: Sequence[Covariate]) -> str:
@@ -166,7 +172,7 @@ def resolve_saved_model(path: str) -> str:
     path = path.rstrip("/")
     if not path:
         raise ConfigError("give --model_dir: a SavedModel or a training output directory")
-    if tf.io.gfile.exists(f"{path}/saved_model.pb"):
+    if tf.io.gfile.exists(f"{path}/{SAVED_MODEL_FILE}"):
         return path
     for exporter in (BEST_EXPORTER, LATEST_EXPORTER):
         exports = [p.rstrip("/") for p in tf.io.gfile.glob(f"{path}/{EXPORT_DIR}/{exporter}/*")
@@ -177,6 +183,64 @@ def resolve_saved_model(path: str) -> str:
     raise ConfigError(f"--model_dir {path} holds no saved_model.pb and no export/best or "
                       "export/latest/<timestamp>; give a SavedModel directory or the --output_dir "
                       "of a finished training run")
+
+
+def _copy_tree(source: str, destination: str) -> None:
+    """Copy the file or directory `source` to `destination` (local or gs://)."""
+    if not tf.io.gfile.isdir(source):
+        tf.io.gfile.copy(source, destination, overwrite=True)
+        return
+    for directory, _, files in tf.io.gfile.walk(source):
+        directory = directory.rstrip("/")  # Cloud Storage names a folder with a slash at its end
+        target = destination + directory[len(source):]
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(f"{directory}/{name}", f"{target}/{name}", overwrite=True)
+
+
+def _same_file(first: str, second: str) -> bool:
+    if not (tf.io.gfile.exists(first) and tf.io.gfile.exists(second)):
+        return False
+    with tf.io.gfile.GFile(first, "rb") as a, tf.io.gfile.GFile(second, "rb") as b:
+        return a.read() == b.read()
+
+
+def holds_saved_model(directory: str, export: str) -> bool:
+    """Whether `directory` holds a complete copy of the SavedModel `export` (its graph and the
+    index of its variables, which names every variable file's checksum)."""
+    return all(_same_file(f"{export}/{name}", f"{directory}/{name}")
+               for name in (SAVED_MODEL_FILE, "variables/variables.index"))
+
+
+def copy_saved_model(export: str, destination: str) -> None:
+    """Write the SavedModel `export` at `destination` itself (saved_model.pb, variables/, ...
+    directly in it), replacing the one there; other files in `destination` stay.
+
+    saved_model.pb goes first and comes back last (through a temporary name and a rename):
+    while the copy runs `destination` holds no model, never a mix of two, and a copy cut short
+    (a preempted job) leaves none, which the next call replaces.
+    """
+    export, destination = export.rstrip("/"), destination.rstrip("/")
+    graph = f"{destination}/{SAVED_MODEL_FILE}"
+    if tf.io.gfile.exists(graph):
+        tf.io.gfile.remove(graph)
+    tf.io.gfile.makedirs(destination)
+    for name in SAVED_MODEL_PARTS:
+        target = f"{destination}/{name}"
+        if tf.io.gfile.isdir(target):
+            tf.io.gfile.rmtree(target)
+        elif tf.io.gfile.exists(target):
+            tf.io.gfile.remove(target)
+        if tf.io.gfile.exists(f"{export}/{name}"):
+            _copy_tree(f"{export}/{name}", target)
+    temporary = f"{graph}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tf.io.gfile.copy(f"{export}/{SAVED_MODEL_FILE}", temporary, overwrite=True)
+        tf.io.gfile.rename(temporary, graph, overwrite=True)
+    except BaseException:
+        if tf.io.gfile.exists(temporary):  # the rename did not happen: no stray file left
+            tf.io.gfile.remove(temporary)
+        raise
 
 
 def load_exported_model(model_dir: str) -> ExportedModel:

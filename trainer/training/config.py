@@ -57,7 +57,10 @@ class TrainerConfig:
     # Where checkpoints, config.json, exports and metrics.json go.
     output_dir: str = flag(
         "", "Directory for checkpoints, config.json, exports and metrics.json (local or gs://). "
-        "--job-dir is the same flag. Precedence: this flag, then $AIP_MODEL_DIR, then ./output.")
+        "--job-dir is the same flag. Precedence: this flag, then $AIP_CHECKPOINT_DIR, then "
+        "$AIP_MODEL_DIR, then ./output (trial_<id> below this flag or ./output in a tuning trial). "
+        "Whenever Vertex AI sets them, $AIP_TENSORBOARD_LOG_DIR gets the TensorBoard events and "
+        "$AIP_MODEL_DIR the best SavedModel itself, with this flag too.")
     # Off by default: never delete a user's checkpoints unless asked.
     overwrite: bool = flag(
         False, "Delete everything in the output directory (or trial directory) before training, "

@@ -35,6 +35,7 @@ from trainer.training.stopping import (
     SignalStop,
     StopOnSignalHook,
 )
+from trainer.training.tensorboard import TRAIN_RUN, LossSummaryHook
 from trainer.util import environment, gcs
 from trainer.util.cli import split_patterns
 from trainer.util.errors import DataError
@@ -109,12 +110,14 @@ def make_progress_hook(config: TrainerConfig) -> ProgressHook:
                         interval_secs=config.progress_interval_secs)
 
 
-def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool = False
-                   ) -> List[tf.estimator.Exporter]:
+def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool = False,
+                   tensorboard_dir: str = "", model_dir: str = "") -> List[tf.estimator.Exporter]:
     """The run's one exporter: the latest export after every evaluation, the best (by
     --hypertune_metric) when it improved, the history, metrics.json and the tuning report
-    (`trainer.training.reporting.ReportingExporter`). A separate evaluator (`is_evaluator`)
-    also stops itself after --early_stopping_evals evaluations without improvement."""
+    (`trainer.training.reporting.ReportingExporter`), the evaluation's events in
+    `tensorboard_dir` and the best model copied to `model_dir` (each when given). A separate
+    evaluator (`is_evaluator`) also stops itself after --early_stopping_evals evaluations
+    without improvement."""
     covariates = data_covariates(config)
     receiver_fn = make_serving_input_receiver_fn(n_inputs=config.n_inputs,
                                                  n_outputs=config.n_outputs,
@@ -137,7 +140,8 @@ def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool
                               metric=config.hypertune_metric, metric_tag=config.metric_tag,
                               best=SkipDeletedCheckpointExporter(best),
                               early_stopping_evals=config.early_stopping_evals,
-                              stop_after_patience=is_evaluator)]
+                              stop_after_patience=is_evaluator, tensorboard_dir=tensorboard_dir,
+                              model_dir=model_dir)]
 
 
 def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimator.EvalSpec) -> None:
@@ -182,18 +186,22 @@ def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
 
 
 def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dict[str, Any]]:
-    output_dir = environment.resolve_output_dir(config.output_dir)
+    dirs = environment.resolve_output_dirs(config.output_dir)
+    output_dir = dirs.output_dir
     task = environment.apply_cluster()
     stop.role = task.task_type
     logger.info("%s %d of a cluster of %d training processes, %d parameter servers%s; "
-                "writing to %s", task.task_type, task.task_index, task.num_workers, task.num_ps,
-                " and an evaluator" if task.has_evaluator else "", output_dir)
-    gcs.check_buckets({"--output_dir": [output_dir],
+                "writing to %s (from %s)%s%s", task.task_type, task.task_index, task.num_workers,
+                task.num_ps, " and an evaluator" if task.has_evaluator else "", output_dir,
+                dirs.output_dir_source,
+                f", TensorBoard events also to {dirs.tensorboard_dir}" if dirs.tensorboard_dir else "",
+                f", the best model to {dirs.model_dir}" if dirs.model_dir else "")
+    gcs.check_buckets({**dirs.by_source(),
                        "--data_dir": [config.data_dir] if config.data_dir else [],
                        "--train_data_paths": split_patterns(config.train_data_paths),
                        "--eval_data_paths": split_patterns(config.eval_data_paths)})
     prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief,
-                       job_id=environment.job_id())
+                       job_id=environment.job_id(), directories=dirs.to_dict())
     if task.task_type == "ps":  # a parameter server only holds variables
         serve_parameters(make_run_config(config, output_dir=output_dir))
     else:
@@ -213,6 +221,8 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                                 clip_gradient_norm=config.clip_gradient_norm)
     hooks = [make_progress_hook(config), divergence,
              StopOnSignalHook(stop, model_dir=output_dir, is_chief=task.is_chief)]
+    if dirs.tensorboard_dir and task.is_chief:  # the chief writes the training summaries
+        hooks.append(LossSummaryHook(log_dir=f"{dirs.tensorboard_dir}/{TRAIN_RUN}"))
     if config.early_stopping_evals:
         # Alone, this process evaluates between runs: read its history before every run. In a
         # cluster the evaluator writes it, perhaps to Cloud Storage: every few seconds.
@@ -225,7 +235,8 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
         data.eval_input_fn,
         steps=config.eval_steps or None,
         exporters=make_exporters(config, output_dir=output_dir,
-                                 is_evaluator=task.task_type == "evaluator"),
+                                 is_evaluator=task.task_type == "evaluator",
+                                 tensorboard_dir=dirs.tensorboard_dir, model_dir=dirs.model_dir),
         start_delay_secs=config.eval_start_delay_secs,
         throttle_secs=config.eval_throttle_secs)
     try:

@@ -12,7 +12,12 @@ then:
   (`--hypertune_metric`), with its global step and its export (export/best/<timestamp>), plus
   `last_global_step` and `evaluations` (how many there were). That is the run's answer;
 - reports the best value so far to the tuning service (cloudml-hypertune), so that a trial's
-  final measurement is the model it would deploy.
+  final measurement is the model it would deploy;
+- with a TensorBoard directory (Vertex AI's $AIP_TENSORBOARD_LOG_DIR), writes the evaluation's
+  figures to its eval/ run (`trainer.training.tensorboard`);
+- with a model directory (Vertex AI's $AIP_MODEL_DIR), makes it hold the best export itself
+  (`trainer.model.serving.copy_saved_model`): copied when the best improves, and again
+  whenever it does not hold it (a copy cut short by a preemption, a resumed run).
 """
 
 import json
@@ -23,7 +28,9 @@ from typing import Any, Dict, List, Optional
 import hypertune
 import tensorflow as tf
 
+from trainer.model.serving import SAVED_MODEL_FILE, copy_saved_model, holds_saved_model
 from trainer.training.recovery import NOT_EXPORTED
+from trainer.training.tensorboard import EVAL_RUN, ScalarWriter
 from trainer.util.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
@@ -128,13 +135,31 @@ class EarlyStopped(Exception):
     improve: it ends the evaluator's loop, which would otherwise wait for the last step."""
 
 
+def publish_best_model(best: Dict[str, Any], model_dir: str) -> bool:
+    """Make `model_dir` hold the export of the evaluation `best`, unless it does already;
+    returns whether it was copied."""
+    export = best.get("saved_model_path")
+    if not export or not tf.io.gfile.exists(f"{export}/{SAVED_MODEL_FILE}"):
+        logger.warning("the best evaluation (step %s) has no export to copy to %s", best.get("global_step"),
+                       model_dir)
+        return False
+    if holds_saved_model(model_dir, export):
+        return False
+    copy_saved_model(export, model_dir)
+    logger.info("model dir %s now holds the best model (step %d, %s)", model_dir, best["global_step"],
+                export)
+    return True
+
+
 class ReportingExporter(tf.estimator.Exporter):
     """Exports the latest model (and the best), keeps the history, writes metrics.json (the best
-    evaluation) and reports the best `metric` so far to hypertune."""
+    evaluation), reports the best `metric` so far to hypertune, and fills the TensorBoard and
+    model directories of the service when it has them."""
 
     def __init__(self, exporter: tf.estimator.Exporter, *, output_dir: str, metric: str = "rmse",
                  metric_tag: str = "", best: Optional[tf.estimator.Exporter] = None,
-                 early_stopping_evals: int = 0, stop_after_patience: bool = False):
+                 early_stopping_evals: int = 0, stop_after_patience: bool = False,
+                 tensorboard_dir: str = "", model_dir: str = ""):
         self._exporter = exporter
         self._best = best
         self._output_dir = output_dir
@@ -142,6 +167,9 @@ class ReportingExporter(tf.estimator.Exporter):
         self._metric_tag = metric_tag or metric
         self._early_stopping_evals = early_stopping_evals
         self._stop_after_patience = stop_after_patience
+        self._tensorboard_dir = tensorboard_dir
+        self._model_dir = model_dir
+        self._events: Optional[ScalarWriter] = None
 
     @property
     def name(self) -> str:
@@ -165,7 +193,12 @@ class ReportingExporter(tf.estimator.Exporter):
         best = best_evaluation(evaluations, self._metric)
         answer = dict(best, last_global_step=summary["global_step"], evaluations=len(evaluations),
                       monitored_metric=self._metric)
+        if self._model_dir:
+            publish_best_model(best, self._model_dir)
+            answer["model_dir"] = self._model_dir
         write_metrics_json(self._output_dir, answer)
+        if self._tensorboard_dir:
+            self._write_events(summary)
         # The tag is the name the tuning job expects (--hypertune_metric_tag).
         report_to_hypertune(tag=self._metric_tag, value=best[self._metric],
                             global_step=summary["global_step"])
@@ -182,3 +215,13 @@ class ReportingExporter(tf.estimator.Exporter):
             raise EarlyStopped(f"{waited} evaluations without a lower {self._metric} than "
                                f"{best[self._metric]:.4f} at step {best['global_step']}")
         return saved_model_path
+
+    def _write_events(self, summary: Dict[str, Any]) -> None:
+        """The evaluation's figures (every number but the step) to TENSORBOARD_DIR/eval."""
+        if self._events is None:
+            self._events = ScalarWriter(f"{self._tensorboard_dir}/{EVAL_RUN}")
+            logger.info("TensorBoard: the evaluations go to %s", self._events.log_dir)
+        self._events.write(summary["global_step"], {
+            key: value for key, value in summary.items()
+            if isinstance(value, float) and key != "global_step"})
+        self._events.flush()

@@ -32,22 +32,28 @@ logger = logging.getLogger(__name__)
 CONFIG_FILENAME = "config.json"
 # Not a flag: the cloud job ($CLOUD_ML_JOB_ID) that wrote config.json, saved beside the flags.
 JOB_ID_KEY = "cloud_ml_job_id"
+# Not a flag either: where the run writes (`trainer.util.environment.OutputDirs`), as resolved.
+DIRECTORIES_KEY = "directories"
 
 
 def config_path(directory: str) -> str:
     return directory.rstrip("/") + "/" + CONFIG_FILENAME
 
 
-def save_config(config: TrainerConfig, directory: str, *, job_id: Optional[str] = None) -> str:
+def save_config(config: TrainerConfig, directory: str, *, job_id: Optional[str] = None,
+                directories: Optional[Dict[str, str]] = None) -> str:
     """Write the resolved config as JSON into `directory`; returns the file's path.
 
-    `job_id`, when given, is saved under JOB_ID_KEY. Written through a rename: workers
-    starting beside the chief read it at the same moment.
+    `job_id`, when given, is saved under JOB_ID_KEY, and `directories` (where the run writes)
+    under DIRECTORIES_KEY. Written through a rename: workers starting beside the chief read it
+    at the same moment.
     """
     path = config_path(directory)
     saved = config.to_dict()
     if job_id:
         saved[JOB_ID_KEY] = job_id
+    if directories:
+        saved[DIRECTORIES_KEY] = directories
     write_text_atomically(path, json.dumps(saved, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -91,13 +97,14 @@ def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, whe
 
 
 def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool,
-                       job_id: Optional[str] = None) -> None:
+                       job_id: Optional[str] = None,
+                       directories: Optional[Dict[str, str]] = None) -> None:
     """Make `output_dir` ready for this run.
 
-    Only the chief deletes (with --overwrite) and writes config.json; every process refuses to
-    resume a run whose saved config.json differs from the flags in a key of ARCHITECTURE_KEYS
-    (the checkpoint could not be read), and config.json is written only after that check. With
-    --overwrite:
+    Only the chief deletes (with --overwrite) and writes config.json (with `job_id` and
+    `directories`, where the run writes); every process refuses to resume a run whose saved
+    config.json differs from the flags in a key of ARCHITECTURE_KEYS (the checkpoint could not
+    be read), and config.json is written only after that check. With --overwrite:
 
     - a chief restarted within its cloud job (config.json names the same `job_id`, from
       $CLOUD_ML_JOB_ID) resumes instead of deleting the checkpoints its job has written;
@@ -122,7 +129,7 @@ def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool
         check_resume_compatible(config, saved, where=output_dir)
     if is_chief:
         try:
-            path = save_config(config, output_dir, job_id=job_id)
+            path = save_config(config, output_dir, job_id=job_id, directories=directories)
         except tf.errors.OpError as error:
             raise OutputDirError(f"cannot write to output directory {output_dir!r}: "
                                  f"{error.message}. Pass a writable --output_dir") from error

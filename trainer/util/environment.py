@@ -8,24 +8,34 @@ that differ by service:
   (legacy AI Platform unless the job sets `useChiefInTfConfig`);
 - `CLUSTER_SPEC` with worker pools `workerpool0` to `workerpool3` standing for chief,
   worker, parameter server and evaluator (Vertex AI custom containers);
-- `CLOUD_ML_TRIAL_ID` (tuning trials) and `AIP_MODEL_DIR` (Vertex AI's output directory);
+- `CLOUD_ML_TRIAL_ID` (tuning trials);
+- `AIP_CHECKPOINT_DIR`, `AIP_TENSORBOARD_LOG_DIR` and `AIP_MODEL_DIR`: where a Vertex AI job
+  wants its checkpoints, its TensorBoard logs and its final SavedModel (the `checkpoints/`,
+  `logs/` and `model/` folders of the job's `baseOutputDirectory`, below `<trial id>/` in a
+  tuning trial);
 - `CLOUD_ML_JOB_ID` (the job, the same in every process and every restart of it).
 
 `resolve_cluster` turns any of them into the one TF_CONFIG the Estimator accepts (a `chief`,
 no evaluator inside the training cluster, no cluster at all for a single machine) and a
-`TaskInfo` that says what this process must do. Everything that reads these variables lives
-here, so the rest of the package takes plain values.
+`TaskInfo` that says what this process must do; `resolve_output_dirs` says where the run
+writes. Everything that reads these variables lives here, so the rest of the package takes
+plain values.
 """
 
 import dataclasses
 import json
 import os
-from typing import Any, Dict, Mapping, MutableMapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, MutableMapping, Optional, Tuple
 
 from trainer.util.errors import ConfigError
 
 DEFAULT_OUTPUT_DIR = "output"
 JOB_ID_VARIABLE = "CLOUD_ML_JOB_ID"
+# Set by Vertex AI when a job has a baseOutputDirectory (each below <trial id>/ in a trial).
+CHECKPOINT_DIR_VARIABLE = "AIP_CHECKPOINT_DIR"
+TENSORBOARD_DIR_VARIABLE = "AIP_TENSORBOARD_LOG_DIR"
+MODEL_DIR_VARIABLE = "AIP_MODEL_DIR"
+OUTPUT_DIR_VARIABLES = (CHECKPOINT_DIR_VARIABLE, TENSORBOARD_DIR_VARIABLE, MODEL_DIR_VARIABLE)
 CHIEF_TYPES = ("chief", "master")
 TASK_TYPES = ("chief", "master", "worker", "ps", "evaluator")
 # Vertex AI worker pools, in the order of CustomJobSpec.workerPoolSpecs.
@@ -219,17 +229,79 @@ def job_id(environ: Mapping[str, str] = os.environ) -> Optional[str]:
     return environ.get(JOB_ID_VARIABLE, "").strip() or None
 
 
-def resolve_output_dir(flag_value: str, environ: Mapping[str, str] = os.environ) -> str:
-    """The directory this run writes to.
+@dataclasses.dataclass(frozen=True)
+class OutputDirs:
+    """Where a run writes (each local or gs://; "" for none).
 
-    Precedence: --output_dir/--job-dir, then $AIP_MODEL_DIR (set by Vertex AI), then ./output.
-    In a tuning job every trial gets its own subdirectory `trial_<id>` so that parallel trials
-    never share checkpoints.
+    `output_dir` is the run directory: checkpoints, config.json, metrics.json,
+    evaluations.json, export/ and the Estimator's own TensorBoard events. `tensorboard_dir`
+    receives the training loss (train/) and every evaluation's metrics (eval/) as well, for a
+    Vertex AI TensorBoard that uploads only from there. `model_dir` holds the best SavedModel
+    itself (saved_model.pb, variables/, assets.extra/ directly in it), ready for a model import.
+    `output_dir_source` says what chose `output_dir`.
+    """
+
+    output_dir: str
+    tensorboard_dir: str = ""
+    model_dir: str = ""
+    output_dir_source: str = "--output_dir"
+
+    def by_source(self) -> Dict[str, List[str]]:
+        """{flag or variable: [directory]} of every directory set (for the bucket check)."""
+        found = {self.output_dir_source: [self.output_dir],
+                 f"${TENSORBOARD_DIR_VARIABLE}": [self.tensorboard_dir],
+                 f"${MODEL_DIR_VARIABLE}": [self.model_dir]}
+        return {source: paths for source, paths in found.items() if paths[0]}
+
+    def to_dict(self) -> Dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+def _directory(value: str) -> str:
+    """A directory without its trailing slash (Vertex AI's values end in one)."""
+    value = value.strip()
+    return value.rstrip("/") or value
+
+
+def resolve_output_dirs(flag_value: str, environ: Mapping[str, str] = os.environ) -> OutputDirs:
+    """The directories this run writes to.
+
+    The run directory: --output_dir/--job-dir, else $AIP_CHECKPOINT_DIR, else $AIP_MODEL_DIR
+    (a job that sets only that one: the run directory and the model share it), else ./output.
+    A tuning trial writes --output_dir/trial_<id> (or ./output/trial_<id>) so that parallel
+    trials never share checkpoints; Vertex AI's variables already name the trial's own
+    folders and are taken as they are. $AIP_TENSORBOARD_LOG_DIR and $AIP_MODEL_DIR are filled
+    whenever they are set, with --output_dir too: the service reads them.
+
+    >>> resolve_output_dirs("gs://b/run", {"CLOUD_ML_TRIAL_ID": "7"}).output_dir
+    'gs://b/run/trial_7'
+    >>> dirs = resolve_output_dirs("", {"CLOUD_ML_TRIAL_ID": "7",
+    ...                                 "AIP_CHECKPOINT_DIR": "gs://b/job/7/checkpoints/",
+    ...                                 "AIP_MODEL_DIR": "gs://b/job/7/model/"})
+    >>> dirs.output_dir, dirs.model_dir, dirs.output_dir_source
+    ('gs://b/job/7/checkpoints', 'gs://b/job/7/model', '$AIP_CHECKPOINT_DIR')
+    """
+    service = {name: _directory(environ.get(name, "")) for name in OUTPUT_DIR_VARIABLES}
+    flag_value = _directory(flag_value)
+    if flag_value or not (service[CHECKPOINT_DIR_VARIABLE] or service[MODEL_DIR_VARIABLE]):
+        base = flag_value or DEFAULT_OUTPUT_DIR
+        trial = trial_id(environ)
+        output_dir = f"{base}/trial_{trial}" if trial else base
+        source = "--output_dir" if flag_value else f"the default ./{DEFAULT_OUTPUT_DIR}"
+    else:
+        source = CHECKPOINT_DIR_VARIABLE if service[CHECKPOINT_DIR_VARIABLE] else MODEL_DIR_VARIABLE
+        output_dir, source = service[source], f"${source}"
+    tensorboard_dir = service[TENSORBOARD_DIR_VARIABLE]
+    if tensorboard_dir == output_dir:  # the Estimator's own events are there already
+        tensorboard_dir = ""
+    return OutputDirs(output_dir=output_dir, tensorboard_dir=tensorboard_dir,
+                      model_dir=service[MODEL_DIR_VARIABLE], output_dir_source=source)
+
+
+def resolve_output_dir(flag_value: str, environ: Mapping[str, str] = os.environ) -> str:
+    """The run directory of `resolve_output_dirs`.
 
     >>> resolve_output_dir("gs://b/run", {"CLOUD_ML_TRIAL_ID": "7"})
     'gs://b/run/trial_7'
     """
-    base = flag_value or environ.get("AIP_MODEL_DIR", "") or DEFAULT_OUTPUT_DIR
-    base = base.rstrip("/") or base
-    trial = trial_id(environ)
-    return f"{base}/trial_{trial}" if trial else base
+    return resolve_output_dirs(flag_value, environ).output_dir
