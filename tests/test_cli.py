@@ -35,8 +35,8 @@ def test_choices_help_names_every_choice_with_its_note():
      "--test_start 3 is before --valid_start 5"),
     (prepare, ["--input", "s.csv", "--output_dir", "o", "--valid_fraction", "0.5",
                "--test_fraction", "0.5"], "leave nothing to train on"),
-    (evaluate, ["--model_dir", "m", "--data_paths", "r.csv"], "give --data_dir (a prepared "
-     "directory of series) or --data_paths (files of prepared rows), and --output"),
+    (evaluate, ["--model_dir", "m"], "give --data_dir (a prepared directory of series) or "
+     "--data_paths (files of prepared rows)"),
     (evaluate, ["--model_dir", "m", "--data_paths", "r.csv", "--data_dir", "d", "--output", "o"],
      "give --data_dir (a prepared directory of series) or --data_paths"),
     (prepare, ["--input", "s.csv", "--output_dir", "o", "--layout", "windows",

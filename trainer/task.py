@@ -10,15 +10,14 @@ directory) with a one-line message naming it; any other failure keeps its traceb
 (`trainer.util.cli`).
 """
 
-import json  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
-import sys
+import sys  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
 from typing import Optional, Sequence
 
 from trainer.util.cli import run_command
 
 from trainer.training.config import build_parser, make_config
 from trainer.training.experiment import train_and_evaluate
-from trainer.model.metrics import verdict
+from trainer.model.metrics import metrics_table, verdict
 
 
 def summarize(metrics: Optional[dict]) -> str:
@@ -42,8 +41,11 @@ def summarize(metrics: Optional[dict]) -> str:
              f"naive_rmse {metrics['naive_rmse']:.4f}  ({skill:+.0%} vs naive)  "
              f"mae {metrics['mae']:.4f}{intervals}"]
     lines.append(verdict(metrics))
-    lines += [f"SavedModel: {metrics['saved_model_path']}",
-              f"metrics: {json.dumps(metrics, sort_keys=True)}"]
+    lines.append(f"SavedModel: {metrics['saved_model_path']}")
+    # The figures as a table; every one of them, with more digits, is in metrics.json.
+    lines.append(f"metrics of the valid split at step {metrics['global_step']} (all in metrics.json):")
+    levels = sorted(float(key[len("wql_"):]) for key in metrics if key.startswith("wql_"))
+    lines += metrics_table(metrics, levels)
     return "\n".join(lines)
 
 

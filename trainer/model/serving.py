@@ -7,7 +7,8 @@ values, in the series' units), and for a model trained with covariates the input
 [batch, C], in prepare.json's column order), and returns the head's predictions, `predicted`
 [batch, n_outputs] for every head, and for the quantile head `quantiles` [batch, n_outputs, Q]
 and `quantile_levels` [batch, Q]. Every export carries `assets.extra/head.json` (the loss, the
-levels and what `predicted` is). `make_serving_input_receiver_fn` builds that input through
+levels and what `predicted` is) and `assets.extra/data.json` (the training run's season and
+data, and how its raw CSV was read). `make_serving_input_receiver_fn` builds that input through
 `trainer.data.schema.build_features`, the transform training uses too; `load_exported_model`
 loads any export, reads n_inputs and n_outputs from its signature, the head from its asset, and
 forecasts in batches (`trainer.evaluate` and `trainer.predict` both use it).
@@ -38,6 +39,9 @@ BEST_EXPORTER = "best"
 PREDICT_BATCH_SIZE = 4096
 # In an export of a model with covariates: their names, kinds, vocabularies and statistics.
 COVARIATES_ASSET = "covariates.json"
+# In every export: what the model was trained on (`data_json`), so that the tools need no flag
+# the training run already had.
+DATA_ASSET = "data.json"
 
 
 def covariates_json(covariates: Sequence[Covariate]) -> str:
@@ -52,6 +56,27 @@ def read_covariates_asset(path: str) -> Tuple[Covariate, ...]:
         return ()
     with tf.io.gfile.GFile(asset, "r") as handle:
         return tuple(covariates_of(json.loads(handle.read()), source=asset))
+
+
+def data_json(*, season: int, data_dir: str, stats_file: str, reading: Dict[str, Any]) -> str:
+    """The text of `DATA_ASSET`: the trainer's `--season` (of the seasonal naive baseline and
+    MASE), its `--data_dir` or `--stats_file`, and how trainer.prepare read the raw CSV of that
+    data (`reading`: target, timestamp_column, series_id_column, on_bad_values, gap_factor).
+
+    >>> json.loads(data_json(season=7, data_dir="prepared", stats_file="", reading={}))["season"]
+    7
+    """
+    return json.dumps({"season": season, "data_dir": data_dir, "stats_file": stats_file,
+                       "reading": reading}, indent=2, sort_keys=True) + "\n"
+
+
+def read_data_asset(path: str) -> Dict[str, Any]:
+    """What the export at `path` was trained on (`data_json`); empty for an older export."""
+    asset = f"{path}/assets.extra/{DATA_ASSET}"
+    if not tf.io.gfile.exists(asset):
+        return {}
+    with tf.io.gfile.GFile(asset, "r") as handle:
+        return json.loads(handle.read())
 
 
 def read_head_asset(path: str) -> Dict[str, Any]:
@@ -107,6 +132,7 @@ class ExportedModel:
     covariates: Tuple[Covariate, ...] = ()
     levels: Tuple[float, ...] = ()  # quantile levels of a quantile head's `quantiles`
     head: Dict[str, Any] = dataclasses.field(default_factory=dict)  # head.json
+    data: Dict[str, Any] = dataclasses.field(default_factory=dict)  # data.json ({} when older)
 
     def predict(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
                 ) -> np.ndarray:
@@ -190,4 +216,4 @@ def load_exported_model(model_dir: str) -> ExportedModel:
                 "; quantiles " + ",".join(f"{level:g}" for level in levels) if levels else "")
     return ExportedModel(path=path, n_inputs=int(n_inputs), n_outputs=int(n_outputs), serve=serve,
                          inputs=inputs, covariates=read_covariates_asset(path), levels=levels,
-                         head=head)
+                         head=head, data=read_data_asset(path))
