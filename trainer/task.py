@@ -43,7 +43,7 @@ def summarize(metrics: Optional[dict]) -> str:
     lines.append(verdict(metrics))
     lines.append(f"SavedModel: {metrics['saved_model_path']}")
     # The figures as a table; every one of them, with more digits, is in metrics.json.
-    lines.append(f"metrics of the valid split at step {metrics['global_step']} (all in metrics.json):")
+    lines.append(f"the evaluation at step {metrics['global_step']} (every figure in metrics.json):")
     levels = sorted(float(key[len("wql_"):]) for key in metrics if key.startswith("wql_"))
     lines += metrics_table(metrics, levels)
     return "\n".join(lines)

@@ -47,7 +47,8 @@ class TrainerConfig:
         "", "A directory written by python -m trainer.prepare (local or gs://). Series layout: "
         "windows of --n_inputs + --n_outputs are cut from its series (train on the train split, "
         "evaluate on every valid window); windows layout: its train and valid shards. Its "
-        "prepare.json gives the statistics (as --stats_file).")
+        "prepare.json gives the statistics (as --stats_file) and, when they are not given, "
+        "--n_inputs, --n_outputs and --season.")
     train_data_paths: str = flag(
         "", "Comma-separated file patterns of training CSV shards, local or gs:// "
         "(e.g. 'gs://bucket/data/train-*.csv'). Empty: generate the built-in synthetic "
@@ -78,8 +79,9 @@ class TrainerConfig:
         + choices_help(SCHEMES) + ".", choices=tuple(SCHEMES))
     stats_file: str = flag(
         "", "prepare.json written by python -m trainer.prepare (local or gs://): training mean and "
-        "std for --scaling global_zscore, and the in-sample naive MAE that scales MASE. Empty: "
-        "MASE is scaled by the naive errors within the evaluated windows' inputs.")
+        "std for --scaling global_zscore, and the in-sample naive MAE that scales MASE; when not "
+        "given, --n_inputs, --n_outputs (which must match its windows layout) and --season. "
+        "Empty: MASE is scaled by the naive errors within the evaluated windows' inputs.")
     scale_mean: float = flag(0.0, "Training mean for --scaling global_zscore without --stats_file.",
                               type=float)
     # 0 means "not given": a std of 0 cannot scale anything.
