@@ -216,6 +216,10 @@ def predict(config: PredictConfig) -> str:
                           f"assets.extra/{COVARIATES_ASSET} naming them (an export of an older "
                           "version?); train it again, or call its SavedModel directly")
     reading = config.reading(model)
+    trained_on = model.data.get("reading", {}).get("target")
+    if config.series and config.target and trained_on and config.target != trained_on:
+        logger.warning("--target %s: the model at %s was trained on %r; forecasting another column "
+                       "with it assumes the two behave alike", config.target, model.path, trained_on)
     if config.series:
         logger.info("reading %s with --target %s --timestamp_column %s --series_id_column %s "
                     "--on_bad_values %s --gap_factor %g (the flags given, else as the model's "
