@@ -112,7 +112,8 @@ def test_evaluate_prints_the_readmes_table_without_output(worked_example):
         assert line in out, line  # the heading, the columns and the baselines, exactly
     readme_rmse = float(next(line for line in table if line.startswith("model ")).split()[1])
     measured = re.search(r"^model +(\d+\.\d+)", out.split("64 windows x 7 steps", 1)[1], re.MULTILINE)
-    assert abs(float(measured.group(1)) - readme_rmse) < 0.15 * readme_rmse
+    # Training order is random: 7.20 to 8.38 in the runs the README reports; far from naive's 30.9.
+    assert abs(float(measured.group(1)) - readme_rmse) < 0.3 * readme_rmse
     assert "written to" not in out.split("64 windows x 7 steps", 1)[1]
 
 
