@@ -34,5 +34,8 @@ setup(
                  *BENCH],
         "bench": BENCH,
     },
-    entry_points={"console_scripts": ["lstm-forecast-train=trainer.task:main"]},
+    # `forecast prepare|train|evaluate|predict|cluster|storage ...` (trainer/__main__.py); the
+    # older lstm-forecast-train is `forecast train`.
+    entry_points={"console_scripts": ["forecast=trainer.__main__:main",
+                                      "lstm-forecast-train=trainer.task:main"]},
 )

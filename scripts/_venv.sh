@@ -32,5 +32,6 @@ ensure_venv() {
     echo "installing $spec into .venv (first run: TensorFlow is a large download)" >&2
     .venv/bin/python -m pip install --quiet -e "$spec" >&2
     touch "$stamp"
+    echo "installed. For the commands in a shell: source .venv/bin/activate (then: forecast --help)" >&2
   fi
 }

@@ -1,9 +1,13 @@
 """The command-line kit: flag types, help from a registry, and one exit-code rule for every command."""
 
 import argparse
+import os
+import subprocess
+import sys
 
 import pytest
 
+from tests.conftest import REPO_ROOT
 from trainer import evaluate, instances, predict, prepare, task
 from trainer.util.cli import choices_help, float_above, int_at_least, split_patterns
 
@@ -35,8 +39,8 @@ def test_choices_help_names_every_choice_with_its_note():
      "--test_start 3 is before --valid_start 5"),
     (prepare, ["--input", "s.csv", "--output_dir", "o", "--valid_fraction", "0.5",
                "--test_fraction", "0.5"], "leave nothing to train on"),
-    (evaluate, ["--model_dir", "m", "--data_paths", "r.csv"], "give --data_dir (a prepared "
-     "directory of series) or --data_paths (files of prepared rows), and --output"),
+    (evaluate, ["--model_dir", "m"], "give --data_dir (a prepared directory of series) or "
+     "--data_paths (files of prepared rows)"),
     (evaluate, ["--model_dir", "m", "--data_paths", "r.csv", "--data_dir", "d", "--output", "o"],
      "give --data_dir (a prepared directory of series) or --data_paths"),
     (prepare, ["--input", "s.csv", "--output_dir", "o", "--layout", "windows",
@@ -62,3 +66,30 @@ def test_flags_that_conflict_exit_2_in_every_command(capsys, command, argv, mess
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: python -m trainer.") and message in err, err
+
+
+def test_an_unquoted_pattern_that_the_shell_expanded_is_named_with_the_quoting_to_use(tmp_path):
+    """As a user types it: bash expands prepared/test-*.csv into four words."""
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    for index in range(4):
+        (prepared / f"test-{index:05d}-of-00004.csv").write_text("1,2,3\n")
+    result = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m trainer.evaluate --model_dir m --data_paths "
+         "prepared/test-*.csv"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert ("error: unrecognized arguments: prepared/test-00001-of-00004.csv "
+            "prepared/test-00002-of-00004.csv prepared/test-00003-of-00004.csv. --data_paths got 4 "
+            "files (prepared/test-00000-of-00004.csv, prepared/test-00001-of-00004.csv, ...): the "
+            "shell expanded an unquoted pattern. Quote it, e.g. --data_paths "
+            "'prepared/test-*-of-00004.csv', so that the command reads every file itself"
+            ) in result.stderr, result.stderr
+
+
+def test_stray_words_that_are_no_files_keep_argparses_message(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--model_dir", "m", "--data_paths", "a.csv", "b.csv"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("error: unrecognized arguments: b.csv"), err

@@ -99,3 +99,41 @@ def test_all_models_and_optimizers_are_accepted():
 ])
 def test_bad_flags_exit_2_naming_the_flag(capsys, argv, expected):
     assert expected in parse_error(capsys, argv)
+
+
+def prepared_dir(tmp_path, layout: str):
+    """A real preparation of 80 points, windows of 28 + 7, season 7."""
+    from trainer.prepare import PrepareConfig, prepare
+
+    raw = tmp_path / "raw.csv"
+    raw.write_text("timestamp,value\n" + "".join(f"{t},{t % 7}.5\n" for t in range(300)))
+    directory = tmp_path / layout
+    prepare(PrepareConfig(input=str(raw), output_dir=str(directory), layout=layout, n_inputs=28,
+                          n_outputs=7, season=7))
+    return directory
+
+
+def test_window_and_season_come_from_prepare_json_unless_given(tmp_path):
+    directory = prepared_dir(tmp_path, "series")
+    config = parse_config(["--data_dir", str(directory)])
+    assert (config.n_inputs, config.n_outputs, config.season) == (28, 7, 7)
+    # Flags given win; the series layout fits any window.
+    config = parse_config(["--data_dir", str(directory), "--n_inputs", "14", "--season", "1"])
+    assert (config.n_inputs, config.n_outputs, config.season) == (14, 7, 1)
+    # Without prepared data, the defaults.
+    assert (parse_config([]).n_inputs, parse_config([]).season) == (20, 1)
+
+
+def test_rows_of_another_window_than_given_are_an_error_naming_both_shapes(tmp_path, capsys):
+    directory = prepared_dir(tmp_path, "windows")
+    stats = str(directory / "prepare.json")
+    rows = ["--train_data_paths", str(directory / "train-*.csv"), "--eval_data_paths",
+            str(directory / "valid-*.csv")]
+    err = parse_error(capsys, rows + ["--stats_file", stats, "--n_inputs", "30", "--n_outputs", "5"])
+    assert (f"error: --n_inputs 30 --n_outputs 5 do not fit {stats}: its rows are windows of 28 + 7 "
+            "values (--layout windows), which would be read as 30 inputs and 5 targets. Give "
+            "--n_inputs 28 --n_outputs 7 (or neither)") in err
+    err = parse_error(capsys, ["--data_dir", str(directory), "--n_outputs", "5"])
+    assert "--n_inputs 28 --n_outputs 5 do not fit" in err
+    config = parse_config(rows + ["--stats_file", stats])
+    assert (config.n_inputs, config.n_outputs, config.season) == (28, 7, 7)

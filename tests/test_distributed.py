@@ -360,6 +360,24 @@ def test_launcher_reports_a_failed_task_and_exits_non_zero(tmp_path):
     assert "--train_data_paths: pattern" in result.stderr  # the tail of the failed task's log
 
 
+def test_launcher_ends_with_the_result_of_the_evaluating_task(tiny_data, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "trainer", "cluster", "--workers", "1", "--ps", "1",
+         "--no-evaluator", "--log_dir", str(tmp_path / "logs"), "--timeout_secs", "240", "--",
+         *tiny_trainer_flags(tiny_data, tmp_path / "run", steps=200)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tail = result.stdout.split("cluster finished: chief-0, worker-0, ps-0; logs in ", 1)[1]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert f"\ndone: step 200  rmse {metrics['rmse']:.4f}  naive_rmse" in tail
+    assert f"\nSavedModel: {metrics['saved_model_path']}\n" in tail
+    assert re.search(r"^model +\d+\.\d{4}", tail, re.MULTILINE), tail
+    # Each process of the cluster says what it is; none says it is a single process.
+    chief = (tmp_path / "logs" / "chief-0.log").read_text()
+    assert "chief 0 of a cluster of 2 training processes, 1 parameter servers" in chief
+    assert "a single process" not in chief
+
+
 def test_malformed_tf_config_stops_before_training(tmp_path):
     bad = json.dumps({"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]},
                       "task": {"type": "worker", "index": 5}})

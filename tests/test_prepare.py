@@ -230,3 +230,35 @@ def test_boundaries_must_be_of_the_timestamps_kind(tmp_path):
     with pytest.raises(ConfigError, match=r"--valid_start '2024-01-01' is a date/time but the timestamps "
                                           r"are number \(a time index\)s"):
         run_prepare(tmp_path, source, valid_start="2024-01-01", test_start="2024-02-01")
+
+
+def test_dropping_says_what_was_dropped_and_the_windows_the_cuts_cost(tmp_path, caplog):
+    source = tmp_path / "bad.csv"
+    rows = [str(v) for v in range(12)]
+    rows[4] = ""
+    rows[8] = "n/a"
+    source.write_text("timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in enumerate(rows)))
+    with caplog.at_level("WARNING", logger="trainer.prepare"):
+        run_prepare(tmp_path, source, n_inputs=2, n_outputs=1, on_bad_values="drop",
+                    valid_fraction=0.0, test_fraction=0.0)
+    # 10 points kept, cut twice: 4 windows of 3 (segments 0-3, 5-7, 9-11) of the 8 uncut.
+    assert (f"--on_bad_values drop: left out 2 rows with a missing or non-numeric value in {source}, "
+            "cutting its series at 2 places (no window spans a cut). Of the windows of 3 points "
+            "(--n_inputs 2 + --n_outputs 1) the series would hold uncut, that leaves train 4 of 8, "
+            "valid 0 of 0, test 0 of 0. Each row is listed under 'dropped' in prepare.json; the "
+            "first: line 6 (series 'value', 4): value '' in column 'value' is missing"
+            ) in caplog.text
+    assert "at 0 gaps" not in caplog.text
+
+
+def test_prepare_json_says_how_the_raw_csv_was_read(tmp_path):
+    source = write_wide(tmp_path / "raw.csv", range(40), columns=("day", "units"))
+    summary = run_prepare(tmp_path, source, timestamp_column="day", on_bad_values="drop",
+                          gap_factor=0.0, season=4, n_inputs=6, n_outputs=2, layout="series")
+    saved = json.loads((tmp_path / "prepared" / "prepare.json").read_text())
+    assert {key: saved[key] for key in ("target", "timestamp_column", "series_id_column",
+                                        "on_bad_values", "gap_factor", "n_inputs", "n_outputs",
+                                        "season")} == {
+        "target": "units", "timestamp_column": "day", "series_id_column": "series_id",
+        "on_bad_values": "drop", "gap_factor": 0.0, "n_inputs": 6, "n_outputs": 2, "season": 4}
+    assert summary["timestamp_column"] == "day"

@@ -54,7 +54,7 @@ def test_readme_flag_tables_of_the_series_tools_list_every_flag(module):
     for field in fields:
         flag = "--" + field.name
         assert flag in rows, f"{flag} of trainer.{module} is missing from its README flag table"
-        shown = "(empty)" if field.default == "" else f"`{field.default}`"
+        shown = "(empty)" if field.default in ("", None) else f"`{field.default}`"
         assert rows[flag] == shown, f"{flag}: README says {rows[flag]}, code says {shown}"
     assert len(rows) == len(fields)
 

@@ -1,7 +1,7 @@
 """Evaluate any exported model on any prepared split, against the naive baselines, as JSON.
 
     python -m trainer.evaluate --model_dir output --data_dir prepared --split test \\
-        --season 24 --output test_metrics.json
+        --output test_metrics.json
     python -m trainer.evaluate --model_dir output --data_paths 'prepared/test-*.csv' \\
         --stats_file prepared/prepare.json --season 24 --output test_metrics.json
 
@@ -31,7 +31,7 @@ import json
 import logging
 import math
 import sys
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, int_at_least, run_command
 
@@ -44,14 +44,8 @@ from trainer.data.schema import FEATURE_KEY
 from trainer.data.series_pipeline import open_prepared, read_split_examples
 from trainer.data.windows import SPLITS
 from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
-from trainer.model.metrics import (
-    BASELINES,
-    METRICS,
-    compute_metrics,
-    interval_metric_names,
-    verdict,
-)
-from trainer.model.serving import load_exported_model
+from trainer.model.metrics import compute_metrics, metrics_table, verdict
+from trainer.model.serving import ExportedModel, load_exported_model
 from trainer.util.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -72,16 +66,19 @@ class EvaluateConfig:
                             "(n_inputs + n_outputs values each), e.g. 'prepared/test-*.csv'.")
     stats_file: str = flag("", "prepare.json of the data: its training split's in-sample naive "
                             "MAE scales MASE. Empty: the naive MAE within the evaluated inputs.")
-    season: int = flag(1, "Season length of the seasonal naive baseline and the MASE scale.",
-                        type=int_at_least(1))
-    output: str = flag("", "JSON file to write the evaluation to (local or gs://).")
+    # 0: the model's own, so that the verdict is the one its training run gave.
+    season: int = flag(0, "Season length of the seasonal naive baseline and the MASE scale (0: "
+                        "the --season the model was trained with, from its export's data.json, "
+                        "else prepare.json's, else 1).", type=int_at_least(1))
+    output: str = flag("", "JSON file to write the evaluation to (local or gs://); without it the "
+                        "table is printed only.")
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:
         """The rules between flags (a ConfigError here exits 2, like a bad flag)."""
-        if bool(self.data_dir) == bool(self.data_paths) or not self.output:
+        if bool(self.data_dir) == bool(self.data_paths):
             raise ConfigError("give --data_dir (a prepared directory of series) or --data_paths "
-                              "(files of prepared rows), and --output (the JSON to write)")
+                              "(files of prepared rows)")
         if self.data_dir and self.stats_file:
             raise ConfigError("--data_dir brings its own prepare.json: drop --stats_file")
 
@@ -94,12 +91,15 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
     """Forecast every row of `data_paths` with the model and score it; returns the JSON's content."""
     prepared = open_prepared(config.data_dir) if config.data_dir else None  # the cheap checks first
     exported = load_exported_model(config.model_dir)
-    if config.season > exported.n_inputs:
-        raise ConfigError(f"--season {config.season} is longer than the model's n_inputs "
-                          f"{exported.n_inputs}")
     stats_file = config.stats_file
     if prepared is not None:
         stats_file = f"{prepared.data_dir}/prepare.json"
+    season, season_source = resolve_season(config.season, exported=exported,
+                                           summary=read_summary(stats_file) if stats_file else {})
+    if season > exported.n_inputs:
+        raise ConfigError(f"--season {season} ({season_source}) is longer than the model's "
+                          f"n_inputs {exported.n_inputs}")
+    if prepared is not None:
         features, labels = read_split_examples(
             prepared.files, split=config.split, n_inputs=exported.n_inputs,
             n_outputs=exported.n_outputs, covariates=prepared.covariates)
@@ -113,19 +113,19 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
         data = read_rows(config.data_paths, n_inputs=exported.n_inputs,
                          n_outputs=exported.n_outputs, flag="--data_paths",
                          model_path=exported.path, allow_inputs_only=False)
-    scale = (mase_scale(read_summary(stats_file), season=config.season, source=stats_file)
+    scale = (mase_scale(read_summary(stats_file), season=season, source=stats_file)
              if stats_file else None)
     outputs = exported.forecast(data["inputs"], data.get("covariates"))
     forecast = outputs[PREDICTIONS_KEY]
     metrics = compute_metrics(actual=data["actual"], forecast=forecast, inputs=data["inputs"],
-                              season=config.season, mase_scale=scale,
+                              season=season, mase_scale=scale,
                               quantiles=outputs.get(QUANTILES_KEY), levels=exported.levels)
     result = {
         "model": exported.path, "data_paths": config.data_paths, "data_dir": config.data_dir,
         "split": config.split if config.data_dir else None, "files": data["files"],
         "windows": int(len(forecast)), "points": int(forecast.size),
         "n_inputs": exported.n_inputs, "n_outputs": exported.n_outputs,
-        "season": config.season, "loss": exported.head.get("loss"),
+        "season": season, "season_source": season_source, "loss": exported.head.get("loss"),
         "quantiles": list(exported.levels),
         "mase_scale": scale,
         "mase_scale_source": (f"in-sample seasonal naive MAE of the training split ({stats_file})"
@@ -133,33 +133,35 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
                               "seasonal naive MAE within the evaluated windows' inputs"),
         "metrics": {name: _json_number(value) for name, value in metrics.items()},
     }
-    with tf.io.gfile.GFile(config.output, "w") as handle:
-        handle.write(json.dumps(result, indent=2) + "\n")
+    if config.output:
+        with tf.io.gfile.GFile(config.output, "w") as handle:
+            handle.write(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def resolve_season(season: int, *, exported: ExportedModel, summary: Dict[str, Any]) -> Tuple[int, str]:
+    """--season, else the model's (its training run's, data.json), else that of the data's
+    prepare.json (`summary`), else 1; with where it came from."""
+    if season:
+        return season, "--season"
+    if exported.data.get("season"):
+        return int(exported.data["season"]), "the model's, from its training run"
+    if summary.get("season"):
+        return int(summary["season"]), f"from {summary['_path']}"
+    return 1, "the default: the plain naive forecast"
 
 
 def summarize(result: Dict[str, Any], *, output: str) -> str:
     """A table: the model and each baseline, one column per metric."""
-    def cell(value: Optional[float]) -> str:
-        return f"{value:>12.4f}" if value is not None else f"{'n/a':>12}"
-
     source = (f"the {result['split']} split of {result['data_dir']}" if result["data_dir"]
               else result["data_paths"])
-    lines = [f"{result['windows']} windows x {result['n_outputs']} steps from {source}"]
-    names = list(METRICS)
-    intervals = [name for name in interval_metric_names(result["quantiles"])
-                 if not name.startswith("wql_")]
-    for columns in (names, intervals):
-        if not columns:
-            continue
-        lines.append(f"{'':16}" + "".join(f"{name:>12}" for name in columns))
-        for prefix, label in [("", "model")] + [(f"{b}_", b) for b in BASELINES]:
-            if prefix + columns[0] in result["metrics"]:
-                lines.append(f"{label:16}" + "".join(cell(result["metrics"].get(prefix + m))
-                                                     for m in columns))
+    lines = [f"{result['windows']} windows x {result['n_outputs']} steps from {source}, "
+             f"season {result['season']} ({result['season_source']})"]
+    lines += metrics_table(result["metrics"], result["quantiles"])
     lines.append(verdict({key: value for key, value in result["metrics"].items()
                           if value is not None}))
-    lines.append(f"written to {output}")
+    if output:
+        lines.append(f"written to {output}")
     return "\n".join(lines)
 
 

@@ -30,13 +30,15 @@ import tensorflow as tf
 
 from trainer.data.forecast_files import write_forecast_csv
 from trainer.data.forecast_inputs import (
+    READ_DEFAULTS,
     read_forecast_series,
+    resolve_reading,
     row_windows,
     series_windows,
     window_inputs,
 )
 from trainer.data.schema import FEATURE_KEY
-from trainer.data.series import BAD_VALUE_ACTIONS, GAP_FACTOR
+from trainer.data.series import BAD_VALUE_ACTIONS
 from trainer.model.prediction_json import (
     ONLINE_REQUEST_LIMIT_BYTES,
     instances_jsonl,
@@ -78,15 +80,22 @@ class InstancesConfig:
                           "trainer.predict.")
     backtest: bool = flag(False, "With --series: leave out the last n_outputs points of each "
                            "series (the actual values of the forecast CSV).")
-    target: str = flag("", "With --series: the value column (as trainer.prepare's --target).")
-    timestamp_column: str = flag("timestamp", "With --series: name of the timestamp column.")
-    series_id_column: str = flag("series_id", "With --series: name of the series id column.")
-    on_bad_values: str = flag("fail", "With --series: fail on missing or non-numeric values and "
-                               "time gaps, or drop them and use the last unbroken part.",
+    # How to read --series. Empty: as trainer.prepare read the model's training data (the
+    # export's data.json holds its flags), else trainer.prepare's defaults (`READ_DEFAULTS`).
+    target: str = flag("", "With --series: the value column (empty: the one the model was "
+                        "trained on, else as trainer.prepare's --target).")
+    timestamp_column: str = flag("", "With --series: name of the timestamp column (empty: as the "
+                                  "model's data was prepared, else 'timestamp').")
+    series_id_column: str = flag("", "With --series: name of the series id column (empty: as the "
+                                  "model's data was prepared, else 'series_id').")
+    on_bad_values: str = flag("", "With --series: fail on missing or non-numeric values and time "
+                               "gaps, or drop them and forecast from the last unbroken part "
+                               "(empty: as the model's data was prepared, else fail).",
                                choices=BAD_VALUE_ACTIONS)
-    gap_factor: float = flag(GAP_FACTOR, "With --series: a time step longer than this many times "
-                              "the median step is a gap (0: no gap check).",
-                              type=float_above(0.0, inclusive=True))
+    gap_factor: Optional[float] = flag(
+        None, "With --series: a time step longer than this many times the median step is a gap "
+        "(0: no gap check; empty: as the model's data was prepared, else 1.5).",
+        type=float_above(0.0, inclusive=True))
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:
@@ -112,10 +121,9 @@ def windows_and_inputs(config: InstancesConfig, model: ExportedModel
                        ) -> Tuple[List[Dict[str, Any]], Dict[str, np.ndarray]]:
     """The windows of --series or --rows and the signature's inputs for them, by name."""
     if config.series:
-        series_list = read_forecast_series(
-            config.series, covariates=model.covariates, target=config.target,
-            timestamp_column=config.timestamp_column, series_id_column=config.series_id_column,
-            on_bad_values=config.on_bad_values, gap_factor=config.gap_factor)
+        reading = resolve_reading({key: getattr(config, key) for key in READ_DEFAULTS},
+                                  model.data.get("reading", {}))
+        series_list = read_forecast_series(config.series, covariates=model.covariates, **reading)
         results, covariate_inputs = series_windows(
             series_list, n_inputs=model.n_inputs, n_outputs=model.n_outputs,
             covariates=model.covariates, backtest=config.backtest, source=config.series)

@@ -9,7 +9,9 @@ like one machine each, all with one CLOUD_ML_JOB_ID. Each task logs to
 LOG_DIR/<type>-<index>.log and gets its own hypertune metric file
 (LOG_DIR/<type>-<index>.metrics, standing for each machine's /tmp). Parameter
 servers never exit on their own: they are stopped once the chief, the workers and the
-evaluator have finished. The exit status is non-zero when any task fails.
+evaluator have finished. The exit status is non-zero when any task fails. At the end it
+prints the run's answer as the evaluating task (the evaluator, else the chief) printed it: the
+`done:` line, the metrics and the SavedModel's path.
 
 No task outlives the launcher: SIGTERM, SIGINT or SIGHUP to it (a `kill`, Ctrl-C, a closed
 terminal) stops every task, SIGTERM first so that the chief saves a checkpoint, SIGKILL after
@@ -33,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from trainer.util.cli import HelpFormatter
 from trainer.util.environment import JOB_ID_VARIABLE
 
 logger = logging.getLogger(__name__)
@@ -194,13 +197,21 @@ class LocalCluster:
         return results
 
 
+def result_lines(log_path: Path) -> List[str]:
+    """The closing lines that `python -m trainer.task` printed into a task's log: from its last
+    `done:` line (the run's answer: the metrics and the SavedModel) to the end."""
+    lines = log_path.read_text().splitlines() if log_path.exists() else []
+    starts = [index for index, line in enumerate(lines) if line.startswith("done: ")]
+    return lines[starts[-1]:] if starts else []
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m trainer.local_cluster",
         description="Run chief, workers, parameter servers and an evaluator of the trainer on "
         "127.0.0.1, each with its own TF_CONFIG. Arguments after -- go to every "
         "python -m trainer.task.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+        formatter_class=HelpFormatter, allow_abbrev=False)
     parser.add_argument("--workers", type=int, default=2, help="Number of workers besides the chief.")
     parser.add_argument("--ps", type=int, default=1, help="Number of parameter servers.")
     parser.add_argument("--evaluator", action=argparse.BooleanOptionalAction, default=True,
@@ -250,6 +261,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {name} exited with {code}; the end of {log_path}:\n{tail}", file=sys.stderr)
     if not failed:
         print(f"cluster finished: {', '.join(codes)}; logs in {log_dir}")
+        # The answer, as the process that evaluated printed it (the chief, without an evaluator).
+        evaluated = cluster.tasks[("evaluator", 0) if args.evaluator else ("chief", 0)]
+        lines = result_lines(evaluated.log_path)
+        print("\n".join(lines) if lines else f"no result in {evaluated.log_path}: it printed no "
+              "'done:' line (see its end)")
     return 1 if failed else 0
 
 

@@ -43,13 +43,15 @@ from trainer.util.cli import (
 
 from trainer.data.forecast_files import draw_plot, quantile_column, write_forecast_csv
 from trainer.data.forecast_inputs import (
+    READ_DEFAULTS,
     read_forecast_series,
+    resolve_reading,
     row_windows,
     series_windows,
     window_inputs,
 )
 from trainer.data.schema import FEATURE_KEY
-from trainer.data.series import BAD_VALUE_ACTIONS, GAP_FACTOR, Series
+from trainer.data.series import BAD_VALUE_ACTIONS, Series
 from trainer.model.serving import (
     COVARIATES_ASSET,
     ExportedModel,
@@ -61,6 +63,7 @@ from trainer.util.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 
+# trainer.prepare's defaults, for a model whose export does not say how its data was read.
 @dataclasses.dataclass(frozen=True)
 class PredictConfig:
     """Flags of `python -m trainer.predict`."""
@@ -81,15 +84,22 @@ class PredictConfig:
                               "horizons, 4 x n_outputs).", type=int_at_least(0))
     backtest: bool = flag(False, "With --series: hold out the last n_outputs points of each "
                            "series as actual values and forecast them from the points before.")
-    target: str = flag("", "With --series: the value column (as trainer.prepare's --target).")
-    timestamp_column: str = flag("timestamp", "With --series: name of the timestamp column.")
-    series_id_column: str = flag("series_id", "With --series: name of the series id column.")
-    on_bad_values: str = flag("fail", "With --series: fail on missing or non-numeric values and "
-                               "time gaps, or drop them and forecast from the last unbroken part.",
+    # How to read --series. Empty: as trainer.prepare read the model's training data (the
+    # export's data.json holds its flags), else trainer.prepare's defaults (`READ_DEFAULTS`).
+    target: str = flag("", "With --series: the value column (empty: the one the model was "
+                        "trained on, else as trainer.prepare's --target).")
+    timestamp_column: str = flag("", "With --series: name of the timestamp column (empty: as the "
+                                  "model's data was prepared, else 'timestamp').")
+    series_id_column: str = flag("", "With --series: name of the series id column (empty: as the "
+                                  "model's data was prepared, else 'series_id').")
+    on_bad_values: str = flag("", "With --series: fail on missing or non-numeric values and time "
+                               "gaps, or drop them and forecast from the last unbroken part "
+                               "(empty: as the model's data was prepared, else fail).",
                                choices=BAD_VALUE_ACTIONS)
-    gap_factor: float = flag(GAP_FACTOR, "With --series: a time step longer than this many times "
-                              "the median step is a gap (0: no gap check).",
-                              type=float_above(0.0, inclusive=True))
+    gap_factor: Optional[float] = flag(
+        None, "With --series: a time step longer than this many times the median step is a gap "
+        "(0: no gap check; empty: as the model's data was prepared, else 1.5).",
+        type=float_above(0.0, inclusive=True))
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:
@@ -102,6 +112,12 @@ class PredictConfig:
         if self.backtest and self.rows:
             raise ConfigError("--backtest works with --series; prepared --rows with targets already "
                               "hold the actual values")
+
+    def reading(self, model: ExportedModel) -> Dict[str, Any]:
+        """How to read --series: each flag given, else as trainer.prepare read the model's
+        training data, else `READ_DEFAULTS`."""
+        return resolve_reading({key: getattr(self, key) for key in READ_DEFAULTS},
+                               model.data.get("reading", {}))
 
 
 def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, backtest: bool,
@@ -129,11 +145,18 @@ def predict(config: PredictConfig) -> str:
         raise ConfigError(f"the model at {model.path} takes covariates but its export has no "
                           f"assets.extra/{COVARIATES_ASSET} naming them (an export of an older "
                           "version?); train it again, or call its SavedModel directly")
+    reading = config.reading(model)
+    trained_on = model.data.get("reading", {}).get("target")
+    if config.series and config.target and trained_on and config.target != trained_on:
+        logger.warning("--target %s: the model at %s was trained on %r; forecasting another column "
+                       "with it assumes the two behave alike", config.target, model.path, trained_on)
     if config.series:
-        series_list = read_forecast_series(
-            config.series, covariates=model.covariates, target=config.target,
-            timestamp_column=config.timestamp_column, series_id_column=config.series_id_column,
-            on_bad_values=config.on_bad_values, gap_factor=config.gap_factor)
+        logger.info("reading %s with --target %s --timestamp_column %s --series_id_column %s "
+                    "--on_bad_values %s --gap_factor %g (the flags given, else as the model's "
+                    "data was prepared)", config.series, reading["target"] or "(the only value "
+                    "column)", reading["timestamp_column"], reading["series_id_column"],
+                    reading["on_bad_values"], reading["gap_factor"])
+        series_list = read_forecast_series(config.series, covariates=model.covariates, **reading)
         results = forecast_series(model, series_list, backtest=config.backtest,
                                   source=config.series,
                                   history_points=plot_history_points(config, model))
@@ -153,7 +176,7 @@ def predict(config: PredictConfig) -> str:
     if config.plot:
         draw_plot(config.plot, plotted, levels=model.levels,
                   history_points=plot_history_points(config, model),
-                  value_label=config.target or "value")
+                  value_label=reading["target"] or "value")
         lines.append(f"plot -> {config.plot}")
     return "\n".join(lines)
 

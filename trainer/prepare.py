@@ -212,10 +212,6 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
         series_id_column=config.series_id_column, sort=config.sort,
         on_bad_values=config.on_bad_values, gap_factor=config.gap_factor,
         extra_columns=[name for names in config.covariate_names().values() for name in names])
-    if report["dropped"]:
-        logger.warning("left out %d rows of %s and cut its series at %d gaps (see 'dropped' in "
-                       "%s), for example: %s", report["dropped_count"], config.input,
-                       report["cut_count"], SUMMARY_FILENAME, report["dropped"][0])
     width = config.n_inputs + config.n_outputs
     series_layout = config.layout == SERIES_LAYOUT
     longest = max(len(series.values) for series in series_list)
@@ -253,6 +249,9 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
         counts = {split: int(len(rows)) for split, rows in windows.items()}
     points = {split: int(sum((series_codes == SPLIT_CODES[split]).sum() for series_codes in codes))
               for split in SPLITS}
+    if report["dropped"]:
+        logger.warning("%s", dropped_rows_message(report, series_list, codes, counts,
+                                                  config=config, width=width))
     for split in SPLITS:
         if points[split] and not counts[split]:
             problem = (f"{config.input}: the {split} split has no complete window of {width} points "
@@ -271,7 +270,9 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
     summary: Dict[str, Any] = {
         "layout": config.layout, "version": FORMAT_VERSION,
         "input": config.input, "output_dir": output_dir, "format": report["format"],
-        "target": report["target"],
+        "target": report["target"], "timestamp_column": config.timestamp_column,
+        "series_id_column": config.series_id_column, "on_bad_values": config.on_bad_values,
+        "gap_factor": config.gap_factor,
         "series": len(series_list), "n_inputs": config.n_inputs, "n_outputs": config.n_outputs,
     }
     if series_layout:
@@ -305,6 +306,30 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
     })
     write_summary(output_dir, summary)
     return summary
+
+
+def dropped_rows_message(report: Dict[str, Any], series_list: Sequence[Series],
+                         codes: Sequence[np.ndarray], counts: Dict[str, int], *,
+                         config: PrepareConfig, width: int) -> str:
+    """What `--on_bad_values drop` left out, where it cut the series, and the windows of
+    `--n_inputs` + `--n_outputs` that the cuts cost in each split (against the same series
+    uncut)."""
+    cuts = sum(len(series.segment_starts) - 1 for series in series_list)
+    uncut = count_windows([dataclasses.replace(series, segment_starts=[0]) for series in series_list],
+                          codes, n_inputs=config.n_inputs, n_outputs=config.n_outputs,
+                          stride=config.stride)
+    what = " and ".join(part for part in (
+        f"left out {report['dropped_count']} rows with a missing or non-numeric value"
+        if report["dropped_count"] else "",
+        f"found {report['cut_count']} gaps in time" if report["cut_count"] else "") if part)
+    cost = ", ".join(f"{split} {counts[split]} of {uncut[split]}" for split in SPLITS)
+    first = report["dropped"][0]
+    return (f"--on_bad_values drop: {what} in {config.input}, cutting its series at {cuts} places "
+            f"(no window spans a cut). Of the windows of {width} points (--n_inputs "
+            f"{config.n_inputs} + --n_outputs {config.n_outputs}) the series would hold uncut, "
+            f"that leaves {cost}. Each row is listed under 'dropped' in {SUMMARY_FILENAME}; the "
+            f"first: line {first['line']} (series {first['series_id']!r}, {first['timestamp']}): "
+            f"{first['reason']}")
 
 
 def median_step(series_list: Sequence[Series]) -> Optional[float]:

@@ -10,6 +10,7 @@ import logging
 import sys
 from typing import Optional, Sequence
 
+from trainer.util.cli import HelpFormatter
 from trainer.util.errors import ConfigError
 from trainer.util.gcs import UPLOAD_WORKERS, upload
 
@@ -17,9 +18,11 @@ from trainer.util.gcs import UPLOAD_WORKERS, upload
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m trainer.storage",
-        description="Upload local CSV shards to Cloud Storage for training.")
+        description="Upload local CSV shards to Cloud Storage for training.",
+        formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    upload_parser = commands.add_parser("upload", help="Upload files under a gs:// prefix.")
+    upload_parser = commands.add_parser("upload", help="Upload files under a gs:// prefix.",
+                                        formatter_class=HelpFormatter)
     upload_parser.add_argument("files", nargs="+", help="Local files to upload.")
     upload_parser.add_argument("destination", help="gs://BUCKET/PREFIX/ to upload under.")
     upload_parser.add_argument("--workers", type=int, default=UPLOAD_WORKERS,

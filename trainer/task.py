@@ -10,15 +10,14 @@ directory) with a one-line message naming it; any other failure keeps its traceb
 (`trainer.util.cli`).
 """
 
-import json  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
-import sys
+import sys  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
 from typing import Optional, Sequence
 
 from trainer.util.cli import run_command
 
 from trainer.training.config import build_parser, make_config
 from trainer.training.experiment import train_and_evaluate
-from trainer.model.metrics import verdict
+from trainer.model.metrics import metrics_table, verdict
 
 
 def summarize(metrics: Optional[dict]) -> str:
@@ -45,7 +44,10 @@ def summarize(metrics: Optional[dict]) -> str:
     lines.append(f"SavedModel: {metrics['saved_model_path']}")
     if metrics.get("model_dir"):  # Vertex AI's $AIP_MODEL_DIR: the same model, ready for import
         lines.append(f"model for import (gcloud ai models upload --artifact-uri): {metrics['model_dir']}")
-    lines.append(f"metrics: {json.dumps(metrics, sort_keys=True)}")
+    # The figures as a table; every one of them, with more digits, is in metrics.json.
+    lines.append(f"the evaluation at step {metrics['global_step']} (every figure in metrics.json):")
+    levels = sorted(float(key[len("wql_"):]) for key in metrics if key.startswith("wql_"))
+    lines += metrics_table(metrics, levels)
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ given to the writers. `trainer.predict` makes them.
 import csv
 import datetime
 import io
+import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -67,11 +68,28 @@ def draw_plot(path: str, results: Sequence[Dict[str, Any]], *, levels: Sequence[
     `history_points` > 0 draws only that many points before the forecast, so that the
     forecast stays readable; `value_label` names the y axis.
     """
+    figure = make_figure(results, levels=levels, history_points=history_points,
+                         value_label=value_label)
+    import matplotlib.pyplot as plt  # noqa: I001 (make_figure has checked that it is there)
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    with tf.io.gfile.GFile(path, "wb") as handle:
+        handle.write(buffer.getvalue())
+
+
+def make_figure(results: Sequence[Dict[str, Any]], *, levels: Sequence[float] = (),
+                history_points: int = 0, value_label: str = "value") -> Any:
+    """The matplotlib figure that `draw_plot` saves."""
     try:
         import matplotlib
     except ImportError:
-        raise ConfigError("--plot needs matplotlib, which is not installed: pip install matplotlib "
-                          "(or install this package with its 'plot' extra)") from None
+        raise ConfigError(
+            f"--plot needs matplotlib, which is not installed in this Python ({sys.executable}). "
+            "Install it with: pip install 'matplotlib>=3.5' (or, in a clone of this package, "
+            ".venv/bin/pip install -e '.[plot]'; ./scripts/train_local.sh installs it), or leave "
+            "out --plot") from None
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
@@ -113,11 +131,7 @@ def draw_plot(path: str, results: Sequence[Dict[str, Any]], *, levels: Sequence[
     if any(isinstance(r.get("history_keys", [None])[-1], datetime.datetime) for r in results):
         figure.autofmt_xdate()  # slanted date labels that do not overlap
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    with tf.io.gfile.GFile(path, "wb") as handle:
-        handle.write(buffer.getvalue())
+    return figure
 
 
 def _future_keys(history_keys: List[Any], count: int) -> List[Any]:

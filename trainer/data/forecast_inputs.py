@@ -9,13 +9,14 @@ them. Each window is a dict (see `trainer.data.forecast_files`) that gets its fo
 JSON a deployed model takes and its answer back into the same table.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from trainer.data.covariates import CALENDAR_FEATURES, Covariate, forecast_covariates
 from trainer.data.schema import read_rows
 from trainer.data.series import (
+    GAP_FACTOR,
     Series,
     future_timestamps,
     parse_timestamp,
@@ -23,6 +24,25 @@ from trainer.data.series import (
     time_value,
 )
 from trainer.util.errors import DataError
+
+# How trainer.prepare reads a raw series by default: what predict and instances fall back on for
+# a flag not given and not in the model's data.json.
+READ_DEFAULTS = {"target": "", "timestamp_column": "timestamp", "series_id_column": "series_id",
+                 "on_bad_values": "fail", "gap_factor": GAP_FACTOR}
+
+
+def resolve_reading(given: Mapping[str, Any], prepared: Mapping[str, Any]) -> Dict[str, Any]:
+    """How to read a raw series: each flag `given` (not empty), else as trainer.prepare read the
+    model's training data (`prepared`, data.json's "reading"), else `READ_DEFAULTS`.
+
+    >>> resolve_reading({"target": "", "on_bad_values": "drop"}, {"target": "OT"})["target"]
+    'OT'
+    """
+    resolved = {}
+    for key, default in READ_DEFAULTS.items():
+        value = given.get(key)
+        resolved[key] = value if value not in ("", None) else prepared.get(key, default)
+    return resolved
 
 
 def read_forecast_series(path: str, *, covariates: Sequence[Covariate], target: str,

@@ -216,6 +216,43 @@ def read_summary(path: str) -> Dict[str, Any]:
     return summary
 
 
+# How trainer.prepare read the raw CSV, saved in prepare.json: what trainer.predict needs to read
+# a raw CSV of the same kind the same way (the trainer copies them into its exports).
+READING_KEYS = ("target", "timestamp_column", "series_id_column", "on_bad_values", "gap_factor")
+# The trainer's flags that prepare.json gives when they are not on the command line.
+PREPARED_FLAGS = ("n_inputs", "n_outputs", "season")
+
+
+def reading_of(summary: Dict[str, Any]) -> Dict[str, Any]:
+    """The `READING_KEYS` that `summary` (a prepare.json) holds; older ones lack some."""
+    return {key: summary[key] for key in READING_KEYS if key in summary}
+
+
+def prepared_defaults(path: str, *, given: Dict[str, Any]) -> Dict[str, Any]:
+    """The trainer's `PREPARED_FLAGS` from the prepare.json at `path`, for those not `given`.
+
+    A directory of the windows layout holds rows of exactly its `n_inputs + n_outputs` values:
+    other sizes `given` would read them as another split of the same numbers and train on
+    nonsense, so they are a ConfigError naming both shapes. The series layout's `n_inputs` and
+    `n_outputs` are those its window counts were made for, a default only: the trainer cuts
+    any. Empty when there is no file at `path` (the trainer says so when it reads the data).
+    """
+    if not tf.io.gfile.exists(path):
+        return {}
+    summary = read_summary(path)
+    if summary.get("layout", WINDOWS_LAYOUT) == WINDOWS_LAYOUT and "n_inputs" in summary:
+        saved = (summary["n_inputs"], summary["n_outputs"])
+        asked = (given.get("n_inputs", saved[0]), given.get("n_outputs", saved[1]))
+        if asked != saved:
+            raise ConfigError(
+                f"--n_inputs {asked[0]} --n_outputs {asked[1]} do not fit {path}: its rows are "
+                f"windows of {saved[0]} + {saved[1]} values (--layout windows), which would be read "
+                f"as {asked[0]} inputs and {asked[1]} targets. Give --n_inputs {saved[0]} "
+                f"--n_outputs {saved[1]} (or neither), or prepare the data again with the sizes "
+                "you want (or with --layout series, which fits any)")
+    return {key: summary[key] for key in PREPARED_FLAGS if key in summary and key not in given}
+
+
 def training_statistics(series_list: Sequence[Series], codes: Sequence[np.ndarray], *,
                         season: int) -> Dict[str, Any]:
     """Mean, std (population), min and max of the training points of all series (`codes`:

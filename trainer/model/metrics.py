@@ -368,3 +368,27 @@ def verdict(metrics: Dict[str, float]) -> str:
             f"{value:.4f}. Try --scaling window_zscore, --optimizer adam --learning_rate 0.001, "
             "another --model (linear, dnn), a longer --n_inputs or more --train_steps; "
             "--season sets the seasonal baseline")
+
+
+def metrics_table(metrics: Dict[str, Optional[float]], levels: Sequence[float] = ()) -> List[str]:
+    """The metrics as aligned lines: a row for the model and each baseline, a column per metric
+    (then the interval metrics of `levels`, if any), n/a where a value is undefined.
+
+    >>> print("\\n".join(metrics_table({"rmse": 1.5, "naive_rmse": 3.0, "mae": None})))
+                            rmse         mae
+    model                 1.5000         n/a
+    naive                 3.0000         n/a
+    """
+    def cell(value: Optional[float]) -> str:
+        return f"{value:>12.4f}" if value is not None else f"{'n/a':>12}"
+
+    lines = []
+    intervals = [name for name in interval_metric_names(levels) if not name.startswith("wql_")]
+    for columns in ([name for name in METRICS if name in metrics], intervals):
+        if not columns:
+            continue
+        lines.append(f"{'':16}" + "".join(f"{name:>12}" for name in columns))
+        for prefix, label in [("", "model")] + [(f"{b}_", b) for b in BASELINES]:
+            if prefix + columns[0] in metrics:
+                lines.append(f"{label:16}" + "".join(cell(metrics.get(prefix + m)) for m in columns))
+    return lines

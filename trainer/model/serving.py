@@ -7,7 +7,8 @@ values, in the series' units), and for a model trained with covariates the input
 [batch, C], in prepare.json's column order), and returns the head's predictions, `predicted`
 [batch, n_outputs] for every head, and for the quantile head `quantiles` [batch, n_outputs, Q]
 and `quantile_levels` [batch, Q]. Every export carries `assets.extra/head.json` (the loss, the
-levels and what `predicted` is). `make_serving_input_receiver_fn` builds that input through
+levels and what `predicted` is) and `assets.extra/data.json` (the training run's season and
+data, and how its raw CSV was read). `make_serving_input_receiver_fn` builds that input through
 `trainer.data.schema.build_features`, the transform training uses too; `load_exported_model`
 loads any export, reads n_inputs and n_outputs from its signature, the head from its asset, and
 forecasts in batches (`trainer.evaluate` and `trainer.predict` both use it).
@@ -44,6 +45,9 @@ SAVED_MODEL_FILE = "saved_model.pb"
 # What a SavedModel directory holds besides SAVED_MODEL_FILE; `copy_saved_model` replaces
 # these and leaves every other name in the destination alone.
 SAVED_MODEL_PARTS = ("variables", "assets", "assets.extra", "fingerprint.pb")
+# In every export: what the model was trained on (`data_json`), so that the tools need no flag
+# the training run already had.
+DATA_ASSET = "data.json"
 
 
 def covariates_json(covariates: Sequence[Covariate]) -> str:
@@ -58,6 +62,27 @@ def read_covariates_asset(path: str) -> Tuple[Covariate, ...]:
         return ()
     with tf.io.gfile.GFile(asset, "r") as handle:
         return tuple(covariates_of(json.loads(handle.read()), source=asset))
+
+
+def data_json(*, season: int, data_dir: str, stats_file: str, reading: Dict[str, Any]) -> str:
+    """The text of `DATA_ASSET`: the trainer's `--season` (of the seasonal naive baseline and
+    MASE), its `--data_dir` or `--stats_file`, and how trainer.prepare read the raw CSV of that
+    data (`reading`: target, timestamp_column, series_id_column, on_bad_values, gap_factor).
+
+    >>> json.loads(data_json(season=7, data_dir="prepared", stats_file="", reading={}))["season"]
+    7
+    """
+    return json.dumps({"season": season, "data_dir": data_dir, "stats_file": stats_file,
+                       "reading": reading}, indent=2, sort_keys=True) + "\n"
+
+
+def read_data_asset(path: str) -> Dict[str, Any]:
+    """What the export at `path` was trained on (`data_json`); empty for an older export."""
+    asset = f"{path}/assets.extra/{DATA_ASSET}"
+    if not tf.io.gfile.exists(asset):
+        return {}
+    with tf.io.gfile.GFile(asset, "r") as handle:
+        return json.loads(handle.read())
 
 
 def read_head_asset(path: str) -> Dict[str, Any]:
@@ -114,6 +139,7 @@ class ExportedModel:
     levels: Tuple[float, ...] = ()  # quantile levels of a quantile head's `quantiles`
     head: Dict[str, Any] = dataclasses.field(default_factory=dict)  # head.json
     outputs: Tuple[str, ...] = ()  # the signature's output names, sorted
+    data: Dict[str, Any] = dataclasses.field(default_factory=dict)  # data.json ({} when older)
 
     def predict(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
                 ) -> np.ndarray:
@@ -263,7 +289,8 @@ def load_exported_model(model_dir: str) -> ExportedModel:
                 "; quantiles " + ",".join(f"{level:g}" for level in levels) if levels else "")
     return ExportedModel(path=path, n_inputs=int(n_inputs), n_outputs=int(n_outputs), serve=serve,
                          inputs=inputs, covariates=read_covariates_asset(path), levels=levels,
-                         head=head, outputs=tuple(sorted(serve.structured_outputs)))
+                         head=head, outputs=tuple(sorted(serve.structured_outputs)),
+                         data=read_data_asset(path))
 
 
 def add_forecasts(results: List[Dict[str, Any]], outputs: Dict[str, np.ndarray]) -> None:

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+from trainer.data.prepared import prepared_defaults
 from trainer.model.heads import DEFAULT_HEAD, DEFAULT_QUANTILES, HEADS, parse_quantiles
 from trainer.model.metrics import TUNABLE_METRICS, has_msis
 from trainer.model.networks import DEFAULT_NETWORK, NETWORKS
@@ -46,7 +47,8 @@ class TrainerConfig:
         "", "A directory written by python -m trainer.prepare (local or gs://). Series layout: "
         "windows of --n_inputs + --n_outputs are cut from its series (train on the train split, "
         "evaluate on every valid window); windows layout: its train and valid shards. Its "
-        "prepare.json gives the statistics (as --stats_file).")
+        "prepare.json gives the statistics (as --stats_file) and, when they are not given, "
+        "--n_inputs, --n_outputs and --season.")
     train_data_paths: str = flag(
         "", "Comma-separated file patterns of training CSV shards, local or gs:// "
         "(e.g. 'gs://bucket/data/train-*.csv'). Empty: generate the built-in synthetic "
@@ -80,8 +82,9 @@ class TrainerConfig:
         + choices_help(SCHEMES) + ".", choices=tuple(SCHEMES))
     stats_file: str = flag(
         "", "prepare.json written by python -m trainer.prepare (local or gs://): training mean and "
-        "std for --scaling global_zscore, and the in-sample naive MAE that scales MASE. Empty: "
-        "MASE is scaled by the naive errors within the evaluated windows' inputs.")
+        "std for --scaling global_zscore, and the in-sample naive MAE that scales MASE; when not "
+        "given, --n_inputs, --n_outputs (which must match its windows layout) and --season. "
+        "Empty: MASE is scaled by the naive errors within the evaluated windows' inputs.")
     scale_mean: float = flag(0.0, "Training mean for --scaling global_zscore without --stats_file.",
                               type=float)
     # 0 means "not given": a std of 0 cannot scale anything.
@@ -233,9 +236,18 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> TrainerConfig:
     return parse_flags(build_parser(), argv, make_config)
 
 
-def make_config(**overrides: Any) -> TrainerConfig:
-    """Build a TrainerConfig from keyword values and check the rules between flags."""
-    config = TrainerConfig(**overrides)
+def make_config(**given: Any) -> TrainerConfig:
+    """Build a TrainerConfig from the flags `given` and check the rules between flags.
+
+    Of the flags not given, `--n_inputs`, `--n_outputs` and `--season` come from the prepare.json
+    of --data_dir (or --stats_file) when it names them (`trainer.data.prepared.prepared_defaults`),
+    the others from their defaults; rows of the windows layout fit only the window they were
+    cut to, so other sizes given for them are an error naming both.
+    """
+    data_dir, stats_file = given.get("data_dir", ""), given.get("stats_file", "")
+    source = f"{data_dir.rstrip('/')}/prepare.json" if data_dir else stats_file
+    from_prepared = prepared_defaults(source, given=given) if source else {}
+    config = TrainerConfig(**{**from_prepared, **given})
     if config.data_dir and (config.train_data_paths or config.eval_data_paths):
         raise ConfigError("give --data_dir (a prepared directory) or --train_data_paths and "
                           "--eval_data_paths (files of rows), not both")
@@ -251,8 +263,10 @@ def make_config(**overrides: Any) -> TrainerConfig:
         raise ConfigError(f"--model {config.model} needs --n_inputs >= {network.min_n_inputs} "
                           f"({network.min_n_inputs_reason}), got {config.n_inputs}")
     if config.season > config.n_inputs:
-        raise ConfigError(f"--season {config.season} is longer than --n_inputs {config.n_inputs}: "
-                          "the seasonal naive forecast repeats the last season of the inputs")
+        where = f" (--season from {source})" if "season" in from_prepared else ""
+        raise ConfigError(f"--season {config.season} is longer than --n_inputs {config.n_inputs}"
+                          f"{where}: the seasonal naive forecast repeats the last season of the "
+                          "inputs")
     if config.scaling == "global_zscore" and not config.statistics_file and not config.scale_std:
         raise ConfigError("--scaling global_zscore needs the training statistics: give --stats_file "
                           "(the prepare.json of trainer.prepare) or --scale_mean and --scale_std")

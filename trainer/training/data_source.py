@@ -13,14 +13,20 @@
 
 import dataclasses
 import logging
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from trainer.data import synthetic
 from trainer.data.covariates import Covariate, covariates_of
 from trainer.data.pipeline import make_input_fn
-from trainer.data.prepared import SERIES_LAYOUT, WINDOWS_LAYOUT, check_layout, read_summary
+from trainer.data.prepared import (
+    SERIES_LAYOUT,
+    WINDOWS_LAYOUT,
+    check_layout,
+    read_summary,
+    reading_of,
+)
 from trainer.data.schema import check_files, expand_file_patterns, find_first_bad_row
 from trainer.data.series_pipeline import (
     make_series_input_fn,
@@ -58,6 +64,14 @@ def data_covariates(config: TrainerConfig) -> Tuple[Covariate, ...]:
     if summary.get("layout", WINDOWS_LAYOUT) != SERIES_LAYOUT:
         return ()
     return tuple(covariates_of(summary, source=f"{config.data_dir}/prepare.json"))
+
+
+def reading_of_data(config: TrainerConfig) -> Dict[str, Any]:
+    """How trainer.prepare read the raw CSV behind --data_dir or --stats_file (its target,
+    columns and bad-value policy); empty for other data."""
+    if not config.statistics_file or not tf.io.gfile.exists(config.statistics_file):
+        return {}
+    return reading_of(read_summary(config.statistics_file))
 
 
 def make_train_input_fn(config: TrainerConfig, *, files: List[str], num_workers: int = 1,

@@ -17,14 +17,16 @@ from trainer.model.scaling import resolve_statistics
 from trainer.model.serving import (
     BEST_EXPORTER,
     COVARIATES_ASSET,
+    DATA_ASSET,
     EXPORT_DIR,
     LATEST_EXPORTER,
     covariates_json,
+    data_json,
     make_serving_input_receiver_fn,
 )
 from trainer.model.spec import ModelSpec
 from trainer.training.config import TrainerConfig
-from trainer.training.data_source import data_covariates, resolve_training_data
+from trainer.training.data_source import data_covariates, reading_of_data, resolve_training_data
 from trainer.training.progress import ProgressHook
 from trainer.training.recovery import SkipDeletedCheckpointExporter, run_train_and_evaluate
 from trainer.training.reporting import EarlyStopped, ReportingExporter, read_metrics_json
@@ -124,10 +126,15 @@ def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool
                                                  covariates=covariates)
     # Every export carries its head (loss and quantile levels: assets.extra/head.json), and a
     # model with covariates their names, kinds, vocabularies and statistics (covariates.json),
-    # so that trainer.evaluate and trainer.predict need no flag to use it.
-    assets = {HEAD_ASSET: f"{output_dir}/{HEAD_ASSET}"}
+    # so that trainer.evaluate and trainer.predict need no flag to use it; and what it was
+    # trained on (data.json: the season, the data and how its raw CSV was read), so that they
+    # need not be told again.
+    assets = {HEAD_ASSET: f"{output_dir}/{HEAD_ASSET}", DATA_ASSET: f"{output_dir}/{DATA_ASSET}"}
     write_text_atomically(assets[HEAD_ASSET],
                           head_json(get_head(config.loss, config.quantile_levels)))
+    write_text_atomically(assets[DATA_ASSET], data_json(
+        season=config.season, data_dir=config.data_dir, stats_file=config.stats_file,
+        reading=reading_of_data(config)))
     if covariates:
         assets[COVARIATES_ASSET] = f"{output_dir}/{COVARIATES_ASSET}"
         write_text_atomically(assets[COVARIATES_ASSET], covariates_json(covariates))
@@ -190,12 +197,15 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
     output_dir = dirs.output_dir
     task = environment.apply_cluster()
     stop.role = task.task_type
-    logger.info("%s %d of a cluster of %d training processes, %d parameter servers%s; "
-                "writing to %s (from %s)%s%s", task.task_type, task.task_index, task.num_workers,
-                task.num_ps, " and an evaluator" if task.has_evaluator else "", output_dir,
-                dirs.output_dir_source,
-                f", TensorBoard events also to {dirs.tensorboard_dir}" if dirs.tensorboard_dir else "",
-                f", the best model to {dirs.model_dir}" if dirs.model_dir else "")
+    where = (f"writing to {output_dir} (from {dirs.output_dir_source})"
+             + (f", TensorBoard events also to {dirs.tensorboard_dir}" if dirs.tensorboard_dir else "")
+             + (f", the best model to {dirs.model_dir}" if dirs.model_dir else ""))
+    if task.is_distributed:
+        logger.info("%s %d of a cluster of %d training processes, %d parameter servers%s; %s",
+                    task.task_type, task.task_index, task.num_workers, task.num_ps,
+                    " and an evaluator" if task.has_evaluator else "", where)
+    else:
+        logger.info("a single process (no TF_CONFIG cluster) trains and evaluates; %s", where)
     gcs.check_buckets({**dirs.by_source(),
                        "--data_dir": [config.data_dir] if config.data_dir else [],
                        "--train_data_paths": split_patterns(config.train_data_paths),

@@ -104,6 +104,17 @@ def split_patterns(paths: str) -> List[str]:
     return [p.strip() for p in paths.split(",") if p.strip()]
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's help with its default, except where there is none to show: a flag whose
+    default is empty (a path to give, a value that comes from elsewhere) shows no
+    "(default: )"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in ("", None):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_flag_parser(config_class: type, *, prog: str, description: str,
                       aliases: Optional[Dict[str, List[str]]] = None) -> argparse.ArgumentParser:
     """An argparse parser with one flag per field of the frozen dataclass `config_class`.
@@ -114,7 +125,7 @@ def build_flag_parser(config_class: type, *, prog: str, description: str,
     """
     parser = argparse.ArgumentParser(
         prog=prog, description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+        formatter_class=HelpFormatter, allow_abbrev=False)
     for field in dataclasses.fields(config_class):
         names = ["--" + field.name] + list((aliases or {}).get(field.name, []))
         kwargs = dict(field.metadata)
@@ -126,19 +137,67 @@ def build_flag_parser(config_class: type, *, prog: str, description: str,
     return parser
 
 
+_NOT_GIVEN = object()  # a flag's value until the command line gives it one
+
+
 def parse_flags(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]],
                 make_config: Callable[..., Any]) -> Any:
-    """Parse `argv` and build the config with `make_config(**flags)`.
+    """Parse `argv` and build the config with `make_config(**flags)`, passing the flags given on
+    the command line only: the others keep their declared defaults, and a `make_config` that
+    fills some from elsewhere (the trainer's, from prepare.json) knows which were typed.
 
     A `ConfigError` from `make_config` (flags that conflict) exits 2 with argparse's message,
-    like a bad flag value.
+    like a bad flag value; so do words that are no flag, with a hint when they are the files of
+    a pattern the shell expanded.
     """
-    args = parser.parse_args(argv)
+    namespace = argparse.Namespace(**{action.dest: _NOT_GIVEN for action in parser._actions
+                                      if action.dest != "help"})
+    args, extras = parser.parse_known_args(argv, namespace)
+    if extras:
+        parser.error(unrecognized_arguments_message(list(sys.argv[1:] if argv is None else argv),
+                                                    extras))
+    given = {name: value for name, value in vars(args).items() if value is not _NOT_GIVEN}
     try:
-        return make_config(**vars(args))
+        return make_config(**given)
     except ConfigError as error:
         parser.error(str(error))
         raise  # unreachable: parser.error exits
+
+
+def unrecognized_arguments_message(argv: Sequence[str], extras: Sequence[str]) -> str:
+    """argparse's "unrecognized arguments: ...", and what to do when they are the files of an
+    unquoted pattern: the shell expands `--data_paths prepared/test-*.csv` into one file for the
+    flag and the others as stray words (the hint only when they all exist: the shell expands a
+    pattern into existing files only).
+    """
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    first = next((index for index, word in enumerate(argv) if word == extras[0]), None)
+    if first is None or first < 1 or extras[0].startswith("-"):
+        return message
+    if argv[first - 1].startswith("--") and "=" in argv[first - 1]:
+        flag_name, value = argv[first - 1].split("=", 1)
+    elif first >= 2 and argv[first - 2].startswith("--") and not argv[first - 1].startswith("-"):
+        flag_name, value = argv[first - 2], argv[first - 1]
+    else:
+        return message
+    files = [value] + [word for word in argv[first:] if not word.startswith("-")]
+    files = files[:files.index(extras[-1]) + 1] if extras[-1] in files else files
+    if not all(os.path.exists(path) for path in files):
+        return message  # not what a shell's expansion gives: only existing files
+    return (f"{message}. {flag_name} got {len(files)} files ({files[0]}, {files[1]}, ...): the "
+            f"shell expanded an unquoted pattern. Quote it, e.g. {flag_name} "
+            f"'{_pattern_of(files)}', so that the command reads every file itself")
+
+
+def _pattern_of(files: Sequence[str]) -> str:
+    """A glob pattern matching `files`: their common beginning and end around a `*`.
+
+    >>> _pattern_of(["p/test-00000-of-00004.csv", "p/test-00003-of-00004.csv"])
+    'p/test-*-of-00004.csv'
+    """
+    prefix = os.path.commonprefix(list(files))
+    suffix = os.path.commonprefix([path[len(prefix):][::-1] for path in files])[::-1]
+    return prefix.rstrip("0123456789") + "*" + suffix.lstrip("0123456789")
 
 
 class _HideDeprecationWarnings(logging.Filter):

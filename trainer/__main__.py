@@ -1,0 +1,59 @@
+"""One command for all of them: `forecast SUBCOMMAND FLAGS` (the console script) or
+`python -m trainer SUBCOMMAND FLAGS`, each the same as `python -m trainer.<module> FLAGS`.
+
+    forecast prepare --input daily_sales.csv --timestamp_column date --target store_a \\
+        --output_dir prepared --season 7 --valid_points 70 --test_points 70
+    forecast train --data_dir prepared --output_dir runs/store_a --train_steps 3000
+    forecast evaluate --model_dir runs/store_a --data_dir prepared
+    forecast predict --model_dir runs/store_a --series daily_sales.csv --output forecast.csv
+    forecast train --help                     # the flags of one subcommand
+
+`SUBCOMMANDS` is the one table of them: a subcommand is one entry, its module (which has a
+`main(argv) -> exit status`) and a line for `forecast --help`. The module is imported only
+when its subcommand runs, so `forecast --help` starts without TensorFlow.
+"""
+
+import importlib
+import sys
+from typing import Dict, Optional, Sequence, Tuple
+
+# subcommand -> (module with main(argv), what it does)
+SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
+    "prepare": ("trainer.prepare", "cut a raw series CSV into a prepared directory (prepare.json)"),
+    "train": ("trainer.task", "train, evaluate and export a model"),
+    "evaluate": ("trainer.evaluate", "score an exported model on a prepared split"),
+    "predict": ("trainer.predict", "forecast with an exported model; CSV and plot"),
+    "instances": ("trainer.instances", "the JSON request of a deployed model; its answer as a CSV"),
+    "cluster": ("trainer.local_cluster", "train as a TF_CONFIG cluster on this machine"),
+    "storage": ("trainer.storage", "upload local shards to Cloud Storage"),
+}
+EXIT_BAD_FLAG = 2  # as argparse's, for a subcommand that does not exist
+
+
+def usage() -> str:
+    """`forecast --help`: the subcommands and what each does."""
+    width = max(len(name) for name in SUBCOMMANDS)
+    return "\n".join(
+        ["usage: forecast SUBCOMMAND [FLAGS]   (or python -m trainer SUBCOMMAND [FLAGS])", "",
+         "subcommands (forecast SUBCOMMAND --help for its flags):"]
+        + [f"  {name:{width}}  {note}  (python -m {module})"
+           for name, (module, note) in SUBCOMMANDS.items()])
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the subcommand named by the first argument with the others; its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else EXIT_BAD_FLAG
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"{usage()}\n\nerror: no subcommand {name!r}; choose one of "
+              f"{', '.join(SUBCOMMANDS)}", file=sys.stderr)
+        return EXIT_BAD_FLAG
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
