@@ -5,9 +5,11 @@ import logging
 
 import pytest
 
+from trainer.data.covariates import Covariate
 from trainer.training.config import ARCHITECTURE_KEYS, make_config
 from trainer.training.run_dir import (
     check_resume_compatible,
+    covariate_shapes,
     load_config_dict,
     prepare_output_dir,
     save_config,
@@ -130,3 +132,25 @@ def test_corrupt_saved_config_is_named(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"config.json is not valid JSON"):
         load_config_dict(str(tmp_path))
+
+
+def test_resume_with_the_covariates_of_other_data_is_refused_naming_both(tmp_path):
+    """The covariates come with --data_dir, not a flag: config.json saves their shapes."""
+    run = str(tmp_path / "run")
+    temp = covariate_shapes([Covariate("temp", "past")])
+    prepare_output_dir(make_config(), output_dir=run, is_chief=True, covariates=temp)
+    assert load_config_dict(run)["covariates"] == [{"name": "temp", "kind": "past", "categories": 0}]
+    prepare_output_dir(make_config(), output_dir=run, is_chief=False, covariates=temp)  # the same
+    promo = covariate_shapes([Covariate("temp", "past"),
+                              Covariate("promo", "future", vocabulary=("no", "yes"))])
+    for now, said in ((promo, "now temp (past), promo (future, 2 categories)"), ([], "now none")):
+        with pytest.raises(ConfigError) as error:
+            prepare_output_dir(make_config(), output_dir=run, is_chief=True, covariates=now)
+        assert f"covariates of the data: saved temp (past), {said}" in str(error.value)
+    # Another vocabulary size is another embedding table: refused too.
+    bigger = covariate_shapes([Covariate("temp", "past", vocabulary=("a", "b", "c"))])
+    with pytest.raises(ConfigError, match=r"now temp \(past, 3 categories\)"):
+        check_resume_compatible(make_config(), load_config_dict(run), where=run, covariates=bigger)
+    # A config.json from before the covariates were saved is not compared.
+    older = {k: v for k, v in load_config_dict(run).items() if k != "covariates"}
+    check_resume_compatible(make_config(), older, where=run, covariates=promo)

@@ -30,7 +30,7 @@ from trainer.training.data_source import data_covariates, reading_of_data, resol
 from trainer.training.progress import ProgressHook
 from trainer.training.recovery import SkipDeletedCheckpointExporter, run_train_and_evaluate
 from trainer.training.reporting import EarlyStopped, ReportingExporter, read_metrics_json
-from trainer.training.run_dir import latest_global_step, prepare_output_dir
+from trainer.training.run_dir import covariate_shapes, latest_global_step, prepare_output_dir
 from trainer.training.stopping import (
     DivergenceHook,
     EarlyStoppingHook,
@@ -211,7 +211,8 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                        "--train_data_paths": split_patterns(config.train_data_paths),
                        "--eval_data_paths": split_patterns(config.eval_data_paths)})
     prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief,
-                       job_id=environment.job_id(), directories=dirs.to_dict())
+                       job_id=environment.job_id(), directories=dirs.to_dict(),
+                       covariates=covariate_shapes(data_covariates(config)))
     if task.task_type == "ps":  # a parameter server only holds variables
         serve_parameters(make_run_config(config, output_dir=output_dir))
     else:

@@ -18,10 +18,11 @@ Layout (see README "Output directory"):
 import dataclasses
 import json
 import logging
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
+from trainer.data.covariates import Covariate
 from trainer.training.config import ARCHITECTURE_KEYS, TrainerConfig
 from trainer.util.environment import JOB_ID_VARIABLE
 from trainer.util.errors import ConfigError, OutputDirError
@@ -34,19 +35,32 @@ CONFIG_FILENAME = "config.json"
 JOB_ID_KEY = "cloud_ml_job_id"
 # Not a flag either: where the run writes (`trainer.util.environment.OutputDirs`), as resolved.
 DIRECTORIES_KEY = "directories"
+# Nor this: the covariates the network reads (from --data_dir's prepare.json), by what shapes its
+# variables: name, kind and number of categories (`covariate_shapes`). Checked on resume.
+COVARIATES_KEY = "covariates"
 
 
 def config_path(directory: str) -> str:
     return directory.rstrip("/") + "/" + CONFIG_FILENAME
 
 
+def covariate_shapes(covariates: Sequence[Covariate]) -> List[Dict[str, Any]]:
+    """What of the covariates shapes the network's variables: name, kind, categories (0: numeric).
+
+    >>> covariate_shapes([Covariate("promo", "future", vocabulary=("no", "yes"))])
+    [{'name': 'promo', 'kind': 'future', 'categories': 2}]
+    """
+    return [{"name": c.name, "kind": c.kind, "categories": len(c.vocabulary)} for c in covariates]
+
+
 def save_config(config: TrainerConfig, directory: str, *, job_id: Optional[str] = None,
-                directories: Optional[Dict[str, str]] = None) -> str:
+                directories: Optional[Dict[str, str]] = None,
+                covariates: Optional[List[Dict[str, Any]]] = None) -> str:
     """Write the resolved config as JSON into `directory`; returns the file's path.
 
-    `job_id`, when given, is saved under JOB_ID_KEY, and `directories` (where the run writes)
-    under DIRECTORIES_KEY. Written through a rename: workers starting beside the chief read it
-    at the same moment.
+    `job_id`, when given, is saved under JOB_ID_KEY, `directories` (where the run writes)
+    under DIRECTORIES_KEY and `covariates` (`covariate_shapes`) under COVARIATES_KEY. Written
+    through a rename: workers starting beside the chief read it at the same moment.
     """
     path = config_path(directory)
     saved = config.to_dict()
@@ -54,6 +68,8 @@ def save_config(config: TrainerConfig, directory: str, *, job_id: Optional[str] 
         saved[JOB_ID_KEY] = job_id
     if directories:
         saved[DIRECTORIES_KEY] = directories
+    if covariates is not None:
+        saved[COVARIATES_KEY] = covariates
     write_text_atomically(path, json.dumps(saved, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -76,8 +92,11 @@ def load_config_dict(directory: str) -> Optional[Dict[str, Any]]:
 DEFAULTS_OF_OLDER_RUNS = {"scaling": "none", "loss": "mse", "quantiles": "0.1,0.5,0.9"}
 
 
-def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, where: str) -> None:
-    """Raise ConfigError naming every architecture key that differs from the saved run."""
+def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, where: str,
+                            covariates: Optional[List[Dict[str, Any]]] = None) -> None:
+    """Raise ConfigError naming every architecture key that differs from the saved run, and
+    the covariates (`covariate_shapes`) when both the run and `saved` name them (a config.json
+    from before they were saved is not compared)."""
     # A key missing from an older config.json had its default then: today's, except where the
     # default changed since (`--scaling` came in with "none" as its default).
     defaults = {field.name: field.default for field in dataclasses.fields(TrainerConfig)}
@@ -88,6 +107,9 @@ def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, whe
         if saved.get(key, defaults[key]) != getattr(config, key)
         and not (key == "quantiles" and config.loss != "quantile")  # only the quantile head's
     ]
+    if covariates is not None and COVARIATES_KEY in saved and saved[COVARIATES_KEY] != covariates:
+        differences.append(f"covariates of the data: saved {describe_covariates(saved[COVARIATES_KEY])}, "
+                           f"now {describe_covariates(covariates)}")
     if differences:
         raise ConfigError(
             f"cannot resume the run in {where}: its checkpoints were written with other flags ("
@@ -96,15 +118,24 @@ def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, whe
             "delete the old run.")
 
 
+def describe_covariates(shapes: Sequence[Dict[str, Any]]) -> str:
+    """`covariate_shapes` in words: 'none', or 'temp (past), promo (future, 2 categories)'."""
+    return ", ".join(f"{c['name']} ({c['kind']}" + (f", {c['categories']} categories)"
+                                                    if c["categories"] else ")")
+                     for c in shapes) or "none"
+
+
 def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool,
                        job_id: Optional[str] = None,
-                       directories: Optional[Dict[str, str]] = None) -> None:
+                       directories: Optional[Dict[str, str]] = None,
+                       covariates: Optional[List[Dict[str, Any]]] = None) -> None:
     """Make `output_dir` ready for this run.
 
-    Only the chief deletes (with --overwrite) and writes config.json (with `job_id` and
-    `directories`, where the run writes); every process refuses to resume a run whose saved
-    config.json differs from the flags in a key of ARCHITECTURE_KEYS (the checkpoint could not
-    be read), and config.json is written only after that check. With --overwrite:
+    Only the chief deletes (with --overwrite) and writes config.json (with `job_id`,
+    `directories`, where the run writes, and `covariates`, those of the data); every process
+    refuses to resume a run whose saved config.json differs from the flags in a key of
+    ARCHITECTURE_KEYS or in its covariates (the checkpoint could not be read), and config.json
+    is written only after that check. With --overwrite:
 
     - a chief restarted within its cloud job (config.json names the same `job_id`, from
       $CLOUD_ML_JOB_ID) resumes instead of deleting the checkpoints its job has written;
@@ -126,10 +157,11 @@ def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool
         raise OutputDirError(f"cannot create output directory {output_dir!r}: {error.message}. "
                              "Pass a writable --output_dir") from error
     if saved is not None:
-        check_resume_compatible(config, saved, where=output_dir)
+        check_resume_compatible(config, saved, where=output_dir, covariates=covariates)
     if is_chief:
         try:
-            path = save_config(config, output_dir, job_id=job_id, directories=directories)
+            path = save_config(config, output_dir, job_id=job_id, directories=directories,
+                               covariates=covariates)
         except tf.errors.OpError as error:
             raise OutputDirError(f"cannot write to output directory {output_dir!r}: "
                                  f"{error.message}. Pass a writable --output_dir") from error
