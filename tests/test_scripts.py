@@ -322,6 +322,12 @@ def test_vertex_train_refuses_an_empty_trainer_argument(tool_dir):
     assert result.returncode == 2 and "empty" in result.stderr
 
 
+def test_vertex_refuses_a_bucket_that_no_yaml_scalar_can_hold(tool_dir):
+    result = run_script(SUBMIT_VERTEX, ["tune", "--dry-run", "--bucket", "gs://b/runs\nx"], tool_dir=tool_dir)
+    assert result.returncode == 2 and "--bucket contains a control character" in result.stderr
+    assert result.stdout == ""
+
+
 # --- submit_aiplatform.sh ---------------------------------------------------------------------
 
 def test_aiplatform_tune_dry_run_submits_config_yaml(tool_dir):
