@@ -137,8 +137,10 @@ default_job_name() {
   printf 'lstm_forecast_%s' "$(date -u +%Y%m%d_%H%M%S)"
 }
 
-# The script sets the output location itself (gs://BUCKET/JOB), so a trainer flag that
-# sets it too would silently fight with it.
+# The script sets the output location itself (gs://BUCKET/JOB: --job-dir of a legacy job, the
+# baseOutputDirectory of a Vertex AI job), so a trainer flag that sets it too would silently
+# fight with it (on Vertex AI, the run directory would leave the job's folders while the model
+# and the events stayed in them).
 reject_output_flags() {
   local arg
   for arg in "$@"; do

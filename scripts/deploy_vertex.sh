@@ -24,6 +24,7 @@
 # the files they name; it needs neither gcloud nor a project.
 #
 #   ./scripts/deploy_vertex.sh upload --model-dir gs://my-bucket/runs/store_a/export/best/1796140027
+#   ./scripts/deploy_vertex.sh upload --model-dir gs://my-bucket/lstm_job_7/model   # after submit_vertex.sh
 #   ./scripts/deploy_vertex.sh deploy --model-id lstm-forecast-1796140027
 #   ./scripts/deploy_vertex.sh predict --model-dir runs/store_a --output forecast.csv -- \
 #       --series daily_sales.csv --timestamp_column date --target store_a
@@ -59,11 +60,14 @@ Serve an exported model on Vertex AI.
 Options (default in brackets; an environment variable sets the default):
   --project P                Google Cloud project [\$PROJECT, else gcloud's default project]
   --region R                 region [\$REGION, else $DEFAULT_REGION]
-  --model-dir DIR            upload: the SavedModel directory on gs:// (it holds saved_model.pb);
+  --model-dir DIR            upload: the SavedModel directory on gs:// (it holds saved_model.pb:
+                             a run's export/best/<timestamp>, a Vertex AI job's gs://B/JOB/model);
                              predict: the same model, local or gs://, to size the request
   --model-id ID              the model in the Model Registry: a lowercase letter, then up to 62
                              lowercase letters, digits, _ or - [upload: lstm-forecast-<the
-                             --model-dir folder's name>; deploy and batch-predict: required]
+                             --model-dir folder's name>, or <JOB> for gs://B/JOB/model and
+                             <JOB>-<TRIAL> for gs://B/JOB/TRIAL/model, a Vertex AI job's model;
+                             deploy and batch-predict: required]
   --display-name N           upload: the model's display name [the model id]
   --serving-image URI        upload: the serving image [\$SERVING_IMAGE_URI, else
                              us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest, europe-
@@ -84,6 +88,7 @@ Options (default in brackets; an environment variable sets the default):
 
 predict runs \$TRAINER_PYTHON [.venv/bin/python of this checkout, else python3]. Examples:
   ./scripts/$PROG upload --model-dir gs://my-bucket/runs/store_a/export/best/1796140027
+  ./scripts/$PROG upload --model-dir gs://my-bucket/lstm_job_7/model   # as lstm-forecast-lstm_job_7
   ./scripts/$PROG deploy --model-id lstm-forecast-1796140027 --machine-type n1-standard-4
   ./scripts/$PROG predict --model-dir runs/store_a --output forecast.csv -- --series daily_sales.csv \\
       --timestamp_column date --target store_a
@@ -192,9 +197,20 @@ default_serving_image() {
 }
 
 # upload's default model id: lstm-forecast-<the folder's name>, lowercased, other characters as -.
+# A folder named model is a Vertex AI job's AIP_MODEL_DIR (gs://B/JOB/model, or
+# gs://B/JOB/TRIAL/model in a tuning job), whose name every job shares: the job's name (and
+# the trial's id) stand for it.
 default_model_id() {
-  local name
-  name=$(basename "${MODEL_DIR%/}" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9_\n-' '-')
+  local path=${MODEL_DIR%/} name
+  name=$(basename "$path")
+  if [ "$name" = model ]; then
+    path=$(dirname "$path")
+    name=$(basename "$path")
+    if [[ "$name" =~ ^[0-9]+$ ]]; then
+      name="$(basename "$(dirname "$path")")-$name"
+    fi
+  fi
+  name=$(printf '%s\n' "$name" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9_\n-' '-')
   printf 'lstm-forecast-%s' "${name:0:48}"
 }
 
@@ -299,7 +315,8 @@ LOCATION="projects/$PROJECT/locations/$REGION"
 
 case "$SUBCOMMAND" in
   upload)
-    [ -n "$MODEL_DIR" ] || usage_error "upload needs --model-dir, the SavedModel directory on gs:// (export/best/<timestamp> of a run)"
+    [ -n "$MODEL_DIR" ] || usage_error "upload needs --model-dir, the SavedModel directory on gs://" \
+      "(export/best/<timestamp> of a run, or gs://BUCKET/JOB/model of a Vertex AI job)"
     check_gcs_uri --model-dir "$MODEL_DIR"
     MODEL_DIR=${MODEL_DIR%/}
     MODEL_ID="${MODEL_ID:-$(default_model_id)}"

@@ -3,11 +3,21 @@
 #
 #   train  `gcloud ai custom-jobs create` with four worker pools, in the order Vertex AI
 #          gives them their TF_CONFIG roles: 0 chief, 1 workers (2), 2 parameter server,
-#          3 evaluator. Every replica runs
-#          `python -m trainer.task --output_dir gs://BUCKET/JOB TRAINER_ARGS...`.
+#          3 evaluator. Every replica runs `python -m trainer.task TRAINER_ARGS...`.
+#          `--config FILE` adds what gcloud has no flag for: the CustomJobSpec's
+#          baseOutputDirectory, gs://BUCKET/JOB (gcloud takes the spec from FILE, then
+#          replaces its workerPoolSpecs with the --worker-pool-spec flags and their
+#          containers' args with --args: ConstructCustomJobSpec in the Cloud SDK's
+#          googlecloudsdk/command_lib/ai/custom_jobs/custom_jobs_util.py).
 #   tune   `gcloud ai hp-tuning-jobs create --config FILE`, FILE being a copy of
-#          scripts/vertex_hptuning.yaml with IMAGE_URI, MACHINE_TYPE and TRAINER_ARGS
-#          filled in; trial N writes to gs://BUCKET/JOB/trial_N.
+#          scripts/vertex_hptuning.yaml with IMAGE_URI, MACHINE_TYPE, TRAINER_ARGS and
+#          OUTPUT_URI_PREFIX (gs://BUCKET/JOB, the trials' baseOutputDirectory) filled in.
+#
+# From the base output directory Vertex AI sets AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and
+# AIP_TENSORBOARD_LOG_DIR, which the trainer follows (it gets no --output_dir): the best
+# SavedModel in gs://BUCKET/JOB/model, the run directory in gs://BUCKET/JOB/checkpoints and
+# TensorBoard events in gs://BUCKET/JOB/logs; a tuning job's trial ID in
+# gs://BUCKET/JOB/ID/model and so on. The script ends by saying so (on stderr).
 #
 # --build first builds and pushes the image with Cloud Build (`gcloud builds submit`).
 # --dry-run prints the commands instead, one per line and shell-quoted so that they can be
@@ -41,7 +51,8 @@ Options (default in brackets; an environment variable sets the default):
   --project P        Google Cloud project [\$PROJECT, else gcloud's default project]
   --region R         region [\$REGION, else $DEFAULT_REGION]
   --image URI        training image [\$IMAGE_URI, else gcr.io/PROJECT/$DEFAULT_IMAGE_NAME:latest]
-  --bucket gs://B    where outputs go: gs://B/JOB [\$BUCKET; required unless --dry-run]
+  --bucket gs://B    where outputs go: gs://B/JOB, the job's base output directory
+                     [\$BUCKET; required unless --dry-run]
   --job-name N       job display name and output folder: a letter, then letters, digits, _ or -
                      [\$JOB_NAME, else lstm_forecast_<UTC time>]
   --machine-type M   machine type of every replica [\$MACHINE_TYPE, else n1-standard-4]
@@ -49,8 +60,10 @@ Options (default in brackets; an environment variable sets the default):
   --dry-run          print the commands (shell-quoted, one per line) instead of running them
   -h, --help         show this help
 
-Everything after -- goes to python -m trainer.task (see its --help); --output_dir is set
-by this script. Example:
+Everything after -- goes to python -m trainer.task (see its --help), except --output_dir:
+Vertex AI gives the trainer gs://B/JOB/model (the best SavedModel), gs://B/JOB/checkpoints
+(the run directory) and gs://B/JOB/logs (TensorBoard), below gs://B/JOB/TRIAL/ for each
+trial of a tuning job. Example:
   ./scripts/$PROG train --bucket gs://my-bucket -- --train_data_paths 'gs://my-bucket/data/train-*.csv' \\
       --eval_data_paths 'gs://my-bucket/data/eval-*.csv' --train_steps 20000
 EOF
@@ -70,11 +83,14 @@ JOB_NAME="${JOB_NAME:-$(default_job_name)}"
 # Both end up inside gcloud's key=value,... worker pool specs, which cannot escape a comma.
 [[ "$IMAGE" =~ ^[A-Za-z0-9._/:@-]+$ ]] || usage_error "--image is not an image URI: '$IMAGE'"
 [[ "$MACHINE_TYPE" =~ ^[a-z0-9-]+$ ]] || usage_error "--machine-type is not a machine type: '$MACHINE_TYPE'"
+# The bucket ends up in a YAML single-quoted scalar, which cannot hold one.
+[[ "$BUCKET" != *[[:cntrl:]]* ]] || usage_error "--bucket contains a control character (newline, tab...)"
 reject_output_flags ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}
 reject_control_characters ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}
 
+# The job's baseOutputDirectory.
 OUTPUT_DIR="$BUCKET/$JOB_NAME"
-CONTAINER_ARGS=(--output_dir "$OUTPUT_DIR" ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"})
+CONTAINER_ARGS=(${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"})
 
 # One --worker-pool-spec value: REPLICAS machines of MACHINE_TYPE running IMAGE.
 worker_pool_spec() {
@@ -86,6 +102,8 @@ worker_pool_spec() {
 # escape with a delimiter that no argument contains (see `gcloud topic escaping`).
 join_container_args() {
   local delimiter="," candidate arg joined=""
+  ARGS_VALUE=""
+  [ "${#CONTAINER_ARGS[@]}" -gt 0 ] || return 0
   for arg in "${CONTAINER_ARGS[@]}"; do
     # gcloud drops a trailing empty item, which would shift the trainer's flags.
     [ -n "$arg" ] || usage_error "a trainer argument is empty; gcloud --args cannot pass it"
@@ -108,11 +126,11 @@ join_container_args() {
   ARGS_VALUE="${joined%"$delimiter"}"
 }
 
-# Copy the tuning template to $1 with its three placeholders filled in; fail if the
+# Copy the tuning template to $1 with its four placeholders filled in; fail if the
 # template no longer has exactly one of each.
 fill_tuning_template() {
-  local line arg args_yaml="" images=0 machines=0 arg_lists=0
-  for arg in "${CONTAINER_ARGS[@]}"; do
+  local line arg args_yaml="" images=0 machines=0 arg_lists=0 prefixes=0
+  for arg in ${CONTAINER_ARGS[@]+"${CONTAINER_ARGS[@]}"}; do
     args_yaml="$args_yaml${args_yaml:+, }$(yaml_quote "$arg")"
   done
   while IFS= read -r line || [ -n "$line" ]; do
@@ -123,14 +141,51 @@ fill_tuning_template() {
         line="${line%%machineType:*}machineType: $MACHINE_TYPE"; machines=$((machines + 1)) ;;
       *"args: [TRAINER_ARGS]"*)
         line="${line%%args:*}args: [$args_yaml]"; arg_lists=$((arg_lists + 1)) ;;
+      *"outputUriPrefix: OUTPUT_URI_PREFIX"*)
+        line="${line%%outputUriPrefix:*}outputUriPrefix: $(yaml_quote "$OUTPUT_DIR")"
+        prefixes=$((prefixes + 1)) ;;
     esac
     printf '%s\n' "$line"
   done <"$TEMPLATE" >"$1"
-  if [ "$images" != 1 ] || [ "$machines" != 1 ] || [ "$arg_lists" != 1 ]; then
+  if [ "$images" != 1 ] || [ "$machines" != 1 ] || [ "$arg_lists" != 1 ] || [ "$prefixes" != 1 ]; then
     fail "$TEMPLATE must hold exactly one each of 'imageUri: IMAGE_URI'," \
-         "'machineType: MACHINE_TYPE' and 'args: [TRAINER_ARGS]'" \
-         "(found $images, $machines and $arg_lists)"
+         "'machineType: MACHINE_TYPE', 'args: [TRAINER_ARGS]' and 'outputUriPrefix: OUTPUT_URI_PREFIX'" \
+         "(found $images, $machines, $arg_lists and $prefixes)"
   fi
+}
+
+# Write $1: the part of the custom job's CustomJobSpec that gcloud has no flag for.
+write_custom_job_config() {
+  cat >"$1" <<EOF
+# A CustomJobSpec (aiplatform/v1) for gcloud ai custom-jobs create --config; the command's
+# --worker-pool-spec and --args flags give the worker pools and their containers' args.
+baseOutputDirectory:
+  outputUriPrefix: $(yaml_quote "$OUTPUT_DIR")
+EOF
+}
+
+# Say where the job's outputs will be, the folders of Vertex AI's AIP_* variables, with the
+# commands that read them (on stderr, so that a dry run's stdout holds only commands).
+report_output_locations() {
+  local base="$OUTPUT_DIR" heading="$PROG: job $JOB_NAME writes"
+  if [ "$SUBCOMMAND" = tune ]; then
+    base="$OUTPUT_DIR/TRIAL"
+    heading="$PROG: job $JOB_NAME writes each trial below its id, TRIAL"
+    heading="$heading (gcloud ai hp-tuning-jobs describe names the best trial)"
+  fi
+  if [ "$DRY_RUN" = 1 ]; then
+    heading="$heading, once submitted"
+  fi
+  cat >&2 <<EOF
+$heading:
+  $base/model        the best SavedModel (AIP_MODEL_DIR)
+  $base/checkpoints  the run directory: checkpoints, metrics.json, export/ (AIP_CHECKPOINT_DIR)
+  $base/logs         TensorBoard events (AIP_TENSORBOARD_LOG_DIR)
+Then, for example:
+  ./scripts/deploy_vertex.sh upload --model-dir $base/model
+  python -m trainer.evaluate --model_dir $base/model --data_dir PREPARED_DIR
+  tensorboard --logdir $base/logs
+EOF
 }
 
 if [ "$BUILD" = 1 ]; then
@@ -140,13 +195,17 @@ fi
 case "$SUBCOMMAND" in
   train)
     join_container_args
+    make_work_dir submit_vertex
+    CONFIG="$WORK_DIR/vertex_custom_job.yaml"
+    write_custom_job_config "$CONFIG"
+    note_generated "$CONFIG"
     run_or_print gcloud ai custom-jobs create \
-      --project="$PROJECT" --region="$REGION" --display-name="$JOB_NAME" \
+      --project="$PROJECT" --region="$REGION" --display-name="$JOB_NAME" --config="$CONFIG" \
       --worker-pool-spec="$(worker_pool_spec 1)" \
       --worker-pool-spec="$(worker_pool_spec "$WORKER_COUNT")" \
       --worker-pool-spec="$(worker_pool_spec "$PARAMETER_SERVER_COUNT")" \
       --worker-pool-spec="$(worker_pool_spec "$EVALUATOR_COUNT")" \
-      --args="$ARGS_VALUE"
+      ${ARGS_VALUE:+"--args=$ARGS_VALUE"}
     ;;
   tune)
     make_work_dir submit_vertex
@@ -157,3 +216,4 @@ case "$SUBCOMMAND" in
       --project="$PROJECT" --region="$REGION" --display-name="$JOB_NAME" --config="$CONFIG"
     ;;
 esac
+report_output_locations

@@ -186,3 +186,4 @@ def test_the_vertex_template_has_the_placeholders_the_submit_script_fills():
     assert len(pools) == 1 and pools[0]["replicaCount"] == 1
     assert pools[0]["machineSpec"]["machineType"] == "MACHINE_TYPE"
     assert pools[0]["containerSpec"] == {"imageUri": "IMAGE_URI", "args": ["TRAINER_ARGS"]}
+    assert VERTEX["trialJobSpec"]["baseOutputDirectory"] == {"outputUriPrefix": "OUTPUT_URI_PREFIX"}

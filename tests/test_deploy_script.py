@@ -167,6 +167,21 @@ def test_upload_uses_a_tensorflow_2_15_serving_image_of_the_region(tool_dir):
         assert upload_request(command)["model"]["containerSpec"]["imageUri"] in prediction.TF_CONTAINER_URIS
 
 
+@pytest.mark.parametrize(("model_dir", "model_id"), [
+    ("gs://runs-bucket/lstm_job_7/model", "lstm-forecast-lstm_job_7"),
+    ("gs://runs-bucket/tuning/Job-8/12/model/", "lstm-forecast-job-8-12"),
+    ("gs://runs-bucket/my model", "lstm-forecast-my-model"),
+])
+def test_upload_names_a_vertex_jobs_model_folder_after_the_job(tool_dir, model_dir, model_id):
+    """AIP_MODEL_DIR is gs://BUCKET/JOB/model (JOB/TRIAL/model in a tuning job) for every job."""
+    (command,) = printed(run_deploy(["upload", "--dry-run", *COMMON, "--model-dir", model_dir],
+                                    tool_dir=tool_dir))
+    request = upload_request(command)
+    parse_as(aiplatform_v1.UploadModelRequest, request)
+    assert request["modelId"] == model_id
+    assert request["model"]["artifactUri"] == model_dir.rstrip("/")
+
+
 def test_deploy_creates_the_endpoint_then_deploys_the_model(tool_dir):
     create, deploy = printed(run_deploy(["deploy", "--dry-run", *COMMON, "--model-id", "sales-7",
                                          "--endpoint-id", "shop-forecast", "--machine-type", "e2-standard-4",

@@ -1,5 +1,7 @@
 """The shell scripts: syntax and shellcheck for all, and for the two cloud submit scripts the
-commands they print (--dry-run) and run (against a fake gcloud that records its arguments)."""
+commands they print (--dry-run) and run (against a fake gcloud that records its arguments). The
+Vertex AI jobs are checked against the API's own messages (google-cloud-aiplatform's
+`aiplatform_v1`, unknown fields refused), as gcloud builds them from the flags and files."""
 
 import os
 import shutil
@@ -10,14 +12,19 @@ from typing import Dict, List, Optional, Sequence
 
 import pytest
 import yaml
+from google.cloud import aiplatform_v1
+from google.protobuf import json_format
 
 from tests.conftest import REPO_ROOT
+from trainer.training.config import parse_config
+from trainer.util.environment import resolve_output_dirs
 
 SHELL_SCRIPTS = sorted((REPO_ROOT / "scripts").glob("*.sh")) + [REPO_ROOT / ".ci" / "run"]
 SUBMIT_VERTEX = REPO_ROOT / "scripts" / "submit_vertex.sh"
 SUBMIT_AIPLATFORM = REPO_ROOT / "scripts" / "submit_aiplatform.sh"
+DEPLOY_VERTEX = REPO_ROOT / "scripts" / "deploy_vertex.sh"
 # What the scripts run besides bash builtins and gcloud; the test PATH holds only these.
-TOOLS = ("bash", "basename", "dirname", "date", "mktemp", "grep", "rm", "cat")
+TOOLS = ("bash", "basename", "dirname", "date", "mktemp", "grep", "rm", "cat", "tr")
 ENV_DEFAULTS = ("PROJECT", "REGION", "BUCKET", "IMAGE_URI", "JOB_NAME", "MACHINE_TYPE")
 
 IMAGE = "us-docker.pkg.dev/proj-1/trainers/lstm:v3"
@@ -130,11 +137,61 @@ def load_yaml(path: str) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
+def parse_as(message_class, message: dict):
+    """`message` as the API message: no unknown field, every value of its type."""
+    return json_format.ParseDict(message, message_class.pb()(), ignore_unknown_fields=False)
+
+
+# The fields each flag of `gcloud ai custom-jobs create` sets; --project and --region make the parent.
+CUSTOM_JOB_FLAGS = {"--project", "--region", "--display-name", "--config", "--worker-pool-spec", "--args"}
+WORKER_POOL_KEYS = {"machine-type", "replica-count", "container-image-uri"}
+
+
+def custom_job_as_gcloud_builds_it(command: Sequence[str]) -> dict:
+    """The CustomJob that `gcloud ai custom-jobs create` sends for `command`: the --config file's
+    CustomJobSpec, its workerPoolSpecs replaced by the --worker-pool-spec flags and every
+    container's args by --args (ConstructCustomJobSpec, googlecloudsdk/command_lib/ai/custom_jobs/
+    custom_jobs_util.py of the Cloud SDK)."""
+    flags = options(command)
+    assert set(flags) <= CUSTOM_JOB_FLAGS, f"flags with no CustomJob field: {set(flags) - CUSTOM_JOB_FLAGS}"
+    (config_path,) = flags["--config"]
+    spec = load_yaml(config_path)
+    args = gcloud_list(flags["--args"][0]) if "--args" in flags else []
+    spec["workerPoolSpecs"] = []
+    for value in flags["--worker-pool-spec"]:
+        pool = dict(item.split("=", 1) for item in value.split(","))
+        assert set(pool) <= WORKER_POOL_KEYS, pool
+        container = {"imageUri": pool["container-image-uri"], **({"args": args} if args else {})}
+        spec["workerPoolSpecs"].append({"machineSpec": {"machineType": pool["machine-type"]},
+                                        "replicaCount": int(pool["replica-count"]),
+                                        "containerSpec": container})
+    return {"displayName": flags["--display-name"][0], "jobSpec": spec}
+
+
+def output_summary(stderr: str) -> Dict[str, str]:
+    """The folders the summary at the end of a submission names: {AIP_* variable: folder}."""
+    found = {}
+    for line in stderr.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0].startswith("gs://") and words[-1].startswith("(AIP_"):
+            found[words[-1].strip("()")] = words[0]
+    return found
+
+
+def vertex_environment(base: str, trial: Optional[str] = None) -> Dict[str, str]:
+    """The variables Vertex AI sets in a job (or a trial) with this baseOutputDirectory."""
+    base = f"{base}/{trial}" if trial else base
+    environ = {"AIP_MODEL_DIR": f"{base}/model/", "AIP_CHECKPOINT_DIR": f"{base}/checkpoints/",
+               "AIP_TENSORBOARD_LOG_DIR": f"{base}/logs/"}
+    return {**environ, "CLOUD_ML_TRIAL_ID": trial} if trial else environ
+
+
 # --- submit_vertex.sh -------------------------------------------------------------------------
 
-def test_vertex_train_dry_run_prints_a_four_pool_custom_job(tool_dir):
-    (command,) = commands(run_script(SUBMIT_VERTEX, ["train", "--dry-run", *COMMON, "--", *TRAINER_ARGS],
-                                     tool_dir=tool_dir))
+def test_vertex_train_dry_run_prints_a_four_pool_custom_job_with_a_base_output_directory(tool_dir):
+    result = run_script(SUBMIT_VERTEX, ["train", "--dry-run", *COMMON, "--", *TRAINER_ARGS],
+                        tool_dir=tool_dir)
+    (command,) = commands(result)
     assert command[:4] == ["gcloud", "ai", "custom-jobs", "create"]
     flags = options(command)
     assert flags["--project"] == ["proj-1"] and flags["--region"] == ["europe-west4"]
@@ -145,13 +202,33 @@ def test_vertex_train_dry_run_prints_a_four_pool_custom_job(tool_dir):
     assert {pool["container-image-uri"] for pool in pools} == {IMAGE}
     assert {pool["machine-type"] for pool in pools} == {"n1-standard-4"}
     (args,) = flags["--args"]
-    assert gcloud_list(args) == ["--output_dir", OUTPUT_DIR, *TRAINER_ARGS]
+    assert gcloud_list(args) == TRAINER_ARGS, "no --output_dir: the trainer follows the AIP_* variables"
+    (config_path,) = flags["--config"]
+    assert config_path in result.stderr, "a dry run says where the generated config stays"
+    assert load_yaml(config_path) == {"baseOutputDirectory": {"outputUriPrefix": OUTPUT_DIR}}
+
+    job = parse_as(aiplatform_v1.CustomJob, custom_job_as_gcloud_builds_it(command))
+    assert job.display_name == "job_7"
+    assert job.job_spec.base_output_directory.output_uri_prefix == OUTPUT_DIR
+    assert [pool.replica_count for pool in job.job_spec.worker_pool_specs] == [1, 2, 1, 1]
+    assert [list(pool.container_spec.args) for pool in job.job_spec.worker_pool_specs] == [TRAINER_ARGS] * 4
+    assert {pool.container_spec.image_uri for pool in job.job_spec.worker_pool_specs} == {IMAGE}
 
 
 def test_vertex_train_args_without_commas_stay_plain(tool_dir):
     (command,) = commands(run_script(SUBMIT_VERTEX, ["train", "--dry-run", "--job-name", "j", "--",
                                                      "--model", "cnn"], tool_dir=tool_dir))
-    assert "--args=--output_dir,gs://my-bucket/j,--model,cnn" in command
+    assert "--args=--model,cnn" in command
+
+
+def test_vertex_train_without_trainer_args_passes_no_args_flag(tool_dir):
+    """An empty --args would hand every container one empty argument."""
+    (command,) = commands(run_script(SUBMIT_VERTEX, ["train", "--dry-run", "--job-name", "j"],
+                                     tool_dir=tool_dir))
+    assert "--args" not in options(command)
+    job = parse_as(aiplatform_v1.CustomJob, custom_job_as_gcloud_builds_it(command))
+    assert job.job_spec.base_output_directory.output_uri_prefix == "gs://my-bucket/j"
+    assert all(not pool.container_spec.args for pool in job.job_spec.worker_pool_specs)
 
 
 def test_vertex_tune_dry_run_fills_the_template(tool_dir):
@@ -160,16 +237,75 @@ def test_vertex_tune_dry_run_fills_the_template(tool_dir):
     (command,) = commands(result)
     assert command[:4] == ["gcloud", "ai", "hp-tuning-jobs", "create"]
     flags = options(command)
+    assert set(flags) == {"--project", "--region", "--display-name", "--config"}
     assert flags["--region"] == ["europe-west4"] and flags["--display-name"] == ["job_7"]
     (config_path,) = flags["--config"]
     assert config_path in result.stderr, "a dry run says where the generated config stays"
     config = load_yaml(config_path)
+
+    job = parse_as(aiplatform_v1.HyperparameterTuningJob, {"displayName": "job_7", **config})
+    assert job.trial_job_spec.base_output_directory.output_uri_prefix == OUTPUT_DIR
+    assert job.max_trial_count == 20 and [metric.metric_id for metric in job.study_spec.metrics] == ["rmse"]
+
     template = yaml.safe_load((REPO_ROOT / "scripts" / "vertex_hptuning.yaml").read_text())
-    (pool,) = config.pop("trialJobSpec")["workerPoolSpecs"]
+    trial_job_spec = config.pop("trialJobSpec")
+    assert trial_job_spec["baseOutputDirectory"] == {"outputUriPrefix": OUTPUT_DIR}
+    (pool,) = trial_job_spec["workerPoolSpecs"]
     template.pop("trialJobSpec")
     assert config == template, "only the trial job spec may differ from the template"
-    assert pool["containerSpec"] == {"imageUri": IMAGE, "args": ["--output_dir", OUTPUT_DIR, *TRAINER_ARGS]}
+    assert pool["containerSpec"] == {"imageUri": IMAGE, "args": TRAINER_ARGS}
     assert pool["machineSpec"] == {"machineType": "e2-standard-8"}
+
+
+def test_vertex_tune_without_trainer_args_parses_too(tool_dir):
+    (command,) = commands(run_script(SUBMIT_VERTEX, ["tune", "--dry-run", "--job-name", "j"],
+                                     tool_dir=tool_dir))
+    job = parse_as(aiplatform_v1.HyperparameterTuningJob,
+                   {"displayName": "j", **load_yaml(options(command)["--config"][0])})
+    (pool,) = job.trial_job_spec.worker_pool_specs
+    assert list(pool.container_spec.args) == []
+    assert job.trial_job_spec.base_output_directory.output_uri_prefix == "gs://my-bucket/j"
+
+
+@pytest.mark.parametrize(("subcommand", "trial"), [("train", None), ("tune", "3")])
+def test_vertex_summary_names_the_folders_the_trainer_writes(tool_dir, subcommand, trial):
+    """The summary's folders are where the trainer, run with the job's container args and the
+    variables Vertex AI derives from the base output directory, puts its run, events and model."""
+    result = run_script(SUBMIT_VERTEX, [subcommand, "--dry-run", *COMMON, "--", *TRAINER_ARGS],
+                        tool_dir=tool_dir)
+    (command,) = commands(result)
+    config = load_yaml(options(command)["--config"][0])
+    if subcommand == "train":
+        container_args = list(custom_job_as_gcloud_builds_it(command)["jobSpec"]["workerPoolSpecs"][0]
+                              ["containerSpec"]["args"])
+        base = config["baseOutputDirectory"]["outputUriPrefix"]
+    else:
+        container_args = config["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"]["args"]
+        base = config["trialJobSpec"]["baseOutputDirectory"]["outputUriPrefix"]
+    dirs = resolve_output_dirs(parse_config(container_args).output_dir, vertex_environment(base, trial))
+    assert dirs.output_dir_source == "$AIP_CHECKPOINT_DIR"
+    placeholder = f"{OUTPUT_DIR}/TRIAL" if trial else OUTPUT_DIR
+    written = {"AIP_MODEL_DIR": dirs.model_dir, "AIP_CHECKPOINT_DIR": dirs.output_dir,
+               "AIP_TENSORBOARD_LOG_DIR": dirs.tensorboard_dir}
+    summary = {name: folder.replace(placeholder, f"{OUTPUT_DIR}/{trial}" if trial else OUTPUT_DIR)
+               for name, folder in output_summary(result.stderr).items()}
+    assert summary == written
+    assert written["AIP_MODEL_DIR"] == (f"{OUTPUT_DIR}/{trial}/model" if trial else f"{OUTPUT_DIR}/model")
+
+
+def test_vertex_summary_deploy_command_uploads_the_jobs_model(tool_dir):
+    """The upload command the summary suggests, run as printed, uploads gs://BUCKET/JOB/model
+    under a model id of the job's own (every job's folder is named model)."""
+    result = run_script(SUBMIT_VERTEX, ["train", "--dry-run", *COMMON, "--", *TRAINER_ARGS],
+                        tool_dir=tool_dir)
+    (suggested,) = [line.split() for line in result.stderr.splitlines() if "deploy_vertex.sh upload" in line]
+    assert suggested[:2] == ["./scripts/deploy_vertex.sh", "upload"]
+    upload = run_script(DEPLOY_VERTEX, [*suggested[1:], "--dry-run", "--project", "proj-1"],
+                        tool_dir=tool_dir)
+    (command,) = commands(upload)
+    flags = options(command)
+    assert flags["--artifact-uri"] == [f"{OUTPUT_DIR}/model"]
+    assert flags["--model-id"] == ["lstm-forecast-job_7"]
 
 
 def test_vertex_build_comes_first(tool_dir):
@@ -184,6 +320,12 @@ def test_vertex_train_refuses_an_empty_trainer_argument(tool_dir):
     result = run_script(SUBMIT_VERTEX, ["train", "--dry-run", "--", "--model", "gru",
                                         "--eval_data_paths", ""], tool_dir=tool_dir)
     assert result.returncode == 2 and "empty" in result.stderr
+
+
+def test_vertex_refuses_a_bucket_that_no_yaml_scalar_can_hold(tool_dir):
+    result = run_script(SUBMIT_VERTEX, ["tune", "--dry-run", "--bucket", "gs://b/runs\nx"], tool_dir=tool_dir)
+    assert result.returncode == 2 and "--bucket contains a control character" in result.stderr
+    assert result.stdout == ""
 
 
 # --- submit_aiplatform.sh ---------------------------------------------------------------------
@@ -254,6 +396,8 @@ def test_a_real_run_runs_exactly_what_the_dry_run_prints(tool_dir, fake_gcloud, 
     real = run_script(script, args, tool_dir=tool_dir)
     assert real.returncode == 0, real.stderr
     assert "+ gcloud" in real.stderr, "a real run echoes each command before running it"
+    if script == SUBMIT_VERTEX:
+        assert output_summary(real.stderr)["AIP_MODEL_DIR"].startswith("gs://runs-bucket/job_7/")
     ran = [shell_words(line) for line in fake_gcloud.read_text().splitlines()]
     # No --project given: a real run asks gcloud for its default, a dry run uses a placeholder.
     expected = [[word.replace("my-project", "fake-project") for word in command] for command in dry]
