@@ -63,7 +63,6 @@ from trainer.util.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 
-# trainer.prepare's defaults, for a model whose export does not say how its data was read.
 @dataclasses.dataclass(frozen=True)
 class PredictConfig:
     """Flags of `python -m trainer.predict`."""
