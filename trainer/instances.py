@@ -23,7 +23,7 @@ import logging
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, float_above, run_command
+from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, run_command
 
 import numpy as np
 import tensorflow as tf
@@ -32,13 +32,13 @@ from trainer.data.forecast_files import write_forecast_csv
 from trainer.data.forecast_inputs import (
     READ_DEFAULTS,
     read_forecast_series,
+    reading_flag,
     resolve_reading,
     row_windows,
     series_windows,
     window_inputs,
 )
 from trainer.data.schema import FEATURE_KEY
-from trainer.data.series import BAD_VALUE_ACTIONS
 from trainer.model.prediction_json import (
     ONLINE_REQUEST_LIMIT_BYTES,
     instances_jsonl,
@@ -82,20 +82,11 @@ class InstancesConfig:
                            "series (the actual values of the forecast CSV).")
     # How to read --series. Empty: as trainer.prepare read the model's training data (the
     # export's data.json holds its flags), else trainer.prepare's defaults (`READ_DEFAULTS`).
-    target: str = flag("", "With --series: the value column (empty: the one the model was "
-                        "trained on, else as trainer.prepare's --target).")
-    timestamp_column: str = flag("", "With --series: name of the timestamp column (empty: as the "
-                                  "model's data was prepared, else 'timestamp').")
-    series_id_column: str = flag("", "With --series: name of the series id column (empty: as the "
-                                  "model's data was prepared, else 'series_id').")
-    on_bad_values: str = flag("", "With --series: fail on missing or non-numeric values and time "
-                               "gaps, or drop them and forecast from the last unbroken part "
-                               "(empty: as the model's data was prepared, else fail).",
-                               choices=BAD_VALUE_ACTIONS)
-    gap_factor: Optional[float] = flag(
-        None, "With --series: a time step longer than this many times the median step is a gap "
-        "(0: no gap check; empty: as the model's data was prepared, else 1.5).",
-        type=float_above(0.0, inclusive=True))
+    target: str = reading_flag("target")
+    timestamp_column: str = reading_flag("timestamp_column")
+    series_id_column: str = reading_flag("series_id_column")
+    on_bad_values: str = reading_flag("on_bad_values")
+    gap_factor: Optional[float] = reading_flag("gap_factor")
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:

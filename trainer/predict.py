@@ -36,7 +36,6 @@ from trainer.util.cli import (
     VERBOSITIES,
     build_flag_parser,
     flag,
-    float_above,
     int_at_least,
     run_command,
 )
@@ -45,13 +44,14 @@ from trainer.data.forecast_files import draw_plot, quantile_column, write_foreca
 from trainer.data.forecast_inputs import (
     READ_DEFAULTS,
     read_forecast_series,
+    reading_flag,
     resolve_reading,
     row_windows,
     series_windows,
     window_inputs,
 )
 from trainer.data.schema import FEATURE_KEY
-from trainer.data.series import BAD_VALUE_ACTIONS, Series
+from trainer.data.series import Series
 from trainer.model.serving import (
     COVARIATES_ASSET,
     ExportedModel,
@@ -85,20 +85,11 @@ class PredictConfig:
                            "series as actual values and forecast them from the points before.")
     # How to read --series. Empty: as trainer.prepare read the model's training data (the
     # export's data.json holds its flags), else trainer.prepare's defaults (`READ_DEFAULTS`).
-    target: str = flag("", "With --series: the value column (empty: the one the model was "
-                        "trained on, else as trainer.prepare's --target).")
-    timestamp_column: str = flag("", "With --series: name of the timestamp column (empty: as the "
-                                  "model's data was prepared, else 'timestamp').")
-    series_id_column: str = flag("", "With --series: name of the series id column (empty: as the "
-                                  "model's data was prepared, else 'series_id').")
-    on_bad_values: str = flag("", "With --series: fail on missing or non-numeric values and time "
-                               "gaps, or drop them and forecast from the last unbroken part "
-                               "(empty: as the model's data was prepared, else fail).",
-                               choices=BAD_VALUE_ACTIONS)
-    gap_factor: Optional[float] = flag(
-        None, "With --series: a time step longer than this many times the median step is a gap "
-        "(0: no gap check; empty: as the model's data was prepared, else 1.5).",
-        type=float_above(0.0, inclusive=True))
+    target: str = reading_flag("target")
+    timestamp_column: str = reading_flag("timestamp_column")
+    series_id_column: str = reading_flag("series_id_column")
+    on_bad_values: str = reading_flag("on_bad_values")
+    gap_factor: Optional[float] = reading_flag("gap_factor")
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:

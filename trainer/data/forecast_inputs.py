@@ -16,6 +16,7 @@ import numpy as np
 from trainer.data.covariates import CALENDAR_FEATURES, Covariate, forecast_covariates
 from trainer.data.schema import read_rows
 from trainer.data.series import (
+    BAD_VALUE_ACTIONS,
     GAP_FACTOR,
     Series,
     future_timestamps,
@@ -23,12 +24,37 @@ from trainer.data.series import (
     read_series,
     time_value,
 )
+from trainer.util.cli import flag, float_above
 from trainer.util.errors import DataError
 
 # How trainer.prepare reads a raw series by default: what predict and instances fall back on for
 # a flag not given and not in the model's data.json.
 READ_DEFAULTS = {"target": "", "timestamp_column": "timestamp", "series_id_column": "series_id",
                  "on_bad_values": "fail", "gap_factor": GAP_FACTOR}
+
+
+def reading_flag(name: str) -> Any:
+    """The field of the flag `name` of READ_DEFAULTS, as trainer.predict and trainer.instances
+    both declare it: empty by default, meaning as the model's data was prepared (`resolve_reading`).
+    """
+    notes = {
+        "target": ("With --series: the value column (empty: the one the model was trained on, "
+                   "else as trainer.prepare's --target)."),
+        "timestamp_column": ("With --series: name of the timestamp column (empty: as the model's "
+                             "data was prepared, else 'timestamp')."),
+        "series_id_column": ("With --series: name of the series id column (empty: as the model's "
+                             "data was prepared, else 'series_id')."),
+        "on_bad_values": ("With --series: fail on missing or non-numeric values and time gaps, or "
+                          "drop them and forecast from the last unbroken part (empty: as the "
+                          "model's data was prepared, else fail)."),
+        "gap_factor": ("With --series: a time step longer than this many times the median step is "
+                       "a gap (0: no gap check; empty: as the model's data was prepared, else 1.5)."),
+    }
+    if name == "on_bad_values":
+        return flag("", notes[name], choices=BAD_VALUE_ACTIONS)
+    if name == "gap_factor":
+        return flag(None, notes[name], type=float_above(0.0, inclusive=True))
+    return flag("", notes[name])
 
 
 def resolve_reading(given: Mapping[str, Any], prepared: Mapping[str, Any]) -> Dict[str, Any]:
