@@ -1,6 +1,7 @@
 """Shared fixtures: tiny CSV data sets and a way to run the trainer as a user would."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,16 @@ def run_tool(module: str, *args: str) -> subprocess.CompletedProcess:
     """Run `python -m MODULE ARGS` (prepare, evaluate, predict) as a user would; never raises."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=300)
+
+
+@pytest.fixture
+def tool_dir(request, tmp_path: Path) -> Path:
+    """A PATH directory with the tools of the test module's TOOLS (linked from this machine's)
+    and nothing else: no gcloud, unless the test puts a fake one there."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    for tool in request.module.TOOLS:
+        found = shutil.which(tool)
+        assert found, f"{tool} is not installed"
+        (directory / tool).symlink_to(found)
+    return directory

@@ -7,7 +7,6 @@ served as TensorFlow Serving serves it (tests/exported_models.py)."""
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,18 +55,6 @@ while [ "$#" -gt 0 ]; do
 done
 printf '%s' "${FAKE_HTTP_STATUS:-200}"
 """
-
-
-@pytest.fixture
-def tool_dir(tmp_path: Path) -> Path:
-    """A PATH directory with the script's tools and no gcloud."""
-    directory = tmp_path / "bin"
-    directory.mkdir()
-    for tool in TOOLS:
-        found = shutil.which(tool)
-        assert found, f"{tool} is not installed"
-        (directory / tool).symlink_to(found)
-    return directory
 
 
 @pytest.fixture

@@ -71,18 +71,6 @@ def test_script_passes_shellcheck(script):
 
 
 @pytest.fixture
-def tool_dir(tmp_path: Path) -> Path:
-    """A PATH directory with the scripts' tools and no gcloud."""
-    directory = tmp_path / "bin"
-    directory.mkdir()
-    for tool in TOOLS:
-        found = shutil.which(tool)
-        assert found, f"{tool} is not installed"
-        (directory / tool).symlink_to(found)
-    return directory
-
-
-@pytest.fixture
 def fake_gcloud(tool_dir: Path) -> Path:
     """Put a recording gcloud on the tool PATH; returns its log file."""
     gcloud = tool_dir / "gcloud"
