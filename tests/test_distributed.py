@@ -191,6 +191,49 @@ def test_cluster_stops_early_on_the_evaluators_results(tmp_path):
     assert serve(rawdata=tf.zeros([3, 8]))["predicted"].shape == (3, 2)
 
 
+def test_cluster_trains_from_series_shards_each_worker_surveying_only_its_own(tmp_path):
+    """--data_dir of 3 series shards: each of the 3 training processes reads one; the chief and
+    the evaluator survey all three, a worker only its own before training."""
+    raw = tmp_path / "series.csv"
+    hours = np.arange(400)
+    with raw.open("w") as handle:
+        handle.write("series_id,timestamp,value\n")
+        for index in range(6):
+            values = 10 + index + 3 * np.sin(2 * np.pi * hours / 12 + index)
+            handle.writelines(f"s{index},{h},{v:.4f}\n" for h, v in zip(hours, values))
+    prepared = tmp_path / "prepared"
+    result = subprocess.run(
+        [sys.executable, "-m", "trainer.prepare", "--input", str(raw), "--output_dir", str(prepared),
+         "--valid_points", "40", "--test_points", "40", "--shards", "3", "--n_inputs",
+         str(N_INPUTS), "--n_outputs", str(N_OUTPUTS)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(prepared.glob("series-*-of-00003.csv"))) == 3
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CONFIG", "CLOUD_ML_TRIAL_ID", "CLOUD_ML_JOB_ID")}
+    target = 30000  # long enough for every worker to start before the chief finishes
+    cluster = LocalCluster(trainer_args=[
+        "--data_dir", str(prepared), "--output_dir", str(tmp_path / "run"), "--model", "linear",
+        "--optimizer", "adam", "--learning_rate", "0.01", "--batch_size", "16",
+        "--train_steps", str(target), "--save_checkpoints_steps", str(CHECKPOINT_EVERY),
+        "--eval_start_delay_secs", "0", "--eval_throttle_secs", "1",
+        "--progress_interval_secs", "1"], log_dir=tmp_path / "logs", env=env)
+    cluster.start()
+    codes = cluster.wait(timeout_secs=CLUSTER_TIMEOUT_SECS)
+    assert set(codes.values()) == {0}, codes
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["rmse"] < metrics["naive_rmse"]
+    assert_export_serves(tmp_path / "run")
+    for name in ("chief-0", "evaluator-0"):
+        assert "3 series files (6 series, 2400 points)" in log_text(cluster, name), name
+    for index, name in enumerate(("chief-0", "worker-0", "worker-1")):
+        text = log_text(cluster, name)
+        assert f"training process {index} of 3 reads 1 of the series files" in text, text[-2000:]
+        if name != "chief-0":
+            assert "1 of the 3 series files (this process's; the chief surveys them all) " \
+                   "(2 series, 800 points)" in text, text[-2000:]
+
+
 FAULT_TARGET = 8000  # steps: long enough for a killed task to come back before the end
 UNTIL_STOPPED = 10 ** 8  # steps: a cluster that trains until the test stops it
 

@@ -131,7 +131,14 @@ def _row_data(config: TrainerConfig, *, task: environment.TaskInfo, train_patter
 def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> TrainingData:
     prepared = open_prepared(config.data_dir)
     width = config.n_inputs + config.n_outputs
-    survey = survey_series_files(prepared.files, n_inputs=config.n_inputs,
+    mine = process_files(prepared.files, num_workers=task.num_workers,
+                         worker_index=task.worker_index)
+    # The chief and the evaluator survey every file (the totals, and every split there is to
+    # evaluate); a worker only the files it trains on, so that N workers do not read the data
+    # set N more times before training.
+    survey_all = task.is_chief or task.is_evaluator or len(mine) == len(prepared.files)
+    surveyed = prepared.files if survey_all else mine
+    survey = survey_series_files(surveyed, n_inputs=config.n_inputs,
                                  n_outputs=config.n_outputs,
                                  series_ids=prepared.summary.get("series_ids"),
                                  covariates=prepared.covariates)
@@ -141,20 +148,21 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> Traini
                        survey.series, width, config.n_inputs, config.n_outputs,
                        ", ".join(survey.too_short_examples))
     for split, role in ((TRAIN_SPLIT, "train on"), (EVAL_SPLIT, "evaluate on")):
-        if not survey.windows[split]:
+        if survey_all and not survey.windows[split]:
             raise DataError(f"--data_dir {config.data_dir}: no series has a window of {width} "
                             f"points (--n_inputs {config.n_inputs} + --n_outputs "
                             f"{config.n_outputs}) with its targets in the {split} split, so there "
                             f"is nothing to {role}; lower --n_inputs/--n_outputs, or prepare the "
                             f"data with a larger {split} split")
-    mine = process_files(prepared.files, num_workers=task.num_workers,
-                         worker_index=task.worker_index)
     if task.task_type != "evaluator" and not sum(survey.windows_per_file[path][TRAIN_SPLIT]
                                                  for path in mine):
         raise DataError(f"--data_dir {config.data_dir}: the {len(mine)} series files of training "
                         f"process {task.worker_index} of {task.num_workers} ({', '.join(mine)}) "
                         f"hold no training window of {width} points; prepare the data with "
                         "fewer --shards, or lower --n_inputs/--n_outputs")
+    files = (f"{len(prepared.files)} series files" if survey_all else
+             f"{len(mine)} of the {len(prepared.files)} series files (this process's; the chief "
+             "surveys them all)")
     common = dict(files=prepared.files, batch_size=config.batch_size, n_inputs=config.n_inputs,
                   n_outputs=config.n_outputs, covariates=prepared.covariates)
     return TrainingData(
@@ -164,8 +172,8 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> Traini
         eval_input_fn=make_series_input_fn(split=EVAL_SPLIT, training=False, **common),
         find_bad_row=lambda: None,  # the survey has read every row already
         description=(_covariates_line(prepared.covariates)
-                     + f"{len(prepared.files)} series files ({survey.series} series, "
-                     f"{survey.points} points): {survey.windows[TRAIN_SPLIT]} training windows, "
+                     + f"{files} ({survey.series} series, {survey.points} points): "
+                     f"{survey.windows[TRAIN_SPLIT]} training windows, "
                      f"{survey.windows[EVAL_SPLIT]} evaluation windows of {width} points"))
 
 
