@@ -187,3 +187,33 @@ def test_the_vertex_template_has_the_placeholders_the_submit_script_fills():
     assert pools[0]["machineSpec"]["machineType"] == "MACHINE_TYPE"
     assert pools[0]["containerSpec"] == {"imageUri": "IMAGE_URI", "args": ["TRAINER_ARGS"]}
     assert VERTEX["trialJobSpec"]["baseOutputDirectory"] == {"outputUriPrefix": "OUTPUT_URI_PREFIX"}
+
+
+def uncommented_look_back(text: str) -> str:
+    """The file with its commented-out n_inputs parameter block put back in."""
+    lines, inside = [], False
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith("# - parameter") and "n_inputs" in stripped:
+            inside = True
+        elif inside and not stripped.startswith("#   "):
+            inside = False
+        if inside:
+            indent = line[:len(line) - len(stripped)]
+            line = indent + stripped[2:]
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_the_commented_look_back_parameter_is_valid_and_alike_in_both_files():
+    """For --data_dir runs the files offer n_inputs, commented out: put back, it is the same
+    search space in both, and every value parses as a trainer flag."""
+    legacy = yaml.safe_load(uncommented_look_back((REPO_ROOT / "config.yaml").read_text()))
+    vertex = yaml.safe_load(uncommented_look_back(
+        (REPO_ROOT / "scripts" / "vertex_hptuning.yaml").read_text()))
+    legacy_params = {p["parameterName"]: p for p in legacy["trainingInput"]["hyperparameters"]["params"]}
+    vertex_params = {p["parameterId"]: p for p in vertex["studySpec"]["parameters"]}
+    assert set(legacy_params) == set(vertex_params) == set(LEGACY_PARAMS) | {"n_inputs"}
+    assert legacy_search_space(legacy_params["n_inputs"]) == vertex_search_space(vertex_params["n_inputs"])
+    for value in flag_values("n_inputs", legacy_params["n_inputs"]):
+        assert parse_config([f"--n_inputs={value}"]).n_inputs == value
