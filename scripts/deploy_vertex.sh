@@ -172,6 +172,12 @@ check_count() {  # NAME VALUE: a whole number >= 1
   [[ "$2" =~ ^[1-9][0-9]{0,3}$ ]] || usage_error "$1 must be a whole number from 1, got '$2'"
 }
 
+check_replicas() {  # FLAG VALUE: the lowest replica count, at most --max-replica-count
+  check_count "$1" "$2"
+  check_count --max-replica-count "$MAX_REPLICAS"
+  [ "$MAX_REPLICAS" -ge "$2" ] || usage_error "--max-replica-count $MAX_REPLICAS is below $1 $2"
+}
+
 check_machine_type() {
   [[ "$MACHINE_TYPE" =~ ^[a-z0-9-]+$ ]] || usage_error "--machine-type is not a machine type: '$MACHINE_TYPE'"
 }
@@ -331,10 +337,7 @@ case "$SUBCOMMAND" in
     check_model_id
     check_endpoint_id
     check_machine_type
-    check_count --min-replica-count "$MIN_REPLICAS"
-    check_count --max-replica-count "$MAX_REPLICAS"
-    [ "$MAX_REPLICAS" -ge "$MIN_REPLICAS" ] ||
-      usage_error "--max-replica-count $MAX_REPLICAS is below --min-replica-count $MIN_REPLICAS"
+    check_replicas --min-replica-count "$MIN_REPLICAS"
     if [ "$EXISTING_ENDPOINT" != 1 ]; then
       run_or_print gcloud ai endpoints create --project="$PROJECT" --region="$REGION" \
         --endpoint-id="$ENDPOINT_ID" --display-name="$ENDPOINT_ID"
@@ -374,10 +377,7 @@ case "$SUBCOMMAND" in
   batch-predict)
     check_model_id
     check_machine_type
-    check_count --starting-replica-count "$STARTING_REPLICAS"
-    check_count --max-replica-count "$MAX_REPLICAS"
-    [ "$MAX_REPLICAS" -ge "$STARTING_REPLICAS" ] ||
-      usage_error "--max-replica-count $MAX_REPLICAS is below --starting-replica-count $STARTING_REPLICAS"
+    check_replicas --starting-replica-count "$STARTING_REPLICAS"
     [ -n "$OUTPUT_URI" ] || usage_error "batch-predict needs --output-uri, a gs:// prefix for the prediction files"
     check_gcs_uri --output-uri "$OUTPUT_URI"
     JOB_NAME="${JOB_NAME:-lstm_forecast_batch_$(date -u +%Y%m%d_%H%M%S)}"
