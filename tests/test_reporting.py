@@ -280,3 +280,53 @@ def test_model_dir_holds_the_best_export_and_tensorboard_gets_every_evaluation(t
     assert len(list((logs / "eval").iterdir())) == 1  # one events file, appended to
     assert tf.train.latest_checkpoint(str(output)).endswith("model.ckpt-12")
     assert not list(model_dir.glob("model.ckpt*"))
+
+
+def test_a_best_evaluation_whose_checkpoint_went_before_its_best_export_keeps_a_model(tiny_data, tmp_path):
+    # The chief deletes the checkpoint between the latest export and the best one: the latest
+    # export is copied to export/best, and the answer outlives the latest exports' clean-up.
+    import tensorflow as tf
+
+    from trainer.model.serving import load_exported_model, make_serving_input_receiver_fn
+    from trainer.training.config import make_config
+    from trainer.training.data_source import make_train_input_fn
+    from trainer.training.experiment import make_estimator
+    from trainer.training.recovery import SkipDeletedCheckpointExporter
+    from trainer.training.reporting import ReportingExporter
+
+    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
+                         steps_per_run=1)
+    output = tmp_path / "run"
+    estimator = make_estimator(config, output_dir=str(output))
+    train_input_fn = make_train_input_fn(config, files=tiny_data["train_files"])
+    receiver_fn = make_serving_input_receiver_fn(n_inputs=N_INPUTS)
+    latest = tf.estimator.LatestExporter("latest", receiver_fn, exports_to_keep=1)
+    deleted = []
+
+    class ChiefDeletesAfterLatest(tf.estimator.Exporter):
+        name = "latest"
+
+        def export(self, estimator, export_path, checkpoint_path, eval_result, is_final):
+            path = latest.export(estimator, export_path, checkpoint_path, eval_result, is_final)
+            if not deleted:  # the first time only
+                deleted.append(checkpoint_path)
+                for name in tf.io.gfile.glob(checkpoint_path + ".*"):
+                    tf.io.gfile.remove(name)
+            return path
+
+    exporter = ReportingExporter(
+        SkipDeletedCheckpointExporter(ChiefDeletesAfterLatest()), output_dir=str(output),
+        best=SkipDeletedCheckpointExporter(tf.estimator.LatestExporter("best", receiver_fn)))
+    base = {"mae": 0.4, "naive_rmse": 0.9, "loss": 0.25}
+    for step in (3, 6, 9):
+        estimator.train(train_input_fn, max_steps=step)
+    for step, rmse in ((3, 0.3), (6, 0.5), (9, 0.6)):  # the first is the best
+        exporter.export(estimator, str(output / "export" / "latest"), str(output / f"model.ckpt-{step}"),
+                        dict(base, rmse=rmse, global_step=step), False)
+    metrics = read_metrics_json(str(output))
+    assert (metrics["global_step"], metrics["rmse"]) == (3, 0.3)
+    (first_latest,) = [p for p in (output / "export" / "best").iterdir()]
+    assert metrics["saved_model_path"] == str(first_latest)
+    assert not (output / "export" / "latest" / first_latest.name).exists()  # cleaned up since
+    assert load_exported_model(metrics["saved_model_path"]).n_outputs == N_OUTPUTS
+    assert not tf.io.gfile.glob(deleted[0] + ".*")

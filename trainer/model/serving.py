@@ -269,6 +269,20 @@ def copy_saved_model(export: str, destination: str) -> None:
         raise
 
 
+def copy_export(export: str, directory: str) -> str:
+    """Copy the export `export` (a timestamped folder) into `directory` under the same name, as
+    an exporter would have written it there (through temp-NAME and a rename, so that the folder
+    holds a whole SavedModel or nothing); returns the copy's path."""
+    export = export.rstrip("/")
+    name = export.rsplit("/", 1)[-1]
+    temporary, copy = f"{directory}/temp-{name}", f"{directory}/{name}"
+    if tf.io.gfile.exists(temporary):  # a copy cut short before
+        tf.io.gfile.rmtree(temporary)
+    _copy_tree(export, temporary)
+    tf.io.gfile.rename(temporary, copy, overwrite=True)
+    return copy
+
+
 def load_exported_model(model_dir: str) -> ExportedModel:
     """Load the SavedModel's serving signature and read its n_inputs and n_outputs."""
     path = resolve_saved_model(model_dir)

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional
 import hypertune
 import tensorflow as tf
 
-from trainer.model.serving import SAVED_MODEL_FILE, copy_saved_model, holds_saved_model
+from trainer.model.serving import SAVED_MODEL_FILE, copy_export, copy_saved_model, holds_saved_model
 from trainer.training.recovery import NOT_EXPORTED
 from trainer.training.tensorboard import EVAL_RUN, ScalarWriter
 from trainer.util.files import write_text_atomically
@@ -184,9 +184,14 @@ class ReportingExporter(tf.estimator.Exporter):
         previous = best_evaluation(evaluations, self._metric)
         improved = previous is None or _value(summary, self._metric) < _value(previous, self._metric)
         if improved and self._best is not None:
+            best_dir = export_path.rstrip("/").rsplit("/", 1)[0] + "/" + self._best.name
             best_path = _as_text(self._best.export(
-                estimator, export_path.rstrip("/").rsplit("/", 1)[0] + "/" + self._best.name,
-                checkpoint_path, eval_result, is_the_final_export))
+                estimator, best_dir, checkpoint_path, eval_result, is_the_final_export))
+            if not best_path and saved_model_path:
+                # The checkpoint went between the two exports (the chief deleted it): the latest
+                # export is this model, and a copy in best_dir outlives the latest exports' clean-up.
+                best_path = copy_export(saved_model_path, best_dir)
+                logger.info("%s: copied %s to %s", self._best.name, saved_model_path, best_path)
             summary["saved_model_path"] = best_path or saved_model_path
         evaluations.append(summary)
         write_evaluations(self._output_dir, evaluations)
