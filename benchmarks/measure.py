@@ -5,7 +5,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 MIB = 1 << 20
 MEMORY_SAMPLE_SECS = 0.005
@@ -74,6 +74,8 @@ class Result:
     rates: List[float] = field(default_factory=list)
     peak_mib: List[float] = field(default_factory=list)
     increase_mib: List[float] = field(default_factory=list)
+    # Other figures of each run, by name (the series section's first-batch seconds, ...).
+    extras: Dict[str, List[float]] = field(default_factory=dict)
 
     @property
     def median(self) -> float:
@@ -85,15 +87,25 @@ class Result:
             "median": self.median, "runs": self.rates,
             "peak_rss_mib": max(self.peak_mib) if self.peak_mib else None,
             "rss_increase_mib": max(self.increase_mib) if self.increase_mib else None,
+            **{name: {"median": statistics.median(values), "runs": values}
+               for name, values in self.extras.items()},
         }
 
+    def extra_median(self, name: str) -> float:
+        return statistics.median(self.extras[name])
 
-def measure(result: Result, run: Callable[[], float], *, record: bool) -> float:
-    """Call `run` (which returns items per second) under a memory sampler; keep it if `record`."""
+
+def measure(result: Result, run: Callable[[], Union[float, Tuple[float, Dict[str, float]]]], *,
+            record: bool) -> float:
+    """Call `run` (which returns items per second, or that and other figures by name) under a
+    memory sampler; keep it if `record`."""
     with PeakMemory() as memory:
-        rate = run()
+        outcome = run()
+    rate, extras = outcome if isinstance(outcome, tuple) else (outcome, {})
     if record:
         result.rates.append(rate)
+        for name, value in extras.items():
+            result.extras.setdefault(name, []).append(value)
         if memory.peak_mib is not None:
             result.peak_mib.append(memory.peak_mib)
             result.increase_mib.append(memory.increase_mib)

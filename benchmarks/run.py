@@ -209,6 +209,9 @@ def run(args: argparse.Namespace, config: TrainerConfig, models: List[str]) -> D
         ratios.update(series.summarize_series(results, sizes))
         notes = series.format_bytes(sizes, n_inputs=args.series_n_inputs,
                                     n_outputs=args.series_n_outputs)
+        first_batches = series.format_first_batches(results)
+        if first_batches:
+            notes += ["", *first_batches]
         report["bytes"] = sizes
         settings["series"] = series.series_settings(args, series_data)
     return {

@@ -23,9 +23,13 @@ data generated once under DATA_DIR/series (`ensure_series_data`):
   window of n_inputs + n_outputs values, stride 1, as a row. The figures are the bytes of the
   shards (prepare.json left out).
 - **training input** (examples/s): the trainer's training input, drained in the graph
-  (`benchmarks.input_pipelines.drain`) for `--series_examples` examples each, after the files
-  were read once untimed. `series_long` / `series_short`: `make_series_input_fn` over the
-  series shards of the whole data (windows cut in tf.data); `rows_long` / `rows_short`:
+  (`benchmarks.input_pipelines.drain_timed`) for `--series_examples` examples each, after the
+  files were read once untimed. The figure is the examples/s once the first batch is out,
+  what a training run then gets; the seconds to the first batch (iterator, reading and
+  decoding the first files, compiling) and the examples/s of the whole drain with it are
+  reported beside it (`first_batch_secs`, `examples_per_sec_with_first_batch`).
+  `series_long` / `series_short`: `make_series_input_fn` over the series shards of the
+  whole data (windows cut in tf.data); `rows_long` / `rows_short`:
   `trainer.training.data_source.make_train_input_fn` over the window rows of the slice (rows
   repeat once the slice's windows are used up, as training repeats them). Both with the
   trainer config's `--batch_size`, `--steps_per_run`, `--seed` (and `--shuffle_buffer_size`
@@ -41,12 +45,12 @@ import itertools
 import json
 import logging
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.input_pipelines import drain, read_through
+from benchmarks.input_pipelines import Drained, drain_timed, read_through
 from benchmarks.measure import Result, Stopwatch
 from trainer.data.series_pipeline import make_series_input_fn, open_prepared
 from trainer.prepare import PrepareConfig, prepare
@@ -72,6 +76,9 @@ DEFAULT_SLICE_POINTS = 100_000
 DEFAULT_EXAMPLES = 384_000  # a training run at the trainer's defaults: 6000 steps of 64
 
 PREPARE_TARGET = 1e6  # points/s
+# The extras of a training-input candidate (`timed`).
+FIRST_BATCH = "first_batch_secs"
+WITH_FIRST_BATCH = "examples_per_sec_with_first_batch"
 # name -> (numerator, denominator, target or None), as run.py's TARGETS; over Result medians.
 EXAMPLE_TARGETS = {
     "series_vs_rows_examples": ("series_long", "rows_long", 40.0),
@@ -285,9 +292,18 @@ def prepare_points_per_sec(raw: str, output_dir: str, *, points: int, n_inputs: 
     return points / seconds
 
 
+def timed(drained: Drained) -> Tuple[float, Dict[str, float]]:
+    """A training-input candidate's figures: examples/s once its first batch is out (what
+    training then runs at), and as extras the seconds to that first batch and the examples/s
+    of the whole drain, the first batch included."""
+    return drained.rate_after_first, {FIRST_BATCH: drained.first_batch_secs,
+                                      WITH_FIRST_BATCH: drained.rate}
+
+
 def series_candidates(args: argparse.Namespace, config: TrainerConfig,
-                      data: SeriesData) -> Dict[str, Callable[[], float]]:
-    """name -> a function that runs once and returns points/s (prepare_*) or examples/s."""
+                      data: SeriesData) -> Dict[str, Callable[[], object]]:
+    """name -> a function that runs once and returns points/s (prepare_*), or examples/s after
+    the first batch and the extras of `timed`."""
     n_inputs, n_outputs = args.series_n_inputs, args.series_n_outputs
     rows_config = dataclasses.replace(config, n_inputs=n_inputs, n_outputs=n_outputs)
     per_element = config.batch_size * config.steps_per_run
@@ -298,23 +314,23 @@ def series_candidates(args: argparse.Namespace, config: TrainerConfig,
                                               points=args.series_points, n_inputs=n_inputs,
                                               n_outputs=n_outputs)
 
-    def series_candidate(kind: str) -> Callable[[], float]:
-        def run() -> float:
+    def series_candidate(kind: str) -> Callable[[], Tuple[float, Dict[str, float]]]:
+        def run() -> Tuple[float, Dict[str, float]]:
             files = open_prepared(data.prepared(kind)).files  # as prepare_<kind> left them
             read_through(files)
             dataset = make_series_input_fn(
                 files=files, split="train", training=True, batch_size=config.batch_size,
                 n_inputs=n_inputs, n_outputs=n_outputs, seed=config.seed,
                 steps_per_run=config.steps_per_run)()
-            return drain(dataset, rows=examples, rows_per_element=per_element)
+            return timed(drain_timed(dataset, rows=examples, rows_per_element=per_element))
         return run
 
-    def rows_candidate(kind: str) -> Callable[[], float]:
-        def run() -> float:
+    def rows_candidate(kind: str) -> Callable[[], Tuple[float, Dict[str, float]]]:
+        def run() -> Tuple[float, Dict[str, float]]:
             files = rows_train_files(data.slice_dir(kind, "windows"))
             read_through(files)
-            return drain(make_train_input_fn(rows_config, files=files)(), rows=examples,
-                         rows_per_element=per_element)
+            return timed(drain_timed(make_train_input_fn(rows_config, files=files)(),
+                                     rows=examples, rows_per_element=per_element))
         return run
 
     # Each series candidate right before its rows: their ratio is the target.
@@ -391,7 +407,13 @@ def summarize_series(results: Dict[str, Result],
         if numerator in results and denominator in results:
             value = results[numerator].median / results[denominator].median
             ratios[name] = {"ratio": value, "target": target, "met": value >= target,
-                            "of": f"{numerator} / {denominator} (examples/s)"}
+                            "of": f"{numerator} / {denominator} (examples/s after the first batch)"}
+            if all(WITH_FIRST_BATCH in results[n].extras for n in (numerator, denominator)):
+                value = (results[numerator].extra_median(WITH_FIRST_BATCH)
+                         / results[denominator].extra_median(WITH_FIRST_BATCH))
+                ratios[f"{name}_with_first_batch"] = {
+                    "ratio": value, "of": f"{numerator} / {denominator} (examples/s, the first "
+                    "batch included)"}
     for kind, (name, target) in BYTES_TARGETS.items():
         entry = sizes.get(f"{kind}_slice")
         if entry:
@@ -405,6 +427,17 @@ def summarize_series(results: Dict[str, Result],
             ratios[name] = {"value": value, "unit": "points/s", "target": PREPARE_TARGET,
                             "met": value >= PREPARE_TARGET, "of": f"median of {candidate}"}
     return ratios
+
+
+def format_first_batches(results: Dict[str, Result]) -> List[str]:
+    """The block of the training-input candidates' start: seconds to the first batch, and the
+    examples/s of the whole drain with it."""
+    lines = [f"{'first batch':<18} {'seconds':>14} {'examples/s with it':>20}"]
+    for name, result in results.items():
+        if FIRST_BATCH in result.extras:
+            lines.append(f"{name:<18} {result.extra_median(FIRST_BATCH):>14.3f} "
+                         f"{result.extra_median(WITH_FIRST_BATCH):>20,.0f}")
+    return lines if len(lines) > 1 else []
 
 
 def format_bytes(sizes: Dict[str, Dict[str, object]], *, n_inputs: int,

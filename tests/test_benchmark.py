@@ -159,6 +159,8 @@ def test_series_ratios_are_quotients_of_the_figures_and_judged_against_the_targe
     results = {name: Result(name, "series", "", rates=rates) for name, rates in [
         ("series_long", [90.0, 100.0, 200.0]), ("rows_long", [2.0]),
         ("series_short", [30.0]), ("rows_short", [1.0, 1.0])]}
+    results["series_long"].extras[series.WITH_FIRST_BATCH] = [40.0, 60.0, 80.0]
+    results["rows_long"].extras[series.WITH_FIRST_BATCH] = [1.5]
     results["prepare_long"] = Result("prepare_long", "prepare", "", rates=[2e6, 1e6, 3e6])
     sizes = {"long_slice": {"of": "the first 10 points", "series_bytes": 40, "rows_bytes": 2000},
              "short_slice": {"of": "the first 2 short series", "series_bytes": 50,
@@ -166,7 +168,10 @@ def test_series_ratios_are_quotients_of_the_figures_and_judged_against_the_targe
     ratios = series.summarize_series(results, sizes)
     assert ratios["series_vs_rows_examples"] == {
         "ratio": 50.0, "target": 40.0, "met": True,
-        "of": "series_long / rows_long (examples/s)"}
+        "of": "series_long / rows_long (examples/s after the first batch)"}
+    assert ratios["series_vs_rows_examples_with_first_batch"] == {
+        "ratio": 40.0, "of": "series_long / rows_long (examples/s, the first batch included)"}
+    assert "series_vs_rows_examples_short_with_first_batch" not in ratios  # no such figures
     assert ratios["series_vs_rows_examples_short"]["ratio"] == 30.0
     assert ratios["series_vs_rows_examples_short"]["met"] is False
     assert ratios["rows_vs_series_bytes"]["ratio"] == 50.0
@@ -202,6 +207,17 @@ def test_tiny_series_section_alone_reports_rates_bytes_and_ratios(tmp_path):
 
     medians = {name: results[name]["median"] for name in SERIES_NAMES}
     ratios = report["ratios"]
+    # Each training-input candidate also has its first batch timed apart.
+    for name in SERIES_NAMES[2:]:
+        first, whole = results[name]["first_batch_secs"], results[name]["examples_per_sec_with_first_batch"]
+        assert len(first["runs"]) == 1 and first["runs"][0] > 0
+        assert 0 < whole["median"] < medians[name]  # the first batch's time slows the whole drain
+        assert f"\n{name:<18} {first['median']:>14.3f} {whole['median']:>20,.0f}\n" in stdout
+    assert ratios["series_vs_rows_examples_with_first_batch"]["ratio"] == pytest.approx(
+        results["series_long"]["examples_per_sec_with_first_batch"]["median"]
+        / results["rows_long"]["examples_per_sec_with_first_batch"]["median"])
+    block = stdout.split("\nfirst batch ")[1].split("\n\n")[0]
+    assert [line.split()[0] for line in block.splitlines()[1:]] == SERIES_NAMES[2:]  # no prepare
     assert ratios["series_vs_rows_examples"]["ratio"] == pytest.approx(
         medians["series_long"] / medians["rows_long"])
     assert ratios["series_vs_rows_examples_short"]["ratio"] == pytest.approx(

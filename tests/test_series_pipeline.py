@@ -280,3 +280,23 @@ def test_the_gather_runs_in_graph_mode_as_the_estimator_calls_it(tmp_path):
         with tf.compat.v1.Session() as session:
             features, labels = session.run(batch)
     assert labels.ravel().tolist() == [8, 9, 104]
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+@pytest.mark.parametrize("shape", [(4,), (2, 3)])
+def test_the_xla_slicer_cuts_the_windows_that_the_index_gather_cuts(channels, shape):
+    from trainer.data.series_pipeline import gather_windows, make_window_slicer
+
+    rng = np.random.default_rng(5)
+    points = 50
+    values = tf.constant(rng.normal(size=(points,) if channels is None else (points, channels)),
+                         tf.float32)
+    starts = tf.constant(rng.integers(0, points - 7 + 1, size=shape), tf.int64)
+    starts = tf.tensor_scatter_nd_update(tf.reshape(starts, [-1]), [[0]], [points - 7])  # the last
+    starts = tf.reshape(starts, shape)
+    inputs, targets = make_window_slicer(n_inputs=5, n_outputs=2)(values, starts)
+    expected = gather_windows(values, starts, width=7).numpy()
+    tail = () if channels is None else (channels,)
+    assert inputs.shape == (*shape, 5, *tail) and targets.shape == (*shape, 2, *tail)
+    np.testing.assert_array_equal(inputs.numpy(), expected[..., :5, :] if channels else expected[..., :5])
+    np.testing.assert_array_equal(targets.numpy(), expected[..., 5:, :] if channels else expected[..., 5:])
