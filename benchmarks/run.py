@@ -154,6 +154,7 @@ def format_table(results: Dict[str, Result], ratios: Dict[str, Dict[str, object]
     lines.append("")
     if notes:
         lines.extend([*notes, ""])
+    name_width = max([29, *map(len, ratios)])
     for name, entry in ratios.items():
         target = entry.get("target")
         shown = f"{target:,.0f}" if target is not None and target >= 1000 else target
@@ -161,7 +162,7 @@ def format_table(results: Dict[str, Result], ratios: Dict[str, Dict[str, object]
             f"  (target >= {shown}: {'met' if entry['met'] else 'NOT met'})")
         figure = (f"{entry['ratio']:6.3g} x " if "ratio" in entry
                   else f"{entry['value']:,.0f} {entry['unit']}")
-        lines.append(f"{name:<29} {figure} = {entry['of']}{verdict}")
+        lines.append(f"{name:<{name_width}} {figure} = {entry['of']}{verdict}")
     return "\n".join(lines)
 
 

@@ -1,11 +1,13 @@
 """Windows cut from series shards inside tf.data: the input of a `--data_dir` of the series layout.
 
 A series shard (`trainer.data.prepared`) holds whole series, one row per point. Each file is
-read whole and decoded into columns by one op; the window starts of a split are found for the
-whole file at once (`window_starts`: a start is kept when its window lies in one segment of
-one series and its targets in the split), and a batch of windows is one gather of
-[batch, n_inputs + n_outputs] values by index (`gather_windows`). No Python runs per window or
-per row, and no window is stored: `--n_inputs` and `--n_outputs` are free at training time.
+read whole and decoded into columns by pyarrow's CSV reader (`decode_series_csv`, one call per
+file); the window starts of a split are found for the whole file at once (`window_starts`: a
+start is kept when its window lies in one segment of one series and its targets in the split),
+and a batch of windows is one gather: in training an XLA gather of whole slices
+(`make_window_slicer`), in evaluation [batch, n_inputs + n_outputs] values by index
+(`gather_windows`). No Python runs per window or per row, and no window is stored:
+`--n_inputs` and `--n_outputs` are free at training time.
 
 - Training (`make_series_input_fn(training=True)`) takes the files of this process (one file
   in `num_workers` when there are enough, as the row pipeline does), decodes each once and
