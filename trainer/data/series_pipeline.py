@@ -271,9 +271,10 @@ def _file_windows(path: tf.Tensor, *, n_inputs: int, n_outputs: int, split: str,
                                                 split=split)
 
 
-def _pool_batches(target: tf.RaggedTensor, starts: tf.RaggedTensor, *, group: int, seed: int
-                  ) -> tf.data.Dataset:
-    """One pool of files -> its windows' starts in one shuffled order, as whole groups."""
+def _pool_groups(target: tf.RaggedTensor, starts: tf.RaggedTensor, *, group: int, seed: int
+                 ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """One pool of files -> its values (padded) and its windows' starts in one shuffled order,
+    as whole groups [groups, group]."""
     values = target.values
     # Padded to a length of few kinds: the XLA gather compiles once per length.
     padding = [[0, padded_length(tf.shape(values, out_type=tf.int64)[0]) - tf.shape(
@@ -286,9 +287,13 @@ def _pool_batches(target: tf.RaggedTensor, starts: tf.RaggedTensor, *, group: in
     copies = tf.where(count > 0, (group + count - 1) // tf.maximum(count, 1), 0)
     pooled = tf.tile(pooled, [tf.maximum(copies, 1)])[:tf.maximum(count, group * tf.sign(count))]
     groups = tf.size(pooled, out_type=tf.int64) // group
-    pooled = tf.reshape(pooled[:groups * group], [-1, group])
+    return values, tf.reshape(pooled[:groups * group], [-1, group])
+
+
+def _pool_batches(values: tf.Tensor, groups: tf.Tensor) -> tf.data.Dataset:
+    """A pool's (values, groups) -> (values, group) for each of its groups."""
     return tf.data.Dataset.zip((tf.data.Dataset.from_tensors(values).repeat(),
-                                tf.data.Dataset.from_tensor_slices(pooled)))
+                                tf.data.Dataset.from_tensor_slices(groups)))
 
 
 def process_files(files: Sequence[str], *, num_workers: int, worker_index: int) -> List[str]:
@@ -346,7 +351,9 @@ def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, ba
         dataset = dataset.map(cut, num_parallel_calls=min(len(files), MAX_PARALLEL_DECODES))
         dataset = dataset.cache().shuffle(len(files), seed=worker_seed).repeat()
         dataset = dataset.ragged_batch(min(len(files), POOL_FILES))
-        dataset = dataset.flat_map(functools.partial(_pool_batches, group=group, seed=worker_seed))
+        # The next pool is made (joined, padded, shuffled) while this one's batches are cut.
+        dataset = dataset.map(functools.partial(_pool_groups, group=group, seed=worker_seed))
+        dataset = dataset.prefetch(1).flat_map(_pool_batches)
         shape = [steps_per_run, batch_size] if steps_per_run > 1 else [batch_size]
 
         slicer = make_window_slicer(n_inputs=n_inputs, n_outputs=n_outputs)
