@@ -164,10 +164,28 @@ baseOutputDirectory:
 EOF
 }
 
+# The trainer's --data_dir among TRAINER_ARGS (as "--data_dir DIR" or "--data_dir=DIR"), or
+# PREPARED_DIR, a placeholder, when the job trains from --train_data_paths.
+trainer_data_dir() {
+  local arg take_next=0
+  for arg in ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}; do
+    if [ "$take_next" = 1 ]; then
+      printf '%s\n' "$arg"
+      return 0
+    fi
+    case "$arg" in
+      --data_dir=*) printf '%s\n' "${arg#--data_dir=}"; return 0 ;;
+      --data_dir) take_next=1 ;;
+    esac
+  done
+  printf '%s\n' PREPARED_DIR
+}
+
 # Say where the job's outputs will be, the folders of Vertex AI's AIP_* variables, with the
 # commands that read them (on stderr, so that a dry run's stdout holds only commands).
 report_output_locations() {
-  local base="$OUTPUT_DIR" heading="$PROG: job $JOB_NAME writes"
+  local base="$OUTPUT_DIR" heading="$PROG: job $JOB_NAME writes" data_dir
+  data_dir="$(trainer_data_dir)"
   if [ "$SUBCOMMAND" = tune ]; then
     base="$OUTPUT_DIR/TRIAL"
     heading="$PROG: job $JOB_NAME writes each trial below its id, TRIAL"
@@ -183,7 +201,7 @@ $heading:
   $base/logs         TensorBoard events (AIP_TENSORBOARD_LOG_DIR)
 Then, for example:
   ./scripts/deploy_vertex.sh upload --model-dir $base/model
-  python -m trainer.evaluate --model_dir $base/model --data_dir PREPARED_DIR
+  python -m trainer.evaluate --model_dir $base/model --data_dir $data_dir --split test
   tensorboard --logdir $base/logs
 EOF
 }

@@ -296,6 +296,20 @@ def test_vertex_summary_deploy_command_uploads_the_jobs_model(tool_dir):
     assert flags["--model-id"] == ["lstm-forecast-job_7"]
 
 
+@pytest.mark.parametrize(("trainer_args", "data_dir"), [
+    (["--data_dir", "gs://data/prepared", "--model", "linear"], "gs://data/prepared"),
+    (["--model", "linear", "--data_dir=gs://data/p2"], "gs://data/p2"),
+    (TRAINER_ARGS, "PREPARED_DIR"),  # rows: no prepared directory to name
+])
+def test_vertex_summary_evaluate_command_names_the_jobs_data(tool_dir, trainer_args, data_dir):
+    result = run_script(SUBMIT_VERTEX, ["train", "--dry-run", *COMMON, "--", *trainer_args],
+                        tool_dir=tool_dir)
+    assert result.returncode == 0, result.stderr
+    (suggested,) = [line.split() for line in result.stderr.splitlines() if "trainer.evaluate" in line]
+    assert suggested == ["python", "-m", "trainer.evaluate", "--model_dir", f"{OUTPUT_DIR}/model",
+                         "--data_dir", data_dir, "--split", "test"]
+
+
 def test_vertex_build_comes_first(tool_dir):
     build, submit = commands(run_script(SUBMIT_VERTEX, ["train", "--build", "--dry-run", *COMMON],
                                         tool_dir=tool_dir))
