@@ -359,14 +359,12 @@ def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, ba
         slicer = make_window_slicer(n_inputs=n_inputs, n_outputs=n_outputs)
 
         def to_batch(values: tf.Tensor, starts: tf.Tensor):
+            # The slicer's outputs have static shapes: [*shape, n_inputs or n_outputs, *channels].
             inputs, targets = slicer(tf.ensure_shape(values, [None, *channels]),
                                      tf.reshape(starts, shape))
-            inputs = tf.ensure_shape(inputs, [*shape, n_inputs, *channels])
-            targets = tf.ensure_shape(targets, [*shape, n_outputs, *channels])
             if not covariates:
                 return build_features(inputs), targets
-            windows = tf.concat([inputs, targets], axis=-2)
-            return to_example(tf.ensure_shape(windows, [*shape, width, *channels]))
+            return to_example(tf.concat([inputs, targets], axis=-2))
 
         dataset = dataset.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         return dataset.prefetch(tf.data.AUTOTUNE)
