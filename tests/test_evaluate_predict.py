@@ -109,7 +109,8 @@ def test_evaluate_writes_json_that_matches_the_saved_model_and_the_trainer(pipel
         assert evaluation["metrics"][name] == pytest.approx(pipeline["metrics"][name], rel=1e-4), name
     assert evaluation["metrics"] == pytest.approx(compute_metrics(
         actual=actual, forecast=forecast, inputs=rows[:, :N_INPUTS], season=SEASON,
-        mase_scale=scale), rel=1e-6)
+        mase_scale=scale, rmsse_scale=pipeline["summary"]["statistics"]["in_sample_naive_mse"]),
+        rel=1e-6)
 
 
 def read_csv(path: Path):

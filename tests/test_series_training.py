@@ -74,7 +74,9 @@ def test_one_preparation_trains_windows_of_any_size(prepared, tmp_path, n_inputs
     test = read_split_windows(files, split="test", n_inputs=n_inputs, n_outputs=n_outputs)
     scored = json.loads((tmp_path / "test.json").read_text())
     assert scored["windows"] == len(test) == 3 * (16 - n_outputs + 1)
-    assert scored["split"] == "test" and scored["mase_scale_source"].startswith("in-sample")
+    assert scored["split"] == "test"
+    assert scored["mase_scale_source"].startswith("each series' own in-sample")
+    assert scored["metrics"]["series_evaluated"] == 3
     assert scored["metrics"]["rmse"] < scored["metrics"]["naive_rmse"]
     assert f"{len(test)} windows x {n_outputs} steps from the test split of" in evaluation.stdout
 

@@ -38,13 +38,22 @@ from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, int_at_least,
 import numpy as np
 import tensorflow as tf
 
-from trainer.data.prepared import mase_scale, read_summary
+from trainer.data.prepared import mase_scale, read_summary, rmsse_scale
 from trainer.data.schema import read_rows
 from trainer.data.schema import FEATURE_KEY
-from trainer.data.series_pipeline import open_prepared, read_split_examples
+from trainer.data.series_pipeline import open_prepared, read_examples_and_series
+from trainer.data.series_scales import ScaleSums, SeriesScales, describe_missing, stored_scales
 from trainer.data.windows import SPLITS
 from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
-from trainer.model.metrics import compute_metrics, metrics_table, verdict
+from trainer.model.metrics import (
+    BASELINES,
+    SCALE_FREE_METRICS,
+    SeriesInfo,
+    compute_metrics,
+    metrics_table,
+    per_series_metrics,
+    verdict,
+)
 from trainer.model.serving import ExportedModel, load_exported_model
 from trainer.util.errors import ConfigError, DataError
 
@@ -72,6 +81,9 @@ class EvaluateConfig:
                         "else prepare.json's, else 1).", type=int_at_least(1))
     output: str = flag("", "JSON file to write the evaluation to (local or gs://); without it the "
                         "table is printed only.")
+    per_series: str = flag("", "With --data_dir: a CSV file (local or gs://) to write each series' "
+                            "figures to: its id, windows, then mae, smape, mase and rmsse (msis with "
+                            "the 95% interval) of the model and of both baselines.")
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:
@@ -81,6 +93,9 @@ class EvaluateConfig:
                               "(files of prepared rows)")
         if self.data_dir and self.stats_file:
             raise ConfigError("--data_dir brings its own prepare.json: drop --stats_file")
+        if self.per_series and not self.data_dir:
+            raise ConfigError("--per_series needs --data_dir (a prepared directory of series): "
+                              "files of rows do not say which series a window is of")
 
 
 def _json_number(value: float) -> Optional[float]:
@@ -99,27 +114,42 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
     if season > exported.n_inputs:
         raise ConfigError(f"--season {season} ({season_source}) is longer than the model's "
                           f"n_inputs {exported.n_inputs}")
+    series, scales = None, None
     if prepared is not None:
-        features, labels = read_split_examples(
+        series_ids = prepared.summary.get("series_ids")
+        sums = ScaleSums(series_count=len(series_ids or ()), season=season)
+        features, labels, window_series = read_examples_and_series(
             prepared.files, split=config.split, n_inputs=exported.n_inputs,
-            n_outputs=exported.n_outputs, covariates=prepared.covariates)
+            n_outputs=exported.n_outputs, covariates=prepared.covariates, scale_sums=sums)
         if not len(labels):
             raise DataError(f"--data_dir {config.data_dir}: the {config.split} split has no window "
                             f"of the model's {exported.n_inputs} + {exported.n_outputs} points")
         inputs = features.pop(FEATURE_KEY).astype(np.float64)
         data = {"inputs": inputs, "actual": labels, "files": prepared.files,
                 "covariates": features}
+        scales = (stored_scales(prepared.summary, season=season, split=config.split,
+                                series_count=sums.series_count) or sums.scales(config.split))
+        series = SeriesInfo(index=window_series, mase_scale=scales.mae_season[window_series],
+                            rmsse_scale=scales.mse_1[window_series], count=scales.count)
+        present = np.bincount(window_series, minlength=scales.count) > 0
+        missing = describe_missing(scales, series_ids, present)
+        if missing:
+            logger.warning("%s", missing)
     else:
         data = read_rows(config.data_paths, n_inputs=exported.n_inputs,
                          n_outputs=exported.n_outputs, flag="--data_paths",
                          model_path=exported.path, allow_inputs_only=False)
-    scale = (mase_scale(read_summary(stats_file), season=season, source=stats_file)
-             if stats_file else None)
+    summary = read_summary(stats_file) if stats_file and series is None else None
+    scale = mase_scale(summary, season=season, source=stats_file) if summary else None
     outputs = exported.forecast(data["inputs"], data.get("covariates"))
     forecast = outputs[PREDICTIONS_KEY]
-    metrics = compute_metrics(actual=data["actual"], forecast=forecast, inputs=data["inputs"],
-                              season=season, mase_scale=scale,
-                              quantiles=outputs.get(QUANTILES_KEY), levels=exported.levels)
+    scored = dict(actual=data["actual"], forecast=forecast, inputs=data["inputs"], season=season,
+                  quantiles=outputs.get(QUANTILES_KEY), levels=exported.levels)
+    metrics = compute_metrics(mase_scale=scale, rmsse_scale=rmsse_scale(summary) if summary else None,
+                              series=series, **scored)
+    if config.per_series:
+        write_per_series(config.per_series, per_series_metrics(series=series, **scored),
+                         series_ids=prepared.summary.get("series_ids"))
     result = {
         "model": exported.path, "data_paths": config.data_paths, "data_dir": config.data_dir,
         "split": config.split if config.data_dir else None, "files": data["files"],
@@ -128,15 +158,45 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
         "season": season, "season_source": season_source, "loss": exported.head.get("loss"),
         "quantiles": list(exported.levels),
         "mase_scale": scale,
-        "mase_scale_source": (f"in-sample seasonal naive MAE of the training split ({stats_file})"
-                              if scale is not None else
-                              "seasonal naive MAE within the evaluated windows' inputs"),
+        "mase_scale_source": scale_source(scales, stats_file=stats_file, pooled=scale),
+        "per_series": config.per_series or None,
         "metrics": {name: _json_number(value) for name, value in metrics.items()},
     }
     if config.output:
         with tf.io.gfile.GFile(config.output, "w") as handle:
             handle.write(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def scale_source(scales: Optional[SeriesScales], *, stats_file: str, pooled: Optional[float]) -> str:
+    """Where the scales of mase, rmsse and msis came from, in words."""
+    if scales is not None:
+        history = "train and valid splits" if scales.split == "test" else "train split"
+        return (f"each series' own in-sample seasonal naive MAE (season {scales.season}) over its "
+                f"{history}, averaged over series")
+    if pooled is not None:
+        return f"one pooled scale: the in-sample seasonal naive MAE of the training split ({stats_file})"
+    return "one pooled scale: the seasonal naive MAE within the evaluated windows' inputs"
+
+
+def write_per_series(path: str, table: Dict[str, np.ndarray], *,
+                     series_ids: Optional[Sequence[str]]) -> None:
+    """Each series' figures as CSV: series id, windows, then the model's and each baseline's
+    mae, smape, mase, rmsse (and msis); empty cells where undefined. Series without a window of
+    the split are left out."""
+    names = ["mae", *SCALE_FREE_METRICS] + (["msis"] if "msis" in table else [])
+    columns = [prefix + name for prefix in ("", *(f"{b}_" for b in BASELINES)) for name in names
+               if prefix + name in table]
+    lines = [",".join(["series_id", "windows", *columns])]
+    for index in np.flatnonzero(table["windows"] > 0):
+        name = str(series_ids[index]) if series_ids else str(index)
+        if any(character in name for character in ',"\n'):
+            name = '"' + name.replace('"', '""') + '"'
+        cells = ["" if not np.isfinite(table[column][index]) else f"{table[column][index]:.10g}"
+                 for column in columns]
+        lines.append(",".join([name, str(int(table["windows"][index])), *cells]))
+    with tf.io.gfile.GFile(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 def resolve_season(season: int, *, exported: ExportedModel, summary: Dict[str, Any]) -> Tuple[int, str]:
@@ -162,6 +222,8 @@ def summarize(result: Dict[str, Any], *, output: str) -> str:
                           if value is not None}))
     if output:
         lines.append(f"written to {output}")
+    if result.get("per_series"):
+        lines.append(f"each series' figures written to {result['per_series']}")
     return "\n".join(lines)
 
 

@@ -96,6 +96,8 @@ from trainer.data.prepared import (
     write_summary,
 )
 from trainer.data.series import BAD_VALUE_ACTIONS, GAP_FACTOR, Series, read_series
+from trainer.data.series_scales import SUMMARY_KEY as SCALES_KEY
+from trainer.data.series_scales import scales_json, sums_of_series
 from trainer.data.windows import (
     SPLIT_CODES,
     SPLITS,
@@ -304,6 +306,8 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
         "dropped": report["dropped"],
         "statistics": statistics,
     })
+    if series_layout:  # each series' in-sample scales, for its own MASE, RMSSE and MSIS
+        summary[SCALES_KEY] = scales_json(sums_of_series(series_list, codes, season=config.season))
     write_summary(output_dir, summary)
     return summary
 

@@ -280,9 +280,11 @@ def training_statistics(series_list: Sequence[Series], codes: Sequence[np.ndarra
     for lag, parts in differences.items():
         joined = np.concatenate(parts)
         naive_mae[str(lag)] = float(joined.mean()) if len(joined) else None
+    ones = np.concatenate(differences[1])
     return {"count": int(len(everything)), "mean": float(everything.mean()),
             "std": float(everything.std()), "min": float(everything.min()),
-            "max": float(everything.max()), "in_sample_naive_mae": naive_mae}
+            "max": float(everything.max()), "in_sample_naive_mae": naive_mae,
+            "in_sample_naive_mse": float(np.mean(ones ** 2)) if len(ones) else None}
 
 
 def training_mean_std(summary: Dict[str, Any]) -> Tuple[float, float]:
@@ -292,6 +294,12 @@ def training_mean_std(summary: Dict[str, Any]) -> Tuple[float, float]:
                           "of the training split), which --scaling global_zscore needs: add them "
                           "(see the README's data layout) or use --scaling window_zscore")
     return float(summary["statistics"]["mean"]), float(summary["statistics"]["std"])
+
+
+def rmsse_scale(summary: Dict[str, Any]) -> Optional[float]:
+    """The training split's in-sample MSE of the naive forecast (pooled RMSSE's scale); None
+    when prepare.json predates it or has no statistics."""
+    return summary.get("statistics", {}).get("in_sample_naive_mse")
 
 
 def mase_scale(summary: Dict[str, Any], *, season: int, source: str) -> Optional[float]:

@@ -26,6 +26,12 @@ from trainer.util.errors import DataError
 # The serving signature's input name and the features' key: the raw values of the window's
 # inputs, in the series' units (the model scales them inside the graph).
 FEATURE_KEY = "rawdata"
+# Evaluation only (series shards): each window's series and that series' in-sample scales
+# (`trainer.data.series_scales`), so that the metrics score every series on its own scale.
+SERIES_INDEX_KEY = "series_index"
+MASE_SCALE_KEY = "mase_scale"
+RMSSE_SCALE_KEY = "rmsse_scale"
+EVALUATION_KEYS = (SERIES_INDEX_KEY, MASE_SCALE_KEY, RMSSE_SCALE_KEY)
 
 
 # The covariates' feature keys (and serving inputs), present only in a model trained with them:

@@ -43,7 +43,15 @@ from trainer.data.prepared import (
     check_layout,
     read_summary,
 )
-from trainer.data.schema import COVARIATE_KEY, build_features, split_features_and_labels
+from trainer.data.schema import (
+    COVARIATE_KEY,
+    MASE_SCALE_KEY,
+    RMSSE_SCALE_KEY,
+    SERIES_INDEX_KEY,
+    build_features,
+    split_features_and_labels,
+)
+from trainer.data.series_scales import ScaleSums, SeriesScales
 from trainer.data.windows import SPLIT_CODES, SPLITS
 from trainer.util.errors import ConfigError, DataError
 
@@ -271,6 +279,23 @@ def _file_windows(path: tf.Tensor, *, n_inputs: int, n_outputs: int, split: str,
                                                 split=split)
 
 
+def _file_windows_with_series(path: tf.Tensor, *, n_inputs: int, n_outputs: int, split: str,
+                              covariate_count: int) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """As `_file_windows`, and the series of each start."""
+    columns = load_series_file(path, covariate_count=covariate_count, with_time=False)
+    starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
+    return point_values(columns), starts, tf.gather(columns["series"], starts)
+
+
+def series_features(features: Dict[str, tf.Tensor], series: tf.Tensor, scales: SeriesScales
+                    ) -> Dict[str, tf.Tensor]:
+    """`features` with each window's series index and that series' scales (evaluation)."""
+    mase = tf.constant(scales.mae_season, tf.float64)
+    rmsse = tf.constant(scales.mse_1, tf.float64)
+    return {**features, SERIES_INDEX_KEY: series, MASE_SCALE_KEY: tf.gather(mase, series),
+            RMSSE_SCALE_KEY: tf.gather(rmsse, series)}
+
+
 def _pool_groups(target: tf.RaggedTensor, starts: tf.RaggedTensor, *, group: int, seed: int
                  ) -> Tuple[tf.Tensor, tf.Tensor]:
     """One pool of files -> its values (padded) and its windows' starts in one shuffled order,
@@ -306,12 +331,15 @@ def process_files(files: Sequence[str], *, num_workers: int, worker_index: int) 
 def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, batch_size: int,
                          n_inputs: int, n_outputs: int, seed: int = 0, num_workers: int = 1,
                          worker_index: int = 0, steps_per_run: int = 1,
-                         covariates: Sequence[Covariate] = ()) -> Callable[[], tf.data.Dataset]:
+                         covariates: Sequence[Covariate] = (),
+                         scales: Optional[SeriesScales] = None) -> Callable[[], tf.data.Dataset]:
     """An Estimator input_fn of the windows of `split`, cut from the series shards `files`.
 
     Elements are (features, labels) as the row pipeline's (`trainer.data.pipeline`):
     features {"rawdata": [batch, n_inputs]} (and the covariates' features, `window_features`),
     labels [batch, n_outputs]; in training with `steps_per_run` > 1, [steps_per_run, batch, ...].
+    In evaluation with `scales`, the features also hold each window's series and its scales
+    (`series_features`), which the metrics score per series.
     """
     files = list(files)
     shard_files = training and 1 < num_workers <= len(files)
@@ -327,14 +355,24 @@ def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, ba
 
     def input_fn() -> tf.data.Dataset:
         if not training:
-            def file_batches(target: tf.Tensor, starts: tf.Tensor) -> tf.data.Dataset:
+            def file_batches(target: tf.Tensor, starts: tf.Tensor, series: tf.Tensor
+                             ) -> tf.data.Dataset:
                 return tf.data.Dataset.zip((
                     tf.data.Dataset.from_tensors(target).repeat(),
-                    tf.data.Dataset.from_tensor_slices(starts).batch(batch_size)))
+                    tf.data.Dataset.from_tensor_slices((starts, series)).batch(batch_size)))
 
-            dataset = tf.data.Dataset.from_tensor_slices(files).map(cut).flat_map(file_batches)
-            return dataset.map(lambda target, starts: to_example(
-                gather_windows(target, starts, width=width))).prefetch(tf.data.AUTOTUNE)
+            def to_evaluation(target: tf.Tensor, batch: Tuple[tf.Tensor, tf.Tensor]):
+                starts, series = batch
+                features, labels = to_example(gather_windows(target, starts, width=width))
+                if scales is not None:
+                    features = series_features(features, series, scales)
+                return features, labels
+
+            with_series = functools.partial(_file_windows_with_series, n_inputs=n_inputs,
+                                            n_outputs=n_outputs, split=split,
+                                            covariate_count=len(covariates))
+            dataset = tf.data.Dataset.from_tensor_slices(files).map(with_series)
+            return dataset.flat_map(file_batches).map(to_evaluation).prefetch(tf.data.AUTOTUNE)
 
         if shard_files:
             logger.info("training process %d of %d reads %d of the series files", worker_index,
@@ -376,27 +414,54 @@ def read_split_windows(files: Sequence[str], *, split: str, n_inputs: int, n_out
                        covariate_count: int = 0) -> np.ndarray:
     """Every window of `split` in `files`, in order, as NumPy [windows, n_inputs + n_outputs]
     (with covariates [windows, width, 1 + covariates], the target first)."""
+    return read_windows_and_series(files, split=split, n_inputs=n_inputs, n_outputs=n_outputs,
+                                   covariate_count=covariate_count)[0]
+
+
+def read_windows_and_series(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
+                            covariate_count: int = 0, scale_sums: Optional[ScaleSums] = None
+                            ) -> Tuple[np.ndarray, np.ndarray]:
+    """Every window of `split` in `files`, in order, as NumPy [windows, n_inputs + n_outputs]
+    (with covariates [windows, width, 1 + covariates], the target first), and the series of
+    each [windows]. Each file's points are added to `scale_sums` when given."""
     width = n_inputs + n_outputs
-    parts = []
+    parts, series = [], []
     for path in files:
-        columns = {name: tf.constant(value) for name, value in
-                   read_series_file(path, covariate_count=covariate_count).items()}
+        arrays = read_series_file(path, covariate_count=covariate_count)
+        if scale_sums is not None:
+            scale_sums.add(arrays)
+        columns = {name: tf.constant(value) for name, value in arrays.items()}
         starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
         parts.append(gather_windows(point_values(columns), starts, width=width).numpy())
+        series.append(arrays["series"][starts.numpy()])
     shape = (0, width, 1 + covariate_count) if covariate_count else (0, width)
-    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(shape)
+    if not parts:
+        return np.zeros(shape), np.zeros(0, np.int64)
+    return np.concatenate(parts).astype(np.float64), np.concatenate(series).astype(np.int64)
 
 
 def read_split_examples(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
                         covariates: Sequence[Covariate] = ()
                         ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
     """Every window of `split` as (features, labels) in NumPy, with the keys the model's serving
-    signature takes (what `trainer.evaluate --data_dir` scores)."""
-    windows = read_split_windows(files, split=split, n_inputs=n_inputs, n_outputs=n_outputs,
-                                 covariate_count=len(covariates))
+    signature takes."""
+    return read_examples_and_series(files, split=split, n_inputs=n_inputs, n_outputs=n_outputs,
+                                    covariates=covariates)[:2]
+
+
+def read_examples_and_series(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
+                             covariates: Sequence[Covariate] = (),
+                             scale_sums: Optional[ScaleSums] = None
+                             ) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """`read_split_examples` and the series of each window (what `trainer.evaluate --data_dir`
+    scores); each file's points are added to `scale_sums` when given."""
+    windows, series = read_windows_and_series(files, split=split, n_inputs=n_inputs,
+                                              n_outputs=n_outputs, covariate_count=len(covariates),
+                                              scale_sums=scale_sums)
     features, labels = window_features(tf.constant(windows), n_inputs=n_inputs,
                                        covariates=covariates)
-    return {key: value.numpy() for key, value in features.items()}, labels.numpy().astype(np.float64)
+    return ({key: value.numpy() for key, value in features.items()},
+            labels.numpy().astype(np.float64), series)
 
 
 @dataclasses.dataclass
@@ -409,6 +474,7 @@ class Survey:
     points: int
     too_short: int  # series with no training window of this size
     too_short_examples: List[str]
+    series_count: int = 0  # series indices run from 0 to this - 1
 
 
 def _first_bad_line(path: str, columns: Sequence[str]) -> Optional[str]:
@@ -442,12 +508,12 @@ def _check_order(path: str, columns: Dict[str, np.ndarray], *, series_count: Opt
         row = bad_code[0]
         raise DataError(f"line {line(row)} of {path}: split {columns['split'][row]} is not one of "
                         f"0 (train), 1 (valid), 2 (test)")
-    if series_count is not None:
-        outside = np.flatnonzero((series < 0) | (series >= series_count))
-        if len(outside):
-            row = outside[0]
-            raise DataError(f"line {line(row)} of {path}: series {series[row]} is not an index of "
-                            f"prepare.json's series_ids (0 to {series_count - 1})")
+    outside = np.flatnonzero((series < 0) | (series >= (series_count or np.iinfo(np.int64).max)))
+    if len(outside):
+        row = outside[0]
+        raise DataError(f"line {line(row)} of {path}: series {series[row]} is not an index of "
+                        + (f"prepare.json's series_ids (0 to {series_count - 1})" if series_count
+                           else "a series (0, 1, ...)"))
     same = series[1:] == series[:-1]
     starts = np.flatnonzero(~same) + 1
     run_ids = series[np.concatenate([[0], starts])] if len(series) else series
@@ -486,11 +552,14 @@ def _check_categories(path: str, columns: Dict[str, np.ndarray],
 
 def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
                         series_ids: Optional[Sequence[str]] = None,
-                        covariates: Sequence[Covariate] = ()) -> Survey:
-    """Check every shard and count its windows per split (see the module's docstring)."""
+                        covariates: Sequence[Covariate] = (),
+                        scale_sums: Optional[ScaleSums] = None) -> Survey:
+    """Check every shard and count its windows per split (see the module's docstring); each
+    file's points are added to `scale_sums` (the series' in-sample scales) when given."""
     windows = {split: 0 for split in SPLITS}
     per_file: Dict[str, Dict[str, int]] = {}
     series_total = points = too_short = 0
+    highest = -1
     file_points: List[int] = []
     examples: List[str] = []
     names = [*SERIES_COLUMNS, *(covariate.name for covariate in covariates)]
@@ -510,6 +579,10 @@ def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
         columns = {name: tf.constant(value) for name, value in arrays.items()}
         _check_categories(path, arrays, covariates)
         _check_order(path, arrays, series_count=len(series_ids) if series_ids else None)
+        if scale_sums is not None:
+            scale_sums.add(arrays)
+        if len(arrays["series"]):
+            highest = max(highest, int(arrays["series"].max()))
         per_file[path] = {}
         for split in SPLITS:
             starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
@@ -531,4 +604,5 @@ def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
                         f"than the 2**31 (less 1/8 of padding) that a training pool of {POOL_FILES} "
                         "files indexes; prepare the data with more --shards")
     return Survey(windows=windows, windows_per_file=per_file, series=series_total, points=points,
-                  too_short=too_short, too_short_examples=examples)
+                  too_short=too_short, too_short_examples=examples,
+                  series_count=len(series_ids) if series_ids else highest + 1)

@@ -1,22 +1,43 @@
-"""How good a forecast is: RMSE, MAE, MAPE, sMAPE and MASE, for the model and two baselines.
+"""How good a forecast is, per series and scale-free as the competitions score it, for the
+model and two baselines.
 
 One definition serves both the Estimator's evaluation (`metric_ops`, streaming over batches)
-and `python -m trainer.evaluate` (`compute_metrics`, on arrays): both average the same
-per-point terms (`error_terms`) over every window and every step, nothing dropped.
+and `python -m trainer.evaluate` (`compute_metrics`, on arrays): both add the same per-window
+sums into one accumulator per series (`_window_sums`, in float64), and compute every metric
+from those sums (`_from_sums`), nothing dropped.
 
-- `rmse` = sqrt(mean((f - a)^2)); `mae` = mean(|f - a|), in the series' units.
+Pooled over every window and step, in the series' units:
+
+- `rmse` = sqrt(mean((f - a)^2)); `mae` = mean(|f - a|);
 - `mape` = 100 * mean(|f - a| / |a|), in percent; infinite when an actual value is 0 and its
   forecast is not (a point where both are 0 counts 0).
-- `smape` = 100 * mean(2 |f - a| / (|a| + |f|)), in percent, between 0 and 200; 0 where both are 0.
-- `mase` = mae / scale, where scale is the in-sample MAE of the seasonal naive forecast
-  (|y[t] - y[t - season]|) over the training split, from prepare.json; without it, the same
-  mean over the inputs of the evaluated windows. Below 1: better than the seasonal naive
-  forecast one season back, in sample.
+
+Per series, then averaged over the series (each series counts once, whatever its level):
+
+- `smape` = the mean over series of 100 * mean(2 |f - a| / (|a| + |f|)) over the series'
+  points, in percent, between 0 and 200 (0 where both are 0): M4's sMAPE;
+- `mase` = the mean over series of MAE_s / scale_s, where scale_s is the series' in-sample MAE
+  of the seasonal naive forecast, mean |y[t] - y[t - season]| over its history
+  (`trainer.data.series_scales`): M4's and the tourism competition's MASE. Below 1: better
+  than the seasonal naive forecast one season back, in sample;
+- `rmsse` = the mean over series of sqrt(MSE_s / scale2_s), where scale2_s is the series'
+  in-sample MSE of the naive forecast, mean (y[t] - y[t-1])^2: M5's RMSSE (unweighted);
+- `msis` (with the levels 0.025 and 0.975; M4's definition, alpha = 0.05) = the mean over
+  series of mean((U - L) + 2/alpha (L - a) [a < L] + 2/alpha (a - U) [a > U]) / scale_s.
+
+A series whose scale is 0 (a constant history) or unknown (too short) is left out of mase,
+rmsse and msis and counted (`series_unscaled`). With series (a prepared directory of the
+series layout) an evaluation also reports `series_evaluated` and the share of them on which
+the model's MAE is below each baseline's (`share_beating_naive`,
+`share_beating_seasonal_naive`, 0 to 1). Without series (rows of the windows layout), all
+windows are one series: the same formulas, with one pooled scale, the training split's
+in-sample MAE (and MSE) from prepare.json's statistics, else the same means within the
+evaluated windows' inputs.
 
 Baselines, on the same windows: `naive` repeats the last input value; `seasonal_naive` repeats
 the last `season` input values. Their metrics are prefixed: `naive_rmse`, `seasonal_naive_mase`...
 
-Interval metrics, for a forecast of quantiles q_tau (levels tau, e.g. 0.1, 0.5, 0.9):
+Interval metrics, for a forecast of quantiles q_tau (levels tau, e.g. 0.1, 0.5, 0.9), pooled:
 
 - `wql_<tau>` = 2 * sum(pinball_tau(a, q_tau)) / sum(|a|), the weighted quantile loss of
   DeepAR and GluonTS, where pinball_tau(a, q) = max(tau (a - q), (tau - 1)(a - q)); `wql` is its
@@ -25,8 +46,6 @@ Interval metrics, for a forecast of quantiles q_tau (levels tau, e.g. 0.1, 0.5, 
 - For each central interval [q_tau, q_(1-tau)] among the levels, named by its nominal percent
   p = 100 (1 - 2 tau): `coverage_<p>` = the share of actual values inside it (in percent, to
   compare with p) and `width_<p>` = mean(q_(1-tau) - q_tau), in the series' units.
-- `msis` (with the levels 0.025 and 0.975; the M4 competition's definition, alpha = 0.05) =
-  mean((U - L) + 2/alpha (L - a) [a < L] + 2/alpha (a - U) [a > U]) / scale, with the MASE scale.
 
 The baselines get intervals too: the empirical quantiles (numpy's "linear" method) of each
 window's own in-sample errors, x[t] - x[t-1] for `naive` and x[t] - x[t-season] for
@@ -39,12 +58,18 @@ Athanasopoulos, Forecasting: Principles and Practice, 5.5.
 0.5
 """
 
+import math
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-METRICS = ("rmse", "mae", "mape", "smape", "mase")
+METRICS = ("rmse", "mae", "mape", "smape", "mase", "rmsse")
+# Averaged over series: scale-free, so that every series counts once.
+SCALE_FREE_METRICS = ("smape", "mase", "rmsse")
+# With series only: how many were scored, and on what share the model beats each baseline.
+SERIES_METRICS = ("series_evaluated", "series_unscaled", "share_beating_naive",
+                  "share_beating_seasonal_naive")
 BASELINES = ("naive", "seasonal_naive")
 # The metrics a tuning job may minimise (`--hypertune_metric`); lower is better for each.
 TUNABLE_METRICS = METRICS + ("wql", "msis")
@@ -114,13 +139,14 @@ def baseline_has_intervals(baseline: str, *, n_inputs: int, season: int) -> bool
     return n_inputs - lag >= MIN_BASELINE_ERRORS
 
 
-def metric_names(levels: Sequence[float] = (), *, n_inputs: int = 0, season: int = 1
-                 ) -> Tuple[str, ...]:
+def metric_names(levels: Sequence[float] = (), *, n_inputs: int = 0, season: int = 1,
+                 with_series: bool = False) -> Tuple[str, ...]:
     """Every metric an evaluation reports: the model's, then each baseline's; with quantile
-    `levels`, the interval metrics of each too (a baseline's when `n_inputs` allows them).
+    `levels`, the interval metrics of each too (a baseline's when `n_inputs` allows them);
+    `with_series`, the `SERIES_METRICS` at the end.
 
-    >>> metric_names()[:6]
-    ('rmse', 'mae', 'mape', 'smape', 'mase', 'naive_rmse')
+    >>> metric_names()[:7]
+    ('rmse', 'mae', 'mape', 'smape', 'mase', 'rmsse', 'naive_rmse')
     """
     intervals = interval_metric_names(levels)
     names = METRICS + intervals
@@ -128,7 +154,7 @@ def metric_names(levels: Sequence[float] = (), *, n_inputs: int = 0, season: int
         names += tuple(f"{baseline}_{metric}" for metric in METRICS)
         if intervals and baseline_has_intervals(baseline, n_inputs=n_inputs, season=season):
             names += tuple(f"{baseline}_{metric}" for metric in intervals)
-    return names
+    return names + (SERIES_METRICS if with_series else ())
 
 
 def naive_forecast(rawdata: tf.Tensor, *, n_outputs: int) -> tf.Tensor:
@@ -172,8 +198,8 @@ def error_terms(actual: tf.Tensor, forecast: tf.Tensor) -> Dict[str, tf.Tensor]:
 
 
 def in_sample_naive_errors(rawdata: tf.Tensor, *, season: int) -> tf.Tensor:
-    """|x[t] - x[t - season]| within each window's inputs: the MASE scale without prepare.json."""
-    return tf.abs(rawdata[:, season:] - rawdata[:, :-season])
+    """x[t] - x[t - season] within each window's inputs: the scales without prepare.json."""
+    return rawdata[:, season:] - rawdata[:, :-season]
 
 
 def pinball_terms(actual: tf.Tensor, quantiles: tf.Tensor, levels: Sequence[float]) -> tf.Tensor:
@@ -237,23 +263,25 @@ def interval_terms(actual: tf.Tensor, quantiles: tf.Tensor, levels: Sequence[flo
         inside = tf.logical_and(actual >= lower, actual <= upper)
         terms[f"inside_{interval.name}"] = 100.0 * tf.cast(inside, actual.dtype)
         terms[f"width_{interval.name}"] = upper - lower
-    if has_msis(levels):
-        lower = quantiles[..., _index_of(levels, MSIS_LEVELS[0])]
-        upper = quantiles[..., _index_of(levels, MSIS_LEVELS[1])]
-        zero = tf.zeros_like(actual)
-        terms["interval_score"] = ((upper - lower)
-                                   + 2.0 / MSIS_ALPHA * tf.maximum(lower - actual, zero)
-                                   + 2.0 / MSIS_ALPHA * tf.maximum(actual - upper, zero))
     return terms
+
+
+def interval_scores(actual: tf.Tensor, quantiles: tf.Tensor, levels: Sequence[float]) -> tf.Tensor:
+    """The interval score of the 95% interval per point [batch, n], whose scaled mean is MSIS."""
+    lower = quantiles[..., _index_of(levels, MSIS_LEVELS[0])]
+    upper = quantiles[..., _index_of(levels, MSIS_LEVELS[1])]
+    zero = tf.zeros_like(actual)
+    return ((upper - lower) + 2.0 / MSIS_ALPHA * tf.maximum(lower - actual, zero)
+            + 2.0 / MSIS_ALPHA * tf.maximum(actual - upper, zero))
 
 
 def _index_of(levels: Sequence[float], wanted: float) -> int:
     return next(i for i, level in enumerate(levels) if abs(level - wanted) < 1e-9)
 
 
-def interval_metrics(means: Dict[str, tf.Tensor], levels: Sequence[float], *, scale: tf.Tensor
-                     ) -> Dict[str, tf.Tensor]:
-    """The interval metrics (`interval_metric_names`) from the means of `interval_terms`."""
+def interval_metrics(means: Dict[str, tf.Tensor], levels: Sequence[float]) -> Dict[str, tf.Tensor]:
+    """The pooled interval metrics (all of `interval_metric_names` but msis) from the means of
+    `interval_terms`."""
     results = {}
     for index, level in enumerate(levels):
         results[f"wql_{level_name(level)}"] = 2.0 * means[f"pinball_{index}"] / means["magnitude"]
@@ -261,8 +289,6 @@ def interval_metrics(means: Dict[str, tf.Tensor], levels: Sequence[float], *, sc
     for interval in central_intervals(levels):
         results[f"coverage_{interval.name}"] = means[f"inside_{interval.name}"]
         results[f"width_{interval.name}"] = means[f"width_{interval.name}"]
-    if has_msis(levels):
-        results["msis"] = means["interval_score"] / scale
     return results
 
 
@@ -288,86 +314,297 @@ def _forecasts(inputs: tf.Tensor, forecast: tf.Tensor, *, season: int,
     return forecasts
 
 
-def metric_ops(*, actual: tf.Tensor, forecast: tf.Tensor, inputs: tf.Tensor, season: int,
-               mase_scale: Optional[float], quantiles: Optional[tf.Tensor] = None,
-               levels: Sequence[float] = ()) -> Dict[str, Tuple[tf.Tensor, tf.Operation]]:
-    """Streaming Estimator metrics (value, update op) for the model and the baselines; with
-    `quantiles` [batch, n_outputs, Q] at `levels`, the interval metrics too."""
-    mean = tf.compat.v1.metrics.mean
-    if mase_scale is None:
-        scale_value, scale_update = mean(in_sample_naive_errors(inputs, season=season))
+class SeriesInfo(NamedTuple):
+    """Which series each window [batch] belongs to, and that series' in-sample scales
+    (`trainer.data.series_scales`; 0 or NaN where it has none)."""
+
+    index: tf.Tensor  # int64, 0 .. series_count - 1
+    mase_scale: tf.Tensor  # mean |y[t] - y[t-season]| of its history
+    rmsse_scale: tf.Tensor  # mean (y[t] - y[t-1])^2 of its history
+    count: int  # how many series there are
+
+
+# How the per-window values of each accumulator combine into one per series.
+_SUM, _MAX = "sum", "max"
+
+
+def _window_sums(*, actual: tf.Tensor, forecast: tf.Tensor, inputs: tf.Tensor, season: int,
+                 mase_scale: Optional[float], rmsse_scale: Optional[float],
+                 series: Optional[SeriesInfo], quantiles: Optional[tf.Tensor],
+                 levels: Sequence[float]) -> Tuple[Dict[str, Tuple[tf.Tensor, str]], tf.Tensor, int]:
+    """What each window adds to its series' accumulators: {name: (values [batch] float64,
+    how they combine)}, the series of each window [batch] and the number of series."""
+    actual, forecast, inputs = (tf.cast(x, tf.float64) for x in (actual, forecast, inputs))
+    if quantiles is not None:
+        quantiles = tf.cast(quantiles, tf.float64)
+    batch = tf.shape(actual)[0]
+    n_outputs = actual.shape[-1]
+    values: Dict[str, Tuple[tf.Tensor, str]] = {
+        "windows": (tf.ones([batch], tf.float64), _SUM),
+        "points": (tf.fill([batch], tf.constant(float(n_outputs), tf.float64)), _SUM)}
+    if series is not None:
+        def usable(scale: tf.Tensor) -> tf.Tensor:
+            scale = tf.cast(scale, tf.float64)
+            return tf.where(tf.math.is_finite(scale) & (scale > 0), scale, tf.zeros_like(scale))
+
+        values["mase_scale"] = (usable(series.mase_scale), _MAX)
+        values["rmsse_scale"] = (usable(series.rmsse_scale), _MAX)
+        segments, count = tf.cast(series.index, tf.int64), series.count
     else:
-        scale_value, scale_update = tf.constant(float(mase_scale)), tf.no_op()
-    ops = {}
+        segments, count = tf.zeros([batch], tf.int64), 1
+        differences = in_sample_naive_errors(inputs, season=1)
+        pooled = {"mase_scale": (mase_scale, tf.abs(in_sample_naive_errors(inputs, season=season))),
+                  "rmsse_scale": (rmsse_scale, tf.square(differences))}
+        for name, (given, in_window) in pooled.items():
+            if given is None:  # the mean of the in-window errors: a sum and a count
+                values[name + "_sum"] = (tf.reduce_sum(in_window, axis=1), _SUM)
+                values[name + "_count"] = (tf.fill([batch], tf.constant(
+                    float(in_window.shape[1]), tf.float64)), _SUM)
+            else:
+                values[name] = (tf.fill([batch], tf.constant(float(given), tf.float64)), _MAX)
     for prefix, predicted in _forecasts(inputs, forecast, season=season, quantiles=quantiles,
                                         levels=levels).items():
         terms = error_terms(actual, predicted.point)
-        mse_value, mse_update = mean(terms["squared"])
-        mae_value, mae_update = mean(terms["absolute"])
-        ops[prefix + "rmse"] = (tf.sqrt(mse_value), mse_update)
-        ops[prefix + "mae"] = (mae_value, mae_update)
-        ops[prefix + "mape"] = mean(terms["percentage"])
-        ops[prefix + "smape"] = mean(terms["symmetric"])
-        ops[prefix + "mase"] = (mae_value / scale_value, tf.group(mae_update, scale_update))
+        for name, term in (("abs", terms["absolute"]), ("sq", terms["squared"]),
+                           ("pct", terms["percentage"]), ("sym", terms["symmetric"])):
+            values[prefix + name] = (tf.reduce_sum(term, axis=1), _SUM)
+        if predicted.quantiles is not None and has_msis(levels):
+            values[prefix + "interval"] = (tf.reduce_sum(
+                interval_scores(actual, predicted.quantiles, levels), axis=1), _SUM)
+    return values, segments, count
+
+
+def _reduce(values: tf.Tensor, segments: tf.Tensor, count: int, how: str) -> tf.Tensor:
+    if how == _SUM:
+        return tf.math.unsorted_segment_sum(values, segments, count)
+    # Scales are >= 0: an empty series' lowest float becomes 0 (no scale).
+    return tf.maximum(tf.math.unsorted_segment_max(values, segments, count),
+                      tf.zeros([count], tf.float64))
+
+
+def _mean_over(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """The mean of `values` [series] where `mask`; NaN where no series is."""
+    chosen = tf.reduce_sum(tf.cast(mask, tf.float64))
+    total = tf.reduce_sum(tf.where(mask, values, tf.zeros_like(values)))
+    return tf.where(chosen > 0, total / tf.maximum(chosen, 1.0),
+                    tf.constant(np.nan, tf.float64))
+
+
+def _per_series(sums: Dict[str, tf.Tensor]) -> Dict[str, Tuple[tf.Tensor, tf.Tensor]]:
+    """Every scale-free metric of every series, {name: (values [series], mask of the series
+    it is defined for)}, from the accumulators."""
+    points = sums["points"]
+    evaluated = points > 0
+    safe_points = tf.maximum(points, 1.0)
+    scales = {}
+    for name in ("mase_scale", "rmsse_scale"):
+        if name in sums:
+            scales[name] = sums[name]
+        else:
+            scales[name] = sums[name + "_sum"] / tf.maximum(sums[name + "_count"], 1.0)
+    scaled = {name: evaluated & (scale > 0) for name, scale in scales.items()}
+    safe = {name: tf.where(scaled[name], scale, tf.ones_like(scale)) for name, scale in scales.items()}
+    results = {}
+    for prefix in ("", "naive_", "seasonal_naive_"):
+        results[prefix + "smape"] = (sums[prefix + "sym"] / safe_points, evaluated)
+        results[prefix + "mase"] = (sums[prefix + "abs"] / safe_points / safe["mase_scale"],
+                                    scaled["mase_scale"])
+        results[prefix + "rmsse"] = (tf.sqrt(sums[prefix + "sq"] / safe_points
+                                             / safe["rmsse_scale"]), scaled["rmsse_scale"])
+        if prefix + "interval" in sums:
+            results[prefix + "msis"] = (sums[prefix + "interval"] / safe_points
+                                        / safe["mase_scale"], scaled["mase_scale"])
+    return results
+
+
+def _from_sums(sums: Dict[str, tf.Tensor], *, with_series: bool) -> Dict[str, tf.Tensor]:
+    """Every metric of the accumulators (the interval metrics other than msis aside)."""
+    points = tf.reduce_sum(sums["points"])
+    results = {}
+    for prefix in ("", "naive_", "seasonal_naive_"):
+        results[prefix + "rmse"] = tf.sqrt(tf.reduce_sum(sums[prefix + "sq"]) / points)
+        results[prefix + "mae"] = tf.reduce_sum(sums[prefix + "abs"]) / points
+        results[prefix + "mape"] = tf.reduce_sum(sums[prefix + "pct"]) / points
+    for name, (values, mask) in _per_series(sums).items():
+        results[name] = _mean_over(values, mask)
+    if with_series:
+        evaluated = sums["points"] > 0
+        count = tf.reduce_sum(tf.cast(evaluated, tf.float64))
+        results["series_evaluated"] = count
+        results["series_unscaled"] = count - tf.reduce_sum(tf.cast(
+            evaluated & (sums["mase_scale"] > 0), tf.float64))
+        for baseline in BASELINES:
+            wins = evaluated & (sums["abs"] < sums[f"{baseline}_abs"])
+            results[f"share_beating_{baseline}"] = (tf.reduce_sum(tf.cast(wins, tf.float64))
+                                                    / tf.maximum(count, 1.0))
+    return results
+
+
+def _metric_variable(shape: List[int], name: str) -> tf.Variable:
+    """A float64 accumulator of a streaming metric (zeroed with the local variables)."""
+    return tf.compat.v1.Variable(
+        tf.zeros(shape, tf.float64), trainable=False, name=name,
+        collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES,
+                     tf.compat.v1.GraphKeys.METRIC_VARIABLES])
+
+
+def metric_ops(*, actual: tf.Tensor, forecast: tf.Tensor, inputs: tf.Tensor, season: int,
+               mase_scale: Optional[float], rmsse_scale: Optional[float] = None,
+               series: Optional[SeriesInfo] = None, quantiles: Optional[tf.Tensor] = None,
+               levels: Sequence[float] = ()) -> Dict[str, Tuple[tf.Tensor, tf.Operation]]:
+    """Streaming Estimator metrics (value, update op) for the model and the baselines; with
+    `series`, scored per series; with `quantiles` [batch, n_outputs, Q] at `levels`, the
+    interval metrics too."""
+    values, segments, count = _window_sums(
+        actual=actual, forecast=forecast, inputs=inputs, season=season, mase_scale=mase_scale,
+        rmsse_scale=rmsse_scale, series=series, quantiles=quantiles, levels=levels)
+    sums, updates = {}, []
+    with tf.compat.v1.variable_scope("per_series_metrics"):
+        for name, (value, how) in values.items():
+            variable = _metric_variable([count], name)
+            batch = _reduce(value, segments, count, how)
+            updates.append(variable.assign_add(batch) if how == _SUM else
+                           variable.assign(tf.maximum(variable, batch)))
+            sums[name] = variable.read_value()
+    update = tf.group(*updates)
+    ops = {name: (value, update) for name, value in
+           _from_sums(sums, with_series=series is not None).items()}
+    mean = tf.compat.v1.metrics.mean
+    for prefix, predicted in _forecasts(inputs, forecast, season=season, quantiles=quantiles,
+                                        levels=levels).items():
         if predicted.quantiles is None:
             continue
         streams = {name: mean(term) for name, term in
                    interval_terms(actual, predicted.quantiles, levels).items()}
-        update = tf.group(scale_update, *(update for _, update in streams.values()))
-        values = interval_metrics({name: value for name, (value, _) in streams.items()}, levels,
-                                  scale=scale_value)
-        for name, value in values.items():
-            ops[prefix + name] = (value, update)
+        interval_update = tf.group(*(stream_update for _, stream_update in streams.values()))
+        for name, value in interval_metrics({name: value for name, (value, _) in streams.items()},
+                                            levels).items():
+            ops[prefix + name] = (value, interval_update)
     return ops
 
 
-def compute_metrics(*, actual, forecast, inputs, season: int, mase_scale: Optional[float],
-                    quantiles=None, levels: Sequence[float] = ()) -> Dict[str, float]:
-    """The same metrics as `metric_ops`, on whole arrays [windows, steps] (float64); with
-    `quantiles` [windows, steps, Q] at `levels`, the interval metrics too."""
-    actual, forecast, inputs = (tf.constant(np.asarray(x, dtype=np.float64))
-                                for x in (actual, forecast, inputs))
+def _whole_sums(*, actual, forecast, inputs, season: int, mase_scale: Optional[float],
+                rmsse_scale: Optional[float], series: Optional[SeriesInfo], quantiles,
+                levels: Sequence[float]) -> Dict[str, tf.Tensor]:
+    values, segments, count = _window_sums(
+        actual=actual, forecast=forecast, inputs=inputs, season=season, mase_scale=mase_scale,
+        rmsse_scale=rmsse_scale, series=series, quantiles=quantiles, levels=levels)
+    return {name: _reduce(value, segments, count, how) for name, (value, how) in values.items()}
+
+
+def _arrays(actual, forecast, inputs, quantiles):
+    tensors = [tf.constant(np.asarray(x, dtype=np.float64)) for x in (actual, forecast, inputs)]
     if quantiles is not None:
         quantiles = tf.constant(np.asarray(quantiles, dtype=np.float64))
-    if mase_scale is None:
-        mase_scale = float(tf.reduce_mean(in_sample_naive_errors(inputs, season=season)))
-    results = {}
+    return (*tensors, quantiles)
+
+
+def compute_metrics(*, actual, forecast, inputs, season: int, mase_scale: Optional[float],
+                    rmsse_scale: Optional[float] = None, series: Optional[SeriesInfo] = None,
+                    quantiles=None, levels: Sequence[float] = ()) -> Dict[str, float]:
+    """The same metrics as `metric_ops`, on whole arrays [windows, steps] (float64); with
+    `series` (of NumPy arrays [windows]) per series; with `quantiles` [windows, steps, Q] at
+    `levels`, the interval metrics too."""
+    actual, forecast, inputs, quantiles = _arrays(actual, forecast, inputs, quantiles)
+    sums = _whole_sums(actual=actual, forecast=forecast, inputs=inputs, season=season,
+                       mase_scale=mase_scale, rmsse_scale=rmsse_scale, series=series,
+                       quantiles=quantiles, levels=levels)
+    results = {name: float(value) for name, value in
+               _from_sums(sums, with_series=series is not None).items()}
     for prefix, predicted in _forecasts(inputs, forecast, season=season, quantiles=quantiles,
                                         levels=levels).items():
-        terms = {name: float(tf.reduce_mean(term))
-                 for name, term in error_terms(actual, predicted.point).items()}
-        results[prefix + "rmse"] = float(np.sqrt(terms["squared"]))
-        results[prefix + "mae"] = terms["absolute"]
-        results[prefix + "mape"] = terms["percentage"]
-        results[prefix + "smape"] = terms["symmetric"]
-        with np.errstate(divide="ignore", invalid="ignore"):  # a 0 scale gives inf, as in the graph
-            results[prefix + "mase"] = float(np.float64(terms["absolute"]) / np.float64(mase_scale))
         if predicted.quantiles is None:
             continue
         means = {name: tf.reduce_mean(term)
                  for name, term in interval_terms(actual, predicted.quantiles, levels).items()}
-        for name, value in interval_metrics(means, levels, scale=tf.constant(
-                mase_scale, tf.float64)).items():
+        for name, value in interval_metrics(means, levels).items():
             results[prefix + name] = float(value)
     return results
 
 
-def verdict(metrics: Dict[str, float]) -> str:
-    """Whether the model beats the naive and seasonal naive forecasts, plainly, and what to try
-    when it does not."""
-    baselines = {"naive": metrics.get("naive_rmse")}
-    if metrics.get("seasonal_naive_rmse") not in (None, metrics.get("naive_rmse")):
-        baselines["seasonal naive"] = metrics["seasonal_naive_rmse"]
-    beaten = {name: value for name, value in baselines.items() if value is not None
-              and metrics["rmse"] >= value}
-    if not beaten:
-        return "beats " + " and ".join(f"the {name} forecast ({value:.4f})"
-                                       for name, value in baselines.items()) + " on rmse"
-    name, value = min(beaten.items(), key=lambda item: item[1])
-    return (f"WARNING: loses to the {name} forecast: rmse {metrics['rmse']:.4f} against "
-            f"{value:.4f}. Try --scaling window_zscore, --optimizer adam --learning_rate 0.001, "
-            "another --model (linear, dnn), a longer --n_inputs or more --train_steps; "
-            "--season sets the seasonal baseline")
+def per_series_metrics(*, actual, forecast, inputs, season: int, series: SeriesInfo,
+                       quantiles=None, levels: Sequence[float] = ()) -> Dict[str, np.ndarray]:
+    """Each series' own figures [series_count], as `compute_metrics` averages them: `windows`,
+    `mae` and each scale-free metric for the model and the baselines (NaN where a series has
+    no window, or no scale for that metric)."""
+    actual, forecast, inputs, quantiles = _arrays(actual, forecast, inputs, quantiles)
+    sums = _whole_sums(actual=actual, forecast=forecast, inputs=inputs, season=season,
+                       mase_scale=None, rmsse_scale=None, series=series, quantiles=quantiles,
+                       levels=levels)
+    points = sums["points"].numpy()
+    table = {"windows": sums["windows"].numpy().astype(np.int64)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for prefix in ("", "naive_", "seasonal_naive_"):
+            table[prefix + "mae"] = np.where(points > 0, sums[prefix + "abs"].numpy() / points,
+                                             np.nan)
+    for name, (values, mask) in _per_series(sums).items():
+        table[name] = np.where(mask.numpy(), values.numpy(), np.nan)
+    return table
+
+
+def _widest_interval(metrics: Dict[str, float]) -> Optional[Tuple[float, float]]:
+    """(nominal percent, coverage) of the widest central interval the model's figures hold."""
+    nominal = [float(key.split("_", 1)[1]) for key in metrics
+               if key.startswith("coverage_") and metrics[key] is not None]
+    if not nominal:
+        return None
+    widest = max(nominal)
+    return widest, metrics[f"coverage_{widest:g}"]
+
+
+# An interval whose held-out coverage is further than this from nominal (in points) is flagged.
+COVERAGE_TOLERANCE = 5.0
+
+
+def verdict(metrics: Dict[str, float], *, metric: str = "mase") -> str:
+    """Whether the model beats the naive and seasonal naive forecasts on `metric` (scale-free
+    by default), on how many series, whether its widest interval holds its nominal share, and
+    what to try when it loses.
+
+    >>> verdict({"mase": 0.8, "naive_mase": 1.0, "seasonal_naive_mase": 0.9})
+    'beats the naive forecast (mase 1.0000) and the seasonal naive forecast (mase 0.9000) on mase (0.8000)'
+    """
+    if f"naive_{metric}" not in metrics:
+        metric = "mase"
+    value = metrics.get(metric)
+    baselines = {"naive": metrics.get(f"naive_{metric}")}
+    if metrics.get(f"seasonal_naive_{metric}") not in (None, baselines["naive"]):
+        baselines["seasonal naive"] = metrics[f"seasonal_naive_{metric}"]
+    baselines = {name: figure for name, figure in baselines.items()
+                 if figure is not None and math.isfinite(figure)}
+    series = ""
+    if metrics.get("series_evaluated"):
+        count = int(metrics["series_evaluated"])
+        share = metrics.get("share_beating_seasonal_naive")
+        if share is not None:
+            series = (f"; better than seasonal naive on {round(share * count)} of {count} series "
+                      f"({share:.0%}, by MAE)")
+    if value is None or not math.isfinite(value):
+        text = (f"no verdict: {metric} is undefined (no series has an in-sample scale); compare "
+                "rmse and mae with the baselines' in the table")
+    else:
+        beaten = {name: figure for name, figure in baselines.items() if value >= figure}
+        if not beaten:
+            text = ("beats " + " and ".join(f"the {name} forecast ({metric} {figure:.4f})"
+                                           for name, figure in baselines.items())
+                    + f" on {metric} ({value:.4f})")
+        else:
+            name, figure = min(beaten.items(), key=lambda item: item[1])
+            text = (f"WARNING: loses to the {name} forecast on {metric}: {value:.4f} against "
+                    f"{figure:.4f}. Try --optimizer adam --learning_rate 0.001, another --model "
+                    "(linear, dnn), a longer --n_inputs or more --train_steps; --season sets "
+                    "the seasonal baseline")
+    text += series
+    interval = _widest_interval(metrics)
+    if interval is not None and interval[1] is not None:
+        nominal, coverage = interval
+        if abs(coverage - nominal) > COVERAGE_TOLERANCE:
+            text += (f". WARNING: its {nominal:g}% interval held {coverage:.1f}% of the values "
+                     f"({'too narrow' if coverage < nominal else 'wider than it needs'}: read its "
+                     "quantiles with care)")
+        else:
+            text += f"; its {nominal:g}% interval held {coverage:.1f}% of the values"
+    return text
 
 
 def metrics_table(metrics: Dict[str, Optional[float]], levels: Sequence[float] = ()) -> List[str]:
@@ -391,4 +628,9 @@ def metrics_table(metrics: Dict[str, Optional[float]], levels: Sequence[float] =
         for prefix, label in [("", "model")] + [(f"{b}_", b) for b in BASELINES]:
             if prefix + columns[0] in metrics:
                 lines.append(f"{label:16}" + "".join(cell(metrics.get(prefix + m)) for m in columns))
+    if metrics.get("series_evaluated"):
+        lines.append(f"smape, mase and rmsse are means over {metrics['series_evaluated']:.0f} series"
+                     + (f" ({metrics['series_unscaled']:.0f} without an in-sample scale, left out "
+                        "of mase and rmsse)" if metrics.get("series_unscaled") else "")
+                     + "; rmse, mae and mape pool every point")
     return lines

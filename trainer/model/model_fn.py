@@ -24,11 +24,11 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
-from trainer.data.schema import FEATURE_KEY
+from trainer.data.schema import FEATURE_KEY, MASE_SCALE_KEY, RMSSE_SCALE_KEY, SERIES_INDEX_KEY
 from trainer.model import scaling
 from trainer.model.covariate_inputs import network_inputs
 from trainer.model.heads import Head, get_head
-from trainer.model.metrics import metric_ops
+from trainer.model.metrics import SeriesInfo, metric_ops
 from trainer.model.networks import build_network
 from trainer.model.optimizers import make_train_op
 from trainer.model.spec import ModelSpec
@@ -67,10 +67,19 @@ def training_loss(head: Head, labels: tf.Tensor, forward_pass: Forward, *,
                      output=forward_pass.scaled_output, loss_collection=loss_collection)
 
 
+def series_info(features: Dict[str, tf.Tensor], spec: ModelSpec) -> Optional[SeriesInfo]:
+    """The series of each evaluated window and their scales, when the input carries them."""
+    if SERIES_INDEX_KEY not in features or not spec.series_count:
+        return None
+    return SeriesInfo(index=features[SERIES_INDEX_KEY], mase_scale=features[MASE_SCALE_KEY],
+                      rmsse_scale=features[RMSSE_SCALE_KEY], count=spec.series_count)
+
+
 def make_estimator_spec(*, mode: str, spec: ModelSpec, head: Head, forward_pass: Forward,
-                        rawdata: tf.Tensor, labels: Optional[tf.Tensor]
-                        ) -> tf.estimator.EstimatorSpec:
-    """The EstimatorSpec for `mode`, built by `head` from one forward pass."""
+                        rawdata: tf.Tensor, labels: Optional[tf.Tensor],
+                        series: Optional[SeriesInfo] = None) -> tf.estimator.EstimatorSpec:
+    """The EstimatorSpec for `mode`, built by `head` from one forward pass (`series`: the
+    evaluated windows' series, scored one by one)."""
     predictions = head.predictions(forward_pass.output)
     export_outputs = head.export_outputs(predictions)
     if mode == tf.estimator.ModeKeys.PREDICT:
@@ -89,6 +98,7 @@ def make_estimator_spec(*, mode: str, spec: ModelSpec, head: Head, forward_pass:
     else:
         eval_metric_ops = metric_ops(actual=labels, forecast=head.point_forecast(forward_pass.output),
                                      inputs=rawdata, season=spec.season, mase_scale=spec.mase_scale,
+                                     rmsse_scale=spec.rmsse_scale, series=series,
                                      quantiles=head.quantiles(forward_pass.output),
                                      levels=head.levels)
     return tf.estimator.EstimatorSpec(
@@ -109,7 +119,7 @@ def model_fn(features: Dict[str, tf.Tensor], labels: Optional[tf.Tensor], mode: 
                                forward_pass=forward(features, params, head,
                                                     training=mode == tf.estimator.ModeKeys.TRAIN),
                                rawdata=rawdata,
-                               labels=labels)
+                               labels=labels, series=series_info(features, params))
 
 
 def train_several_steps(features: Dict[str, tf.Tensor], labels: tf.Tensor, spec: ModelSpec,

@@ -22,7 +22,7 @@ from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
-from trainer.data.prepared import mase_scale, read_summary, training_mean_std
+from trainer.data.prepared import mase_scale, read_summary, rmsse_scale, training_mean_std
 from trainer.util.errors import ConfigError
 
 # The one registry of `--scaling` choices, with the note --help shows beside each.
@@ -99,13 +99,15 @@ def resolve_statistics(*, scaling: str, stats_file: str, scale_mean: float, scal
                        season: int) -> Dict[str, Any]:
     """The statistics model_fn needs, from prepare.json (`stats_file`) or the flags.
 
-    Returns {"scale_mean", "scale_std", "mase_scale"}: mean and std for global_zscore (0 and 1
-    otherwise) and the in-sample MAE of the seasonal naive forecast with `season` on the
-    training split (None without a stats file: MASE is then scaled from the evaluation
-    windows' own inputs).
+    Returns {"scale_mean", "scale_std", "mase_scale", "rmsse_scale"}: mean and std for
+    global_zscore (0 and 1 otherwise), the in-sample MAE of the seasonal naive forecast with
+    `season` on the training split and the in-sample MSE of the naive one (None without a stats
+    file, or an older one: they are then computed from the evaluation windows' own inputs).
+    These pooled scales serve rows without series; series are scored on their own scales.
     """
     summary = read_summary(stats_file) if stats_file else None
-    result: Dict[str, Any] = {"scale_mean": 0.0, "scale_std": 1.0, "mase_scale": None}
+    result: Dict[str, Any] = {"scale_mean": 0.0, "scale_std": 1.0, "mase_scale": None,
+                              "rmsse_scale": None}
     if scaling == "global_zscore":
         if summary is not None:
             result["scale_mean"], result["scale_std"] = training_mean_std(summary)
@@ -117,4 +119,5 @@ def resolve_statistics(*, scaling: str, stats_file: str, scale_mean: float, scal
                               "cannot be z-scored: use --scaling last_value or none")
     if summary is not None:
         result["mase_scale"] = mase_scale(summary, season=season, source=stats_file)
+        result["rmsse_scale"] = rmsse_scale(summary)
     return result

@@ -40,6 +40,10 @@ class ModelSpec:
     scale_mean: float = 0.0  # global_zscore only
     scale_std: float = 1.0  # global_zscore only
     mase_scale: Optional[float] = None  # None: from the evaluated windows' own inputs
+    rmsse_scale: Optional[float] = None  # the same for RMSSE (the in-sample naive MSE)
+    # > 0: evaluation features carry each window's series and scales; the metrics score each
+    # of this many series on its own scale. 0: the windows are pooled as one series.
+    series_count: int = 0
     steps_per_run: int = 1  # training steps per session run (a loop in the graph when > 1)
     train_steps: Optional[int] = None  # where the loop stops; needed when steps_per_run > 1
     covariates: Tuple[Covariate, ...] = ()  # from prepare.json, in column order

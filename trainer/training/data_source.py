@@ -34,6 +34,7 @@ from trainer.data.series_pipeline import (
     process_files,
     survey_series_files,
 )
+from trainer.data.series_scales import ScaleSums, describe_missing, stored_scales
 from trainer.training.config import TrainerConfig
 from trainer.util import environment
 from trainer.util.cli import split_patterns
@@ -54,6 +55,7 @@ class TrainingData:
     eval_input_fn: Callable[[], tf.data.Dataset]
     find_bad_row: Callable[[], Optional[str]]
     description: str
+    series_count: int = 0  # > 0: the evaluation scores each of this many series on its own scale
 
 
 def data_covariates(config: TrainerConfig) -> Tuple[Covariate, ...]:
@@ -138,10 +140,12 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> Traini
     # set N more times before training.
     survey_all = task.is_chief or task.is_evaluator or len(mine) == len(prepared.files)
     surveyed = prepared.files if survey_all else mine
+    series_ids = prepared.summary.get("series_ids")
+    scale_sums = ScaleSums(series_count=len(series_ids or ()), season=config.season)
     survey = survey_series_files(surveyed, n_inputs=config.n_inputs,
-                                 n_outputs=config.n_outputs,
-                                 series_ids=prepared.summary.get("series_ids"),
-                                 covariates=prepared.covariates)
+                                 n_outputs=config.n_outputs, series_ids=series_ids,
+                                 covariates=prepared.covariates,
+                                 scale_sums=scale_sums if survey_all else None)
     if survey.too_short:
         logger.warning("%d of %d series have no training window of %d points (--n_inputs %d + "
                        "--n_outputs %d) and are skipped, for example %s", survey.too_short,
@@ -165,12 +169,22 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> Traini
              "surveys them all)")
     common = dict(files=prepared.files, batch_size=config.batch_size, n_inputs=config.n_inputs,
                   n_outputs=config.n_outputs, covariates=prepared.covariates)
+    scales = None
+    if survey_all:  # the processes that evaluate: every series' own in-sample scale
+        scales = (stored_scales(prepared.summary, season=config.season, split=EVAL_SPLIT,
+                                series_count=survey.series_count)
+                  or scale_sums.scales(EVAL_SPLIT))
+        missing = describe_missing(scales, series_ids)
+        if missing:
+            logger.warning("%s", missing)
     return TrainingData(
         train_input_fn=make_series_input_fn(
             split=TRAIN_SPLIT, training=True, seed=config.seed, num_workers=task.num_workers,
             worker_index=task.worker_index, steps_per_run=config.steps_per_run, **common),
-        eval_input_fn=make_series_input_fn(split=EVAL_SPLIT, training=False, **common),
+        eval_input_fn=make_series_input_fn(split=EVAL_SPLIT, training=False, scales=scales,
+                                           **common),
         find_bad_row=lambda: None,  # the survey has read every row already
+        series_count=survey.series_count if scales is not None else 0,
         description=(_covariates_line(prepared.covariates)
                      + f"{files} ({survey.series} series, {survey.points} points): "
                      f"{survey.windows[TRAIN_SPLIT]} training windows, "

@@ -48,9 +48,9 @@ logger = logging.getLogger(__name__)
 EXPORTS_TO_KEEP = 5
 
 
-def model_spec(config: TrainerConfig) -> ModelSpec:
+def model_spec(config: TrainerConfig, *, series_count: int = 0) -> ModelSpec:
     """The model of `config`: its flags, with the statistics resolved from --stats_file or
-    --data_dir."""
+    --data_dir; `series_count` > 0 when the evaluation scores that many series one by one."""
     statistics = resolve_statistics(scaling=config.scaling, stats_file=config.statistics_file,
                                     scale_mean=config.scale_mean, scale_std=config.scale_std,
                                     season=config.season)
@@ -62,6 +62,7 @@ def model_spec(config: TrainerConfig) -> ModelSpec:
         learning_rate=config.learning_rate, clip_gradient_norm=config.clip_gradient_norm,
         scaling=config.scaling, season=config.season, scale_mean=statistics["scale_mean"],
         scale_std=statistics["scale_std"], mase_scale=statistics["mase_scale"],
+        rmsse_scale=statistics["rmsse_scale"], series_count=series_count,
         steps_per_run=config.steps_per_run, train_steps=config.train_steps,
         covariates=data_covariates(config))
 
@@ -99,11 +100,13 @@ def make_session_config(default: Optional[tf.compat.v1.ConfigProto], *, intra_op
     return session_config
 
 
-def make_estimator(config: TrainerConfig, *, output_dir: str) -> tf.estimator.Estimator:
-    """The trainer's Estimator: `model_fn` with the run config and params of `config`."""
+def make_estimator(config: TrainerConfig, *, output_dir: str, series_count: int = 0
+                   ) -> tf.estimator.Estimator:
+    """The trainer's Estimator: `model_fn` with the run config and params of `config` (and
+    the number of series its evaluation scores one by one)."""
     return tf.estimator.Estimator(model_fn=model_fn,
                                   config=make_run_config(config, output_dir=output_dir),
-                                  params=model_spec(config))
+                                  params=model_spec(config, series_count=series_count))
 
 
 def make_progress_hook(config: TrainerConfig) -> ProgressHook:
@@ -227,7 +230,7 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
             logger.warning("the checkpoint is already at step %d >= --train_steps %d: nothing to "
                            "train; raise --train_steps to continue", start_step, config.train_steps)
 
-    estimator = make_estimator(config, output_dir=output_dir)
+    estimator = make_estimator(config, output_dir=output_dir, series_count=data.series_count)
     divergence = DivergenceHook(learning_rate=config.learning_rate, scaling=config.scaling,
                                 clip_gradient_norm=config.clip_gradient_norm)
     hooks = [make_progress_hook(config), divergence,
