@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from trainer.model.metrics import (
+    SeriesInfo,
     baseline_has_intervals,
     baseline_quantiles,
     central_intervals,
@@ -16,6 +17,7 @@ from trainer.model.metrics import (
     metric_names,
     metric_ops,
     naive_forecast,
+    per_series_metrics,
     pinball_terms,
     row_quantiles,
     seasonal_naive_forecast,
@@ -291,3 +293,128 @@ def test_seasonal_naive_intervals_need_two_in_sample_errors():
     # Without quantiles, no interval metric at all.
     assert set(compute_metrics(actual=actual, forecast=quantiles[..., 1], inputs=inputs, season=3,
                                mase_scale=None)) == set(metric_names())
+
+
+# Per series. Four series on very different scales: in-sample seasonal naive MAE 10, 1000,
+# 100000 and 0 (a constant history), and MSE of the naive forecast 100, 1e6, 1e10 and 0.
+# Series 0 has two windows, the others one; 2 steps each, 3 inputs, season 1.
+S_INDEX = np.array([0, 0, 1, 2, 3])
+S_MASE_SCALE = np.array([10.0, 10.0, 1000.0, 1e5, 0.0])
+S_RMSSE_SCALE = np.array([100.0, 100.0, 1e6, 1e10, 0.0])
+S_INPUTS = np.array([[80.0, 90.0, 95.0], [100.0, 110.0, 115.0], [4000.0, 4500.0, 5200.0],
+                     [9e5, 1e6, 1.1e6], [7.0, 7.0, 7.0]])
+S_ACTUAL = np.array([[100.0, 110.0], [120.0, 130.0], [5000.0, 5000.0], [1e6, 1e6], [7.0, 8.0]])
+S_FORECAST = np.array([[90.0, 110.0], [120.0, 150.0], [6000.0, 4000.0], [1.05e6, 0.95e6], [7.0, 7.0]])
+# |f - a|: [10, 0], [0, 20] | [1000, 1000] | [5e4, 5e4] | [0, 1].
+# MASE per series: 30/4 / 10 = 0.75; 1000 / 1000 = 1; 5e4 / 1e5 = 0.5; series 3 has no scale.
+S_MASE = (0.75 + 1.0 + 0.5) / 3
+# RMSSE: sqrt((100 + 400)/4 / 100) = sqrt(1.25); sqrt(1e6 / 1e6) = 1; sqrt(2.5e9 / 1e10) = 0.5.
+S_RMSSE = (math.sqrt(1.25) + 1.0 + 0.5) / 3
+# sMAPE per series (series 3 counts: it needs no scale).
+S_SMAPE_EACH = [100 / 4 * (2 * 10 / 190 + 2 * 20 / 280), 100 / 2 * (2 * 1000 / 11000 + 2 * 1000 / 9000),
+                100 / 2 * (2 * 5e4 / 2.05e6 + 2 * 5e4 / 1.95e6), 100 / 2 * (2 * 1 / 15)]
+S_SMAPE = sum(S_SMAPE_EACH) / 4
+
+
+def series_info(index=S_INDEX, mase=S_MASE_SCALE, rmsse=S_RMSSE_SCALE, count=4):
+    return SeriesInfo(index=index, mase_scale=mase, rmsse_scale=rmsse, count=count)
+
+
+def numpy_series_scores(forecast, actual=S_ACTUAL):
+    """The competitions' scores by their definitions, series by series, in plain NumPy."""
+    mase, rmsse, smape, mae = [], [], [], []
+    for series in range(4):
+        rows = S_INDEX == series
+        error = forecast[rows] - actual[rows]
+        scale, scale2 = S_MASE_SCALE[rows][0], S_RMSSE_SCALE[rows][0]
+        mae.append(np.mean(np.abs(error)))
+        smape.append(np.mean(200 * np.abs(error) / (np.abs(actual[rows]) + np.abs(forecast[rows]))))
+        if scale > 0:
+            mase.append(mae[-1] / scale)
+            rmsse.append(np.sqrt(np.mean(error ** 2) / scale2))
+    return {"mase": np.mean(mase), "rmsse": np.mean(rmsse), "smape": np.mean(smape), "mae": mae}
+
+
+def test_per_series_metrics_match_hand_computed_values_where_pooled_ones_disagree():
+    result = compute_metrics(actual=S_ACTUAL, forecast=S_FORECAST, inputs=S_INPUTS, season=1,
+                             mase_scale=None, series=series_info())
+    assert result["mase"] == pytest.approx(S_MASE, rel=1e-12)
+    assert result["rmsse"] == pytest.approx(S_RMSSE, rel=1e-12)
+    assert result["smape"] == pytest.approx(S_SMAPE, rel=1e-12)
+    assert result["series_evaluated"] == 4 and result["series_unscaled"] == 1
+    # The pooled figures, which the largest series decides, say otherwise.
+    pooled = compute_metrics(actual=S_ACTUAL, forecast=S_FORECAST, inputs=S_INPUTS, season=1,
+                             mase_scale=float(np.mean(S_MASE_SCALE)))
+    assert pooled["mase"] == pytest.approx(np.mean(np.abs(S_FORECAST - S_ACTUAL)) / np.mean(S_MASE_SCALE))
+    assert abs(pooled["mase"] - result["mase"]) > 0.1
+    assert abs(pooled["smape"] - result["smape"]) > 0.1
+    # rmse and mae pool every point either way.
+    assert result["mae"] == pytest.approx(np.mean(np.abs(S_FORECAST - S_ACTUAL)), rel=1e-12)
+    assert result["rmse"] == pytest.approx(np.sqrt(np.mean((S_FORECAST - S_ACTUAL) ** 2)), rel=1e-12)
+    # The baselines by the same definitions, and the share of series the model beats them on.
+    for prefix, point in (("naive_", np.repeat(S_INPUTS[:, -1:], 2, axis=1)),):
+        expected_scores = numpy_series_scores(point)
+        for name in ("mase", "rmsse", "smape"):
+            assert result[prefix + name] == pytest.approx(expected_scores[name], rel=1e-12), prefix + name
+    naive_mae = numpy_series_scores(np.repeat(S_INPUTS[:, -1:], 2, axis=1))["mae"]
+    model_mae = numpy_series_scores(S_FORECAST)["mae"]
+    wins = sum(m < n for m, n in zip(model_mae, naive_mae))
+    assert result["share_beating_naive"] == pytest.approx(wins / 4)
+    assert set(result) == set(metric_names(with_series=True))
+
+
+def test_a_series_without_any_scale_leaves_the_scaled_metrics_undefined_not_infinite():
+    only_constant = series_info(index=np.zeros(5, np.int64), mase=np.zeros(5), rmsse=np.full(5, np.nan),
+                                count=1)
+    result = compute_metrics(actual=S_ACTUAL, forecast=S_FORECAST, inputs=S_INPUTS, season=1,
+                             mase_scale=None, series=only_constant)
+    assert math.isnan(result["mase"]) and math.isnan(result["rmsse"])
+    assert result["series_unscaled"] == 1 and math.isfinite(result["smape"])
+
+
+def test_per_series_table_holds_each_series_figures():
+    table = per_series_metrics(actual=S_ACTUAL, forecast=S_FORECAST, inputs=S_INPUTS, season=1,
+                               series=series_info())
+    assert table["windows"].tolist() == [2, 1, 1, 1]
+    np.testing.assert_allclose(table["mase"][:3], [0.75, 1.0, 0.5], rtol=1e-12)
+    assert math.isnan(table["mase"][3])
+    np.testing.assert_allclose(table["smape"], S_SMAPE_EACH, rtol=1e-12)
+    np.testing.assert_allclose(table["mae"], numpy_series_scores(S_FORECAST)["mae"], rtol=1e-12)
+    assert np.nanmean(table["rmsse"]) == pytest.approx(S_RMSSE, rel=1e-12)
+
+
+def test_streaming_per_series_metrics_over_batches_equal_the_whole_array_values():
+    levels = (0.025, 0.5, 0.975)
+    rng = np.random.default_rng(3)
+    spread = np.sort(rng.uniform(0.5, 2.0, size=(5, 2, 3)), axis=-1) - 1.25
+    quantiles = S_FORECAST[..., None] + spread * S_MASE_SCALE.max()
+    quantiles[..., 1] = S_FORECAST
+    graph = tf.Graph()
+    with graph.as_default():
+        actual = tf.compat.v1.placeholder(tf.float32, [None, 2])
+        forecast = tf.compat.v1.placeholder(tf.float32, [None, 2])
+        inputs = tf.compat.v1.placeholder(tf.float32, [None, 3])
+        band = tf.compat.v1.placeholder(tf.float32, [None, 2, 3])
+        index = tf.compat.v1.placeholder(tf.int64, [None])
+        mase = tf.compat.v1.placeholder(tf.float64, [None])
+        rmsse = tf.compat.v1.placeholder(tf.float64, [None])
+        ops = metric_ops(actual=actual, forecast=forecast, inputs=inputs, season=1, mase_scale=None,
+                         series=series_info(index, mase, rmsse), quantiles=band, levels=levels)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.local_variables_initializer())
+            for rows in (slice(0, 1), slice(1, 4), slice(4, 5)):  # series 0 spans two batches
+                session.run([update for _, update in ops.values()], {
+                    actual: S_ACTUAL[rows], forecast: S_FORECAST[rows], inputs: S_INPUTS[rows],
+                    band: quantiles[rows], index: S_INDEX[rows], mase: S_MASE_SCALE[rows],
+                    rmsse: S_RMSSE_SCALE[rows]})
+            values = session.run({name: value for name, (value, _) in ops.items()})
+    whole = compute_metrics(actual=S_ACTUAL, forecast=S_FORECAST, inputs=S_INPUTS, season=1,
+                            mase_scale=None, series=series_info(), quantiles=quantiles, levels=levels)
+    assert set(values) == set(whole)
+    assert {"msis", "naive_msis", "mase", "rmsse", "share_beating_seasonal_naive"} <= set(whole)
+    assert values["mase"] == pytest.approx(S_MASE, rel=1e-6)
+    for name, value in whole.items():
+        if math.isnan(value):
+            assert math.isnan(values[name]), name
+        else:
+            assert values[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name

@@ -201,18 +201,31 @@ def test_export_cut_short_by_a_deleted_checkpoint_leaves_no_half_export(tiny_dat
     assert sorted(p.name for p in export_dir.iterdir()) == ["1600000000"]
 
 
-def test_verdict_says_plainly_which_baseline_the_model_loses_to():
+def test_verdict_judges_the_scale_free_metric_says_on_how_many_series_and_checks_coverage():
     from trainer.model.metrics import verdict
 
-    assert verdict({"rmse": 0.2, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.8}) == \
-        "beats the naive forecast (0.8000) on rmse"
-    assert verdict({"rmse": 0.2, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.5}) == \
-        "beats the naive forecast (0.8000) and the seasonal naive forecast (0.5000) on rmse"
-    lost = verdict({"rmse": 0.6, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.5})
-    assert lost.startswith("WARNING: loses to the seasonal naive forecast: rmse 0.6000 against "
-                           "0.5000. Try --scaling window_zscore")
-    assert verdict({"rmse": 0.9, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.5}).startswith(
-        "WARNING: loses to the seasonal naive forecast")  # the stronger baseline is named
+    # Pooled rmse says the model wins; per-series mase says it loses: mase decides.
+    lost = verdict({"rmse": 0.2, "naive_rmse": 0.8, "seasonal_naive_rmse": 0.5, "mase": 1.1,
+                    "naive_mase": 1.3, "seasonal_naive_mase": 0.9, "series_evaluated": 40.0,
+                    "share_beating_seasonal_naive": 0.25})
+    assert lost.startswith("WARNING: loses to the seasonal naive forecast on mase: 1.1000 against "
+                           "0.9000. Try --optimizer adam")
+    assert lost.endswith("; better than seasonal naive on 10 of 40 series (25%, by MAE)")
+    assert verdict({"mase": 0.5, "naive_mase": 0.8, "seasonal_naive_mase": 0.8}) == \
+        "beats the naive forecast (0.8000) on mase (0.5000)"  # one baseline when they agree
+    assert verdict({"mase": 0.5, "naive_mase": 1.2, "seasonal_naive_mase": 0.9}, metric="rmsse") == \
+        ("beats the naive forecast (1.2000) and the seasonal naive forecast (0.9000) on "
+         "mase (0.5000)")  # a metric without baselines falls back to mase
+    assert verdict({"smape": 9.0, "naive_smape": 12.0, "seasonal_naive_smape": 8.0, "mase": 0.5,
+                    "naive_mase": 1.0}, metric="smape").startswith(
+        "WARNING: loses to the seasonal naive forecast on smape: 9.0000 against 8.0000")
+    # A quantile head: its widest interval against its nominal share.
+    narrow = verdict({"mase": 0.5, "naive_mase": 1.0, "coverage_80": 72.4, "coverage_95": 51.0})
+    assert narrow.endswith("WARNING: its 95% interval held 51.0% of the values (too narrow: read its "
+                           "quantiles with care)")
+    assert verdict({"mase": 0.5, "naive_mase": 1.0, "coverage_80": 78.0}).endswith(
+        "; its 80% interval held 78.0% of the values")
+    assert verdict({"mase": float("nan"), "naive_mase": float("nan")}).startswith("no verdict")
 
 
 def scalars_by_step(log_dir, tag):

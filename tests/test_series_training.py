@@ -126,3 +126,56 @@ def test_windows_too_large_for_the_data_and_conflicting_flags_fail_clearly(prepa
                           str(rows_dir), "--output", str(tmp_path / "e.json"))
     assert evaluation.returncode == 1
     assert "was prepared with --layout windows, not series" in evaluation.stderr
+
+
+def test_the_trainer_scores_each_series_on_its_own_scale_as_evaluate_does(tmp_path):
+    """Three series around 10, 1000 and 100000: the streaming evaluation's per-series mase,
+    rmsse and smape equal trainer.evaluate's on the same split, and its --per_series table
+    holds each series' own figures, computed here by hand from the raw values."""
+    rng = np.random.default_rng(5)
+    levels = {"ten": 10.0, "thousand": 1000.0, "lakh": 1e5}
+    raw = {name: level * (1 + 0.2 * np.sin(2 * np.pi * np.arange(120) / SEASON))
+           + rng.normal(0, level / 20, 120) for name, level in levels.items()}
+    lines = ["series_id,timestamp,value"] + [f"{name},{t},{value:.6f}" for name, values in raw.items()
+                                             for t, value in enumerate(values)]
+    (tmp_path / "raw.csv").write_text("\n".join(lines) + "\n")
+    prepared_dir = tmp_path / "prepared"
+    result = run_tool("trainer.prepare", "--input", str(tmp_path / "raw.csv"), "--output_dir",
+                      str(prepared_dir), "--valid_points", "12", "--test_points", "12",
+                      "--season", str(SEASON), "--timestamp_column", "timestamp")
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = tmp_path / "run"
+    flags = train_flags(prepared_dir, output, n_inputs=16, n_outputs=4)
+    flags[flags.index("--train_steps") + 1] = "60"
+    flags[flags.index("--save_checkpoints_steps") + 1] = "60"
+    result = run_task(flags)
+    assert result.returncode == 0, result.stderr[-4000:]
+    metrics = json.loads((output / "metrics.json").read_text())
+    table = tmp_path / "per_series.csv"
+    evaluation = run_tool("trainer.evaluate", "--model_dir", str(output), "--data_dir",
+                          str(prepared_dir), "--split", "valid", "--per_series", str(table),
+                          "--output", str(tmp_path / "valid.json"))
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    scored = json.loads((tmp_path / "valid.json").read_text())["metrics"]
+    assert metrics["series_evaluated"] == scored["series_evaluated"] == 3
+    for name in ("mase", "rmsse", "smape", "seasonal_naive_mase", "naive_rmsse", "mae",
+                 "share_beating_seasonal_naive"):
+        assert metrics[name] == pytest.approx(scored[name], rel=1e-5), name
+    # By hand: each series' valid windows (targets in its last 12 points before the test 12),
+    # scaled by the MAE of y[t] - y[t - 8] over its first 96 points (the train split).
+    export = tf.saved_model.load(metrics["saved_model_path"]).signatures["serving_default"]
+    rows = {line.split(",")[0]: line.split(",") for line in table.read_text().splitlines()}
+    header = rows.pop("series_id")
+    by_hand = []
+    for name, values in raw.items():
+        values = np.round(values, 6).astype(np.float32).astype(np.float64)
+        starts = range(96 - 16, 96 + 12 - 4 - 16 + 1)  # first target at 96 .. last at 107
+        windows = np.stack([values[s:s + 20] for s in starts])
+        forecast = export(rawdata=tf.constant(windows[:, :16], tf.float32))["predicted"].numpy()
+        scale = np.mean(np.abs(values[8:96] - values[:88]))
+        mase = np.mean(np.abs(forecast - windows[:, 16:])) / scale
+        by_hand.append(mase)
+        row = dict(zip(header, rows[name]))
+        assert int(row["windows"]) == len(windows) == 9
+        assert float(row["mase"]) == pytest.approx(mase, rel=1e-4), name
+    assert scored["mase"] == pytest.approx(np.mean(by_hand), rel=1e-4)

@@ -37,10 +37,14 @@ def summarize(metrics: Optional[dict]) -> str:
     best = "" if last == metrics["global_step"] else (
         f" (the best of {metrics.get('evaluations', '?')} evaluations by "
         f"{metrics.get('monitored_metric', 'rmse')}: step {metrics['global_step']})")
-    lines = [f"done: step {last}{best}  rmse {metrics['rmse']:.4f}  "
+    scale_free = ""
+    if metrics.get("mase") is not None:  # each series on its own scale, then averaged
+        scale_free = (f"  mase {metrics['mase']:.4f} (seasonal naive "
+                      f"{metrics.get('seasonal_naive_mase', float('nan')):.4f})")
+    lines = [f"done: step {last}{best}{scale_free}  rmse {metrics['rmse']:.4f}  "
              f"naive_rmse {metrics['naive_rmse']:.4f}  ({skill:+.0%} vs naive)  "
              f"mae {metrics['mae']:.4f}{intervals}"]
-    lines.append(verdict(metrics))
+    lines.append(verdict(metrics, metric=metrics.get("monitored_metric", "mase")))
     lines.append(f"SavedModel: {metrics['saved_model_path']}")
     if metrics.get("model_dir"):  # Vertex AI's $AIP_MODEL_DIR: the same model, ready for import
         lines.append(f"model for import (gcloud ai models upload --artifact-uri): {metrics['model_dir']}")

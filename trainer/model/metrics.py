@@ -562,7 +562,7 @@ def verdict(metrics: Dict[str, float], *, metric: str = "mase") -> str:
     what to try when it loses.
 
     >>> verdict({"mase": 0.8, "naive_mase": 1.0, "seasonal_naive_mase": 0.9})
-    'beats the naive forecast (mase 1.0000) and the seasonal naive forecast (mase 0.9000) on mase (0.8000)'
+    'beats the naive forecast (1.0000) and the seasonal naive forecast (0.9000) on mase (0.8000)'
     """
     if f"naive_{metric}" not in metrics:
         metric = "mase"
@@ -585,7 +585,7 @@ def verdict(metrics: Dict[str, float], *, metric: str = "mase") -> str:
     else:
         beaten = {name: figure for name, figure in baselines.items() if value >= figure}
         if not beaten:
-            text = ("beats " + " and ".join(f"the {name} forecast ({metric} {figure:.4f})"
+            text = ("beats " + " and ".join(f"the {name} forecast ({figure:.4f})"
                                            for name, figure in baselines.items())
                     + f" on {metric} ({value:.4f})")
         else:
