@@ -141,7 +141,17 @@ def score(dataset: str, output: Path, context: Dict[str, Any], work: Path, tag: 
 
         model = load_exported_model(str(output))
         inputs, actual, scales = m4_windows(context["series"], model.n_inputs)
-        return m4_scores(model.predict(inputs.astype(np.float32)), actual, scales)
+        scores = m4_scores(model.predict(inputs.astype(np.float32)), actual, scales)
+        # The package's own per-series scoring of the same test windows must agree with the
+        # competition's, computed above from the raw files.
+        evaluation = output / "test.json"
+        run("trainer.evaluate", "--model_dir", str(output), "--data_dir", str(context["prepared"]),
+            "--split", "test", "--season", "1", "--output", str(evaluation),
+            log=work / f"{tag}-evaluate.log")
+        package = json.loads(evaluation.read_text())["metrics"]
+        scores["package_mase_difference"] = abs(package["mase"] - scores["mase"])
+        scores["package_smape_difference"] = abs(package["smape"] - scores["smape"])
+        return scores
     evaluation = output / "test.json"
     run("trainer.evaluate", "--model_dir", str(output), "--data_dir", str(context["prepared"]),
         "--split", "test", "--season", "1" if dataset == "m4_weekly" else "24",
@@ -210,7 +220,9 @@ def benchmark(dataset: str, models: Sequence[str], seeds: Sequence[int], *, data
                 log=work / f"{tag}.log")
             valid = json.loads((output / "metrics.json").read_text())
             figures = score(dataset, output, context, work, tag)
-            runs.append({**figures, "valid_rmse": valid["rmse"], "best_step": valid["global_step"],
+            runs.append({**figures, "valid_rmse": valid["rmse"], "valid_mase": valid.get("mase"),
+                         "monitored_metric": valid.get("monitored_metric"),
+                         "best_step": valid["global_step"],
                          "last_step": valid["last_global_step"],
                          "seconds": round(time.time() - started, 1)})
             say(f"{dataset} {model} seed {seed}: " + "  ".join(

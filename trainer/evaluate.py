@@ -43,7 +43,7 @@ from trainer.data.schema import read_rows
 from trainer.data.schema import FEATURE_KEY
 from trainer.data.series_pipeline import open_prepared, read_examples_and_series
 from trainer.data.series_scales import ScaleSums, SeriesScales, describe_missing, stored_scales
-from trainer.data.windows import SPLITS
+from trainer.data.windows import SPLITS, evaluation_stride
 from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
 from trainer.model.metrics import (
     BASELINES,
@@ -118,9 +118,12 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
     if prepared is not None:
         series_ids = prepared.summary.get("series_ids")
         sums = ScaleSums(series_count=len(series_ids or ()), season=season)
+        stride = evaluation_stride(prepared.summary.get("boundaries", {}), config.split,
+                                   n_outputs=exported.n_outputs)
         features, labels, window_series = read_examples_and_series(
             prepared.files, split=config.split, n_inputs=exported.n_inputs,
-            n_outputs=exported.n_outputs, covariates=prepared.covariates, scale_sums=sums)
+            n_outputs=exported.n_outputs, covariates=prepared.covariates, scale_sums=sums,
+            stride=stride)
         if not len(labels):
             raise DataError(f"--data_dir {config.data_dir}: the {config.split} split has no window "
                             f"of the model's {exported.n_inputs} + {exported.n_outputs} points")

@@ -162,6 +162,14 @@ class PrepareConfig:
                               "test points (replaces the fractions; 0: none).", type=int_at_least(0))
     test_points: int = flag(0, "Points at the end of every series in the test split (replaces the "
                              "fractions; with --valid_points).", type=int_at_least(0))
+    valid_windows: int = flag(
+        0, "Backtest windows of every series in the validation split (series layout): its last "
+        "K horizons of --n_outputs points before the test split, which the trainer evaluates "
+        "as K rolling origins per series, one horizon apart (replaces the other split flags; "
+        "0: none).", type=int_at_least(0))
+    test_windows: int = flag(
+        0, "Backtest windows at the end of every series in the test split, the same way "
+        "(with --valid_windows).", type=int_at_least(0))
     season: int = flag(1, "Season length for the in-sample seasonal naive MAE saved for MASE "
                         "(the MAE of the naive forecast with season 1 is always saved too).",
                         type=int_at_least(1))
@@ -184,7 +192,12 @@ class PrepareConfig:
             raise ConfigError("give --input (the raw series CSV) and --output_dir")
         check_split_flags(valid_fraction=self.valid_fraction, test_fraction=self.test_fraction,
                           valid_start=self.valid_start, test_start=self.test_start,
-                          valid_points=self.valid_points, test_points=self.test_points)
+                          valid_points=self.valid_points, test_points=self.test_points,
+                          valid_windows=self.valid_windows, test_windows=self.test_windows)
+        if (self.valid_windows or self.test_windows) and self.layout != SERIES_LAYOUT:
+            raise ConfigError("--valid_windows/--test_windows need --layout series (the trainer "
+                              "cuts the backtest windows); use --valid_points/--test_points with "
+                              "--layout windows")
         if self.layout != SERIES_LAYOUT and (any(self.covariate_names().values())
                                              or self.calendar_features != "none"):
             raise ConfigError("covariates need --layout series: a window row holds target values "
@@ -224,7 +237,9 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
     boundaries = split_boundaries(series_list, valid_fraction=config.valid_fraction,
                                   test_fraction=config.test_fraction,
                                   valid_start=config.valid_start, test_start=config.test_start,
-                                  valid_points=config.valid_points, test_points=config.test_points)
+                                  valid_points=config.valid_points, test_points=config.test_points,
+                                  valid_windows=config.valid_windows,
+                                  test_windows=config.test_windows, horizon=config.n_outputs)
     codes = [split_codes(series, boundaries) for series in series_list]
     if report["target"] in [n for names in config.covariate_names().values() for n in names]:
         raise ConfigError(f"the target column {report['target']!r} cannot be a covariate too")
@@ -244,6 +259,14 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
     if series_layout:
         counts = count_windows(series_list, codes, n_inputs=config.n_inputs,
                                n_outputs=config.n_outputs)
+        if config.valid_windows or config.test_windows:  # one window per horizon
+            backtest = count_windows(series_list, codes, n_inputs=config.n_inputs,
+                                     n_outputs=config.n_outputs, stride=config.n_outputs)
+            counts.update({split: backtest[split] for split in ("valid", "test")})
+            short = short_of_windows(series_list, codes, boundaries, n_inputs=config.n_inputs,
+                                     n_outputs=config.n_outputs)
+            if short:
+                logger.warning("%s", short)
         windows = {}
     else:
         windows = make_windows(series_list, codes, n_inputs=config.n_inputs,
@@ -334,6 +357,25 @@ def dropped_rows_message(report: Dict[str, Any], series_list: Sequence[Series],
             f"that leaves {cost}. Each row is listed under 'dropped' in {SUMMARY_FILENAME}; the "
             f"first: line {first['line']} (series {first['series_id']!r}, {first['timestamp']}): "
             f"{first['reason']}")
+
+
+def short_of_windows(series_list: Sequence[Series], codes: Sequence[np.ndarray],
+                     boundaries: Dict[str, Any], *, n_inputs: int, n_outputs: int) -> str:
+    """Which series hold fewer backtest windows than asked in a split, counted and named ('' when
+    none does): their history is too short for the inputs of the first window."""
+    parts = []
+    for split in ("valid", "test"):
+        wanted = boundaries.get(f"{split}_windows", 0)
+        if not wanted:
+            continue
+        short = [series.series_id for series, series_codes in zip(series_list, codes)
+                 if count_windows([series], [series_codes], n_inputs=n_inputs, n_outputs=n_outputs,
+                                  stride=n_outputs)[split] < wanted]
+        if short:
+            parts.append(f"{len(short)} of {len(series_list)} series have fewer than {wanted} "
+                         f"{split} windows of --n_inputs {n_inputs} + --n_outputs {n_outputs} "
+                         f"(too short), for example {', '.join(map(str, short[:5]))}")
+    return "; ".join(parts)
 
 
 def median_step(series_list: Sequence[Series]) -> Optional[float]:

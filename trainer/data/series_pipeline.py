@@ -164,8 +164,10 @@ def load_series_file(path: tf.Tensor, *, covariate_count: int = 0, with_time: bo
 
 
 def window_starts(columns: Dict[str, tf.Tensor], *, n_inputs: int, n_outputs: int,
-                  split: str) -> tf.Tensor:
-    """Rows where a window of `split` starts: within one series and segment, targets in `split`.
+                  split: str, stride: int = 1) -> tf.Tensor:
+    """Rows where a window of `split` starts: within one series and segment, targets in `split`;
+    with `stride` > 1 only every `stride`-th, counted back from the window that ends at the last
+    point of the split in its series (backtest windows: rolling origins a horizon apart).
 
     >>> columns = {"series": tf.constant([0, 0, 0, 0, 1, 1, 1], tf.int64),
     ...            "segment": tf.zeros([7], tf.int64),
@@ -174,6 +176,10 @@ def window_starts(columns: Dict[str, tf.Tensor], *, n_inputs: int, n_outputs: in
     [0, 1, 4]
     >>> window_starts(columns, n_inputs=1, n_outputs=1, split="valid").numpy().tolist()
     [2, 5]
+    >>> columns = {"series": tf.zeros([7], tf.int64), "segment": tf.zeros([7], tf.int64),
+    ...            "split": tf.constant([0, 0, 1, 1, 1, 1, 2], tf.int64)}
+    >>> window_starts(columns, n_inputs=1, n_outputs=2, split="valid", stride=2).numpy().tolist()
+    [1, 3]
     """
     width = n_inputs + n_outputs
     count = tf.maximum(tf.size(columns["series"], out_type=tf.int64) - width + 1, 0)
@@ -189,6 +195,16 @@ def window_starts(columns: Dict[str, tf.Tensor], *, n_inputs: int, n_outputs: in
     keep = (tf.equal(at("series", begin), at("series", end))
             & tf.equal(at("segment", begin), at("segment", end))
             & tf.equal(at("split", first_target), code) & tf.equal(at("split", end), code))
+    if stride > 1:
+        # The last row of the run (same series, segment and split) that holds each window's end.
+        rows = tf.size(columns["series"], out_type=tf.int64)
+        changed = tf.concat([tf.ones([tf.minimum(rows, 1)], tf.bool), tf.reduce_any(tf.stack([
+            tf.not_equal(columns[name][1:], columns[name][:-1])
+            for name in ("series", "segment", "split")]), axis=0)], axis=0)
+        run = tf.cumsum(tf.cast(changed, tf.int64)) - 1
+        run_last = tf.math.unsorted_segment_max(tf.range(rows, dtype=tf.int64), run,
+                                                tf.maximum(tf.reduce_max(run) + 1, 1))
+        keep &= tf.equal(tf.math.floormod(tf.gather(run_last, tf.gather(run, end)) - end, stride), 0)
     return tf.boolean_mask(begin, tf.reshape(keep, [-1]))
 
 
@@ -280,10 +296,12 @@ def _file_windows(path: tf.Tensor, *, n_inputs: int, n_outputs: int, split: str,
 
 
 def _file_windows_with_series(path: tf.Tensor, *, n_inputs: int, n_outputs: int, split: str,
-                              covariate_count: int) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """As `_file_windows`, and the series of each start."""
+                              covariate_count: int, stride: int
+                              ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """As `_file_windows` (every `stride`-th window), and the series of each start."""
     columns = load_series_file(path, covariate_count=covariate_count, with_time=False)
-    starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
+    starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split,
+                           stride=stride)
     return point_values(columns), starts, tf.gather(columns["series"], starts)
 
 
@@ -332,14 +350,16 @@ def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, ba
                          n_inputs: int, n_outputs: int, seed: int = 0, num_workers: int = 1,
                          worker_index: int = 0, steps_per_run: int = 1,
                          covariates: Sequence[Covariate] = (),
-                         scales: Optional[SeriesScales] = None) -> Callable[[], tf.data.Dataset]:
+                         scales: Optional[SeriesScales] = None, stride: int = 1
+                         ) -> Callable[[], tf.data.Dataset]:
     """An Estimator input_fn of the windows of `split`, cut from the series shards `files`.
 
     Elements are (features, labels) as the row pipeline's (`trainer.data.pipeline`):
     features {"rawdata": [batch, n_inputs]} (and the covariates' features, `window_features`),
     labels [batch, n_outputs]; in training with `steps_per_run` > 1, [steps_per_run, batch, ...].
     In evaluation with `scales`, the features also hold each window's series and its scales
-    (`series_features`), which the metrics score per series.
+    (`series_features`), which the metrics score per series; with `stride` > 1, every
+    `stride`-th window from the split's end (`window_starts`).
     """
     files = list(files)
     shard_files = training and 1 < num_workers <= len(files)
@@ -370,7 +390,7 @@ def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, ba
 
             with_series = functools.partial(_file_windows_with_series, n_inputs=n_inputs,
                                             n_outputs=n_outputs, split=split,
-                                            covariate_count=len(covariates))
+                                            covariate_count=len(covariates), stride=stride)
             dataset = tf.data.Dataset.from_tensor_slices(files).map(with_series)
             return dataset.flat_map(file_batches).map(to_evaluation).prefetch(tf.data.AUTOTUNE)
 
@@ -419,8 +439,8 @@ def read_split_windows(files: Sequence[str], *, split: str, n_inputs: int, n_out
 
 
 def read_windows_and_series(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
-                            covariate_count: int = 0, scale_sums: Optional[ScaleSums] = None
-                            ) -> Tuple[np.ndarray, np.ndarray]:
+                            covariate_count: int = 0, scale_sums: Optional[ScaleSums] = None,
+                            stride: int = 1) -> Tuple[np.ndarray, np.ndarray]:
     """Every window of `split` in `files`, in order, as NumPy [windows, n_inputs + n_outputs]
     (with covariates [windows, width, 1 + covariates], the target first), and the series of
     each [windows]. Each file's points are added to `scale_sums` when given."""
@@ -431,7 +451,8 @@ def read_windows_and_series(files: Sequence[str], *, split: str, n_inputs: int, 
         if scale_sums is not None:
             scale_sums.add(arrays)
         columns = {name: tf.constant(value) for name, value in arrays.items()}
-        starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
+        starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split,
+                               stride=stride)
         parts.append(gather_windows(point_values(columns), starts, width=width).numpy())
         series.append(arrays["series"][starts.numpy()])
     shape = (0, width, 1 + covariate_count) if covariate_count else (0, width)
@@ -451,13 +472,13 @@ def read_split_examples(files: Sequence[str], *, split: str, n_inputs: int, n_ou
 
 def read_examples_and_series(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
                              covariates: Sequence[Covariate] = (),
-                             scale_sums: Optional[ScaleSums] = None
+                             scale_sums: Optional[ScaleSums] = None, stride: int = 1
                              ) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """`read_split_examples` and the series of each window (what `trainer.evaluate --data_dir`
     scores); each file's points are added to `scale_sums` when given."""
     windows, series = read_windows_and_series(files, split=split, n_inputs=n_inputs,
                                               n_outputs=n_outputs, covariate_count=len(covariates),
-                                              scale_sums=scale_sums)
+                                              scale_sums=scale_sums, stride=stride)
     features, labels = window_features(tf.constant(windows), n_inputs=n_inputs,
                                        covariates=covariates)
     return ({key: value.numpy() for key, value in features.items()},
@@ -475,6 +496,8 @@ class Survey:
     too_short: int  # series with no training window of this size
     too_short_examples: List[str]
     series_count: int = 0  # series indices run from 0 to this - 1
+    # Per split with backtest windows: the series with fewer windows than asked.
+    short_of_windows: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
 
 
 def _first_bad_line(path: str, columns: Sequence[str]) -> Optional[str]:
@@ -553,9 +576,15 @@ def _check_categories(path: str, columns: Dict[str, np.ndarray],
 def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
                         series_ids: Optional[Sequence[str]] = None,
                         covariates: Sequence[Covariate] = (),
-                        scale_sums: Optional[ScaleSums] = None) -> Survey:
+                        scale_sums: Optional[ScaleSums] = None,
+                        strides: Optional[Dict[str, int]] = None,
+                        expected: Optional[Dict[str, int]] = None) -> Survey:
     """Check every shard and count its windows per split (see the module's docstring); each
-    file's points are added to `scale_sums` (the series' in-sample scales) when given."""
+    file's points are added to `scale_sums` (the series' in-sample scales) when given. A split
+    of `strides` counts every so many windows (backtest windows), and the series with fewer
+    than `expected` windows of a split (but some of its points) are counted and named."""
+    strides, expected = strides or {}, expected or {}
+    short_of = {split: [] for split in expected}
     windows = {split: 0 for split in SPLITS}
     per_file: Dict[str, Dict[str, int]] = {}
     series_total = points = too_short = 0
@@ -585,9 +614,15 @@ def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
             highest = max(highest, int(arrays["series"].max()))
         per_file[path] = {}
         for split in SPLITS:
-            starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split)
+            starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split,
+                                   stride=strides.get(split, 1))
             per_file[path][split] = int(tf.size(starts))
             windows[split] += per_file[path][split]
+            if expected.get(split) and len(arrays["series"]):
+                in_split = np.unique(arrays["series"][arrays["split"] == SPLIT_CODES[split]])
+                found = np.bincount(arrays["series"][starts.numpy()],
+                                    minlength=int(arrays["series"].max()) + 1)
+                short_of[split] += [int(s) for s in in_split if found[s] < expected[split]]
             if split == "train":
                 with_window = set(arrays["series"][starts.numpy()].tolist())
         present = np.unique(arrays["series"])
@@ -605,4 +640,5 @@ def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
                         "files indexes; prepare the data with more --shards")
     return Survey(windows=windows, windows_per_file=per_file, series=series_total, points=points,
                   too_short=too_short, too_short_examples=examples,
-                  series_count=len(series_ids) if series_ids else highest + 1)
+                  series_count=len(series_ids) if series_ids else highest + 1,
+                  short_of_windows=short_of)

@@ -46,8 +46,15 @@ SPLIT_CODES = {split: code for code, split in enumerate(SPLITS)}  # as stored in
 
 
 def check_split_flags(*, valid_fraction: float, test_fraction: float, valid_start: str,
-                      test_start: str, valid_points: int = 0, test_points: int = 0) -> None:
+                      test_start: str, valid_points: int = 0, test_points: int = 0,
+                      valid_windows: int = 0, test_windows: int = 0) -> None:
     """The rules of the split flags on their own (before any data is read); a ConfigError."""
+    if valid_windows or test_windows:
+        if valid_points or test_points or valid_start or test_start:
+            raise ConfigError("give --valid_windows/--test_windows (the last horizons of every "
+                              "series), or --valid_points/--test_points, or --valid_start/"
+                              "--test_start, not two of them")
+        return
     if valid_points or test_points:
         if valid_start or test_start:
             raise ConfigError("give --valid_points/--test_points (the last points of every series) "
@@ -77,7 +84,8 @@ def check_split_flags(*, valid_fraction: float, test_fraction: float, valid_star
 
 def split_boundaries(series_list: Sequence[Series], *, valid_fraction: float, test_fraction: float,
                      valid_start: str = "", test_start: str = "", valid_points: int = 0,
-                     test_points: int = 0) -> Dict[str, Any]:
+                     test_points: int = 0, valid_windows: int = 0, test_windows: int = 0,
+                     horizon: int = 1) -> Dict[str, Any]:
     """The first timestamp of the valid and the test split (None: that split is empty), or
     the points per series of each (`{"valid_points": N, "test_points": M}`).
 
@@ -88,10 +96,22 @@ def split_boundaries(series_list: Sequence[Series], *, valid_fraction: float, te
     ...            list(range(2, 12)))
     >>> split_boundaries([s], valid_fraction=0.2, test_fraction=0.2)
     {'valid_start': '6', 'test_start': '8'}
+
+    Backtest windows are points per series too: the last `test_windows` horizons of every series
+    are test, the `valid_windows` horizons before them valid, and the trainer evaluates one
+    window per horizon (rolling origins `horizon` apart, `evaluation_stride`):
+
+    >>> split_boundaries([s], valid_fraction=0.1, test_fraction=0.1, valid_windows=3,
+    ...                  test_windows=1, horizon=2)
+    {'valid_points': 6, 'test_points': 2, 'valid_windows': 3, 'test_windows': 1, 'horizon': 2}
     """
     check_split_flags(valid_fraction=valid_fraction, test_fraction=test_fraction,
                       valid_start=valid_start, test_start=test_start, valid_points=valid_points,
-                      test_points=test_points)
+                      test_points=test_points, valid_windows=valid_windows,
+                      test_windows=test_windows)
+    if valid_windows or test_windows:
+        return {"valid_points": valid_windows * horizon, "test_points": test_windows * horizon,
+                "valid_windows": valid_windows, "test_windows": test_windows, "horizon": horizon}
     if valid_points or test_points:
         return {"valid_points": valid_points, "test_points": test_points}
     if valid_start or test_start:
@@ -119,6 +139,33 @@ def split_boundaries(series_list: Sequence[Series], *, valid_fraction: float, te
     test = text_of(distinct[n_train + n_valid]) if n_test else None
     valid = text_of(distinct[n_train]) if n_valid else test
     return {"valid_start": valid, "test_start": test}
+
+
+def evaluation_stride(boundaries: Dict[str, Any], split: str, *, n_outputs: int) -> int:
+    """The steps between two evaluated windows of `split` in a series: `n_outputs` (one window
+    per horizon, counted back from the split's end) when the split was cut into backtest
+    windows (`--valid_windows`, `--test_windows`), else 1 (every window).
+
+    >>> evaluation_stride({"valid_windows": 3, "horizon": 4}, "valid", n_outputs=4)
+    4
+    >>> evaluation_stride({"valid_points": 12, "test_points": 4}, "valid", n_outputs=4)
+    1
+    """
+    return n_outputs if split != "train" and boundaries.get(f"{split}_windows") else 1
+
+
+def expected_windows(boundaries: Dict[str, Any], split: str, *, n_outputs: int) -> int:
+    """How many backtest windows of `n_outputs` every series should have in `split` (0 when the
+    split was not cut into windows).
+
+    >>> expected_windows({"valid_windows": 3, "valid_points": 12, "horizon": 4}, "valid", n_outputs=4)
+    3
+    >>> expected_windows({"valid_windows": 3, "valid_points": 12, "horizon": 4}, "valid", n_outputs=5)
+    2
+    """
+    if split == "train" or not boundaries.get(f"{split}_windows"):
+        return 0
+    return boundaries[f"{split}_points"] // n_outputs
 
 
 def split_codes(series: Series, boundaries: Dict[str, Any]) -> np.ndarray:

@@ -35,6 +35,7 @@ from trainer.data.series_pipeline import (
     survey_series_files,
 )
 from trainer.data.series_scales import ScaleSums, describe_missing, stored_scales
+from trainer.data.windows import evaluation_stride, expected_windows
 from trainer.training.config import TrainerConfig
 from trainer.util import environment
 from trainer.util.cli import split_patterns
@@ -142,10 +143,21 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> Traini
     surveyed = prepared.files if survey_all else mine
     series_ids = prepared.summary.get("series_ids")
     scale_sums = ScaleSums(series_count=len(series_ids or ()), season=config.season)
+    boundaries = prepared.summary.get("boundaries", {})
+    stride = evaluation_stride(boundaries, EVAL_SPLIT, n_outputs=config.n_outputs)
+    backtest = expected_windows(boundaries, EVAL_SPLIT, n_outputs=config.n_outputs)
     survey = survey_series_files(surveyed, n_inputs=config.n_inputs,
                                  n_outputs=config.n_outputs, series_ids=series_ids,
                                  covariates=prepared.covariates,
-                                 scale_sums=scale_sums if survey_all else None)
+                                 scale_sums=scale_sums if survey_all else None,
+                                 strides={EVAL_SPLIT: stride},
+                                 expected={EVAL_SPLIT: backtest} if backtest else None)
+    short = survey.short_of_windows.get(EVAL_SPLIT)
+    if short:
+        logger.warning("%d of %d series have fewer than %d backtest windows of %d points in the "
+                       "%s split (their history is too short for the inputs), for example %s",
+                       len(short), survey.series, backtest, width, EVAL_SPLIT,
+                       ", ".join(str(series_ids[i]) if series_ids else str(i) for i in short[:5]))
     if survey.too_short:
         logger.warning("%d of %d series have no training window of %d points (--n_inputs %d + "
                        "--n_outputs %d) and are skipped, for example %s", survey.too_short,
@@ -182,13 +194,15 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> Traini
             split=TRAIN_SPLIT, training=True, seed=config.seed, num_workers=task.num_workers,
             worker_index=task.worker_index, steps_per_run=config.steps_per_run, **common),
         eval_input_fn=make_series_input_fn(split=EVAL_SPLIT, training=False, scales=scales,
-                                           **common),
+                                           stride=stride, **common),
         find_bad_row=lambda: None,  # the survey has read every row already
         series_count=survey.series_count if scales is not None else 0,
         description=(_covariates_line(prepared.covariates)
                      + f"{files} ({survey.series} series, {survey.points} points): "
                      f"{survey.windows[TRAIN_SPLIT]} training windows, "
-                     f"{survey.windows[EVAL_SPLIT]} evaluation windows of {width} points"))
+                     f"{survey.windows[EVAL_SPLIT]} evaluation windows of {width} points"
+                     + (f" ({backtest} backtest windows per series, {stride} steps apart)"
+                        if backtest else "")))
 
 
 def _covariates_line(covariates: Sequence[Covariate]) -> str:
