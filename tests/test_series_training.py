@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import run_task, run_tool
-from trainer.data.series_pipeline import open_prepared, read_split_windows
+from trainer.data.series_pipeline import open_prepared, read_split_windows, read_windows_and_series
 
 pytestmark = pytest.mark.e2e
 
@@ -179,3 +179,57 @@ def test_the_trainer_scores_each_series_on_its_own_scale_as_evaluate_does(tmp_pa
         assert int(row["windows"]) == len(windows) == 9
         assert float(row["mase"]) == pytest.approx(mase, rel=1e-4), name
     assert scored["mase"] == pytest.approx(np.mean(by_hand), rel=1e-4)
+
+
+def test_backtest_windows_are_k_rolling_origins_per_series(tmp_path):
+    """prepare --valid_windows 3 --test_windows 2: the valid split is the last 3 horizons before
+    the test split's 2, the trainer evaluates 3 windows a horizon apart per series, and a series
+    too short for them is named."""
+    rng = np.random.default_rng(6)
+    lengths = {"long_a": 90, "long_b": 70, "short": 30}  # short: 30 - 2*4 - 12 < 16 inputs
+    lines = ["series_id,timestamp,value"] + [
+        f"{name},{t},{5 + np.sin(t) + rng.normal(0, 0.1):.5f}"
+        for name, length in lengths.items() for t in range(length)]
+    (tmp_path / "raw.csv").write_text("\n".join(lines) + "\n")
+    prepared_dir = tmp_path / "prepared"
+    result = run_tool("trainer.prepare", "--input", str(tmp_path / "raw.csv"), "--output_dir",
+                      str(prepared_dir), "--valid_windows", "3", "--test_windows", "2",
+                      "--n_inputs", "16", "--n_outputs", "4", "--timestamp_column", "timestamp")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 of 3 series have fewer than 3 valid windows" in result.stderr
+    assert "for example short" in result.stderr
+    summary = json.loads((prepared_dir / "prepare.json").read_text())
+    assert summary["boundaries"] == {"valid_points": 12, "test_points": 8, "valid_windows": 3,
+                                     "test_windows": 2, "horizon": 4}
+    # short has 30 - 8 - 12 = 10 training points: its first valid window would need 16 inputs.
+    assert summary["splits"]["valid"]["windows"] == 2 * 3 + 1
+    assert summary["splits"]["test"]["windows"] == 3 * 2
+    output = tmp_path / "run"
+    flags = train_flags(prepared_dir, output, n_inputs=16, n_outputs=4)
+    flags[flags.index("--train_steps") + 1] = "40"
+    flags[flags.index("--save_checkpoints_steps") + 1] = "40"
+    flags[flags.index("--season") + 1] = "1"
+    result = run_task(flags)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "7 evaluation windows of 20 points (3 backtest windows per series, 4 steps apart)" in \
+        result.stderr
+    assert "1 of 3 series have fewer than 3 backtest windows" in result.stderr
+    evaluation = run_tool("trainer.evaluate", "--model_dir", str(output), "--data_dir",
+                          str(prepared_dir), "--split", "valid", "--per_series",
+                          str(tmp_path / "valid.csv"), "--output", str(tmp_path / "valid.json"))
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    assert json.loads((tmp_path / "valid.json").read_text())["windows"] == 7
+    windows = {line.split(",")[0]: int(line.split(",")[1])
+               for line in (tmp_path / "valid.csv").read_text().splitlines()[1:]}
+    assert windows == {"long_a": 3, "long_b": 3, "short": 1}
+    # The windows end where the split ends and step back one horizon: for long_a (90 points,
+    # valid 70..81) the targets start at 70, 74 and 78.
+    cut, series = read_windows_and_series(open_prepared(str(prepared_dir)).files, split="valid",
+                                          n_inputs=16, n_outputs=4, stride=4)
+    values = {name: np.array([float(line.split(",")[2]) for line in lines[1:]
+                              if line.startswith(name + ",")]) for name in lengths}
+    first = cut[series == list(lengths).index("long_a")]
+    np.testing.assert_allclose(first, np.stack([values["long_a"][s:s + 20] for s in (54, 58, 62)]),
+                               rtol=1e-6)
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["series_evaluated"] == 3
