@@ -83,7 +83,7 @@ class EvaluateConfig:
                         "table is printed only.")
     per_series: str = flag("", "With --data_dir: a CSV file (local or gs://) to write each series' "
                             "figures to: its id, windows, then mae, smape, mase and rmsse (msis with "
-                            "the 95% interval) of the model and of both baselines.")
+                            "the 95%% interval) of the model and of both baselines.")
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:

@@ -58,6 +58,9 @@ from trainer.util.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 POOL_FILES = 8  # files whose windows are shuffled together in training
+# Not a split of the data: the windows whose targets lie in train or valid, what a refit of a
+# chosen model trains on (`trainer.refit`), so that it learns from the most recent points too.
+TRAIN_AND_VALID = "train_and_valid"
 # Files decoded at once in training: one decode of a large file already takes a core, and more
 # at once only hold more decoded copies in memory before the first batch.
 MAX_PARALLEL_DECODES = 2
@@ -180,6 +183,8 @@ def window_starts(columns: Dict[str, tf.Tensor], *, n_inputs: int, n_outputs: in
     ...            "split": tf.constant([0, 0, 1, 1, 1, 1, 2], tf.int64)}
     >>> window_starts(columns, n_inputs=1, n_outputs=2, split="valid", stride=2).numpy().tolist()
     [1, 3]
+    >>> window_starts(columns, n_inputs=1, n_outputs=2, split=TRAIN_AND_VALID).numpy().tolist()
+    [0, 1, 2, 3]
     """
     width = n_inputs + n_outputs
     count = tf.maximum(tf.size(columns["series"], out_type=tf.int64) - width + 1, 0)
@@ -190,11 +195,14 @@ def window_starts(columns: Dict[str, tf.Tensor], *, n_inputs: int, n_outputs: in
     def at(name: str, index: tf.Tensor) -> tf.Tensor:
         return tf.gather(columns[name], index)
 
-    code = tf.constant(SPLIT_CODES[split], tf.int64)
-    # tf.equal, not ==: in the Estimator's graph mode, == compares the tensors' identity.
+    if split == TRAIN_AND_VALID:  # splits never decrease: the end's code bounds the targets'
+        in_split = tf.less_equal(at("split", end), SPLIT_CODES["valid"])
+    else:
+        code = tf.constant(SPLIT_CODES[split], tf.int64)
+        # tf.equal, not ==: in the Estimator's graph mode, == compares the tensors' identity.
+        in_split = tf.equal(at("split", first_target), code) & tf.equal(at("split", end), code)
     keep = (tf.equal(at("series", begin), at("series", end))
-            & tf.equal(at("segment", begin), at("segment", end))
-            & tf.equal(at("split", first_target), code) & tf.equal(at("split", end), code))
+            & tf.equal(at("segment", begin), at("segment", end)) & in_split)
     if stride > 1:
         # The last row of the run (same series, segment and split) that holds each window's end.
         rows = tf.size(columns["series"], out_type=tf.int64)

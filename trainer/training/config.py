@@ -68,6 +68,10 @@ class TrainerConfig:
         False, "Delete everything in the output directory (or trial directory) before training, "
         "once per cloud job: a chief restarted within the same job ($CLOUD_ML_JOB_ID) resumes. "
         "Without it, a rerun resumes from the latest checkpoint.")
+    # Off by default: the valid split is what chooses the model. trainer.refit turns it on.
+    train_on_valid: bool = flag(
+        False, "Train on the windows of the valid split too (a refit of a chosen configuration, "
+        "python -m trainer.refit): the evaluation, still on the valid split, is then in-sample.")
 
     # Series shape: each CSV row is n_inputs past values followed by n_outputs future values.
     n_inputs: int = flag(20, "Number of past values the model reads (leading CSV columns).",

@@ -29,6 +29,7 @@ from trainer.data.prepared import (
 )
 from trainer.data.schema import check_files, expand_file_patterns, find_first_bad_row
 from trainer.data.series_pipeline import (
+    TRAIN_AND_VALID,
     make_series_input_fn,
     open_prepared,
     process_files,
@@ -119,6 +120,8 @@ def _row_data(config: TrainerConfig, *, task: environment.TaskInfo, train_patter
     eval_files = expand_file_patterns(eval_patterns, flag=flag or "--eval_data_paths")
     for files in (train_files, eval_files):
         check_files(files, n_inputs=config.n_inputs, n_outputs=config.n_outputs)
+    if config.train_on_valid:  # a refit: the evaluation rows are trained on too
+        train_files = train_files + [path for path in eval_files if path not in train_files]
     return TrainingData(
         train_input_fn=make_train_input_fn(config, files=train_files, num_workers=task.num_workers,
                                            worker_index=task.worker_index),
@@ -191,7 +194,8 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> Traini
             logger.warning("%s", missing)
     return TrainingData(
         train_input_fn=make_series_input_fn(
-            split=TRAIN_SPLIT, training=True, seed=config.seed, num_workers=task.num_workers,
+            split=TRAIN_AND_VALID if config.train_on_valid else TRAIN_SPLIT, training=True,
+            seed=config.seed, num_workers=task.num_workers,
             worker_index=task.worker_index, steps_per_run=config.steps_per_run, **common),
         eval_input_fn=make_series_input_fn(split=EVAL_SPLIT, training=False, scales=scales,
                                            stride=stride, **common),
@@ -199,7 +203,9 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> Traini
         series_count=survey.series_count if scales is not None else 0,
         description=(_covariates_line(prepared.covariates)
                      + f"{files} ({survey.series} series, {survey.points} points): "
-                     f"{survey.windows[TRAIN_SPLIT]} training windows, "
+                     f"{survey.windows[TRAIN_SPLIT]} training windows"
+                     + (" and those whose targets reach into the valid split (--train_on_valid)"
+                        if config.train_on_valid else "") + ", "
                      f"{survey.windows[EVAL_SPLIT]} evaluation windows of {width} points"
                      + (f" ({backtest} backtest windows per series, {stride} steps apart)"
                         if backtest else "")))
