@@ -201,8 +201,8 @@ def training_flags(dataset: str, model: str, *, train_steps: int, checkpoint_ste
 
 def benchmark(dataset: str, models: Sequence[str], seeds: Sequence[int], *, data_root: Path,
               work: Path, train_steps: int, early_stopping_evals: int, checkpoint_steps: int,
-              synthetic_series: int, say: Callable[[str], None], extra: Sequence[str] = ()
-              ) -> Dict[str, Any]:
+              synthetic_series: int, say: Callable[[str], None], extra: Sequence[str] = (),
+              refit: bool = False) -> Dict[str, Any]:
     context = prepare(dataset, data_root, work, synthetic_series=synthetic_series)
     results: Dict[str, Any] = {"models": {}}
     first_run: Optional[Path] = None
@@ -220,6 +220,12 @@ def benchmark(dataset: str, models: Sequence[str], seeds: Sequence[int], *, data
                 log=work / f"{tag}.log")
             valid = json.loads((output / "metrics.json").read_text())
             figures = score(dataset, output, context, work, tag)
+            if refit:  # the same choice trained again on train and valid (trainer.refit)
+                run("trainer.refit", "--run_dir", str(output), "--overwrite",
+                    log=work / f"{tag}-refit.log")
+                figures.update({f"refit_{key}": value for key, value in score(
+                    dataset, output / "refit", context, work, f"{tag}-refit").items()
+                    if not key.startswith("package_")})
             runs.append({**figures, "valid_rmse": valid["rmse"], "valid_mase": valid.get("mase"),
                          "monitored_metric": valid.get("monitored_metric"),
                          "best_step": valid["global_step"],
@@ -271,6 +277,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--trainer_flags", default="",
                         help="More trainer.task flags for every model but defaults, after the "
                         "script's own (so they win), e.g. --trainer_flags='--scaling window_zscore'.")
+    parser.add_argument("--refit", action="store_true",
+                        help="Also refit each run on train and valid (trainer.refit) and score "
+                        "the refit on test: the refit_* figures.")
     parser.add_argument("--work_dir", default="/tmp/accuracy", help="Prepared data, runs, logs.")
     parser.add_argument("--output", default="", help="JSON file for the results.")
     args = parser.parse_args(argv)
@@ -289,14 +298,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "train_steps": args.train_steps, "early_stopping_evals": args.early_stopping_evals,
         "checkpoint_steps": args.checkpoint_steps, "common_flags": COMMON_FLAGS,
         "window_flags": WINDOW_FLAGS, "dataset_flags": DATASET_FLAGS,
-        "model_flags": MODEL_FLAGS, "trainer_flags": args.trainer_flags.split()}, "datasets": {}}
+        "model_flags": MODEL_FLAGS, "trainer_flags": args.trainer_flags.split(),
+        "refit": args.refit}, "datasets": {}}
     for dataset in datasets:
         results["datasets"][dataset] = benchmark(
             dataset, results["settings"]["models"], results["settings"]["seeds"],
             data_root=Path(args.data_root), work=work, train_steps=args.train_steps,
             early_stopping_evals=args.early_stopping_evals, checkpoint_steps=args.checkpoint_steps,
             synthetic_series=args.synthetic_series, say=lambda line: print(line, flush=True),
-            extra=results["settings"]["trainer_flags"])
+            extra=results["settings"]["trainer_flags"], refit=args.refit)
         if args.output:  # after each data set: a long run keeps what it has
             Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
     results["wall_seconds"] = round(time.time() - started, 1)

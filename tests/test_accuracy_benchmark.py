@@ -82,8 +82,29 @@ def test_tiny_accuracy_benchmark_writes_figures_per_model_seed_and_baseline(tmp_
     etth2 = results["datasets"]["etth2"]["baselines"]
     assert etth2["seasonal_naive"]["mse"] != etth2["naive"]["mse"]
     assert results["datasets"]["m4_weekly"]["models"]["linear"]["runs"][0]["owa"] > 0
+    # trainer.evaluate's per-series scoring of the test windows is the competition's.
+    for run in results["datasets"]["m4_weekly"]["models"]["linear"]["runs"]:
+        assert run["package_mase_difference"] < 1e-6 and run["package_smape_difference"] < 1e-5
     assert "etth2:" in result.stdout and "naive" in result.stdout
     assert results["wall_seconds"] > 0
+
+
+def test_refit_scores_the_refit_beside_the_run(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    write_fake_data_root(root)
+    output = tmp_path / "accuracy.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.accuracy", "--data_root", str(root), "--datasets",
+         "m4_weekly", "--models", "linear", "--seeds", "1", "--train_steps", "40",
+         "--checkpoint_steps", "20", "--refit", "--work_dir", str(tmp_path / "work"),
+         "--output", str(output)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    run = json.loads(output.read_text())["datasets"]["m4_weekly"]["models"]["linear"]["runs"][0]
+    assert {"refit_owa", "refit_mase", "refit_smape"} <= set(run) and run["refit_owa"] > 0
+    refit = json.loads((tmp_path / "work" / "m4_weekly-linear-seed1" / "refit" / "config.json")
+                       .read_text())
+    assert refit["train_on_valid"] and refit["train_steps"] == run["best_step"]
 
 
 def test_the_defaults_row_passes_no_training_flag_and_the_models_their_settings():
