@@ -112,6 +112,16 @@ def make_progress_hook(config: TrainerConfig) -> ProgressHook:
                         interval_secs=config.progress_interval_secs)
 
 
+def make_early_stopping_hook(config: TrainerConfig, *, output_dir: str,
+                             is_distributed: bool) -> EarlyStoppingHook:
+    """The stop after --early_stopping_evals evaluations without a lower --monitored_metric."""
+    # Alone, this process evaluates between runs: read its history before every run. In a
+    # cluster the evaluator writes it, perhaps to Cloud Storage: every few seconds.
+    return EarlyStoppingHook(output_dir=output_dir, metric=config.monitored_metric,
+                             patience=config.early_stopping_evals,
+                             interval_secs=5.0 if is_distributed else 0.0)
+
+
 def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool = False,
                    tensorboard_dir: str = "", model_dir: str = "") -> List[tf.estimator.Exporter]:
     """The run's one exporter: the latest export after every evaluation, the best (by
@@ -260,11 +270,8 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
     if dirs.tensorboard_dir and task.is_chief:  # the chief writes the training summaries
         hooks.append(LossSummaryHook(log_dir=f"{dirs.tensorboard_dir}/{TRAIN_RUN}"))
     if config.early_stopping_evals:
-        # Alone, this process evaluates between runs: read its history before every run. In a
-        # cluster the evaluator writes it, perhaps to Cloud Storage: every few seconds.
-        hooks.append(EarlyStoppingHook(output_dir=output_dir, metric=config.monitored_metric,
-                                       patience=config.early_stopping_evals,
-                                       interval_secs=5.0 if task.is_distributed else 0.0))
+        hooks.append(make_early_stopping_hook(config, output_dir=output_dir,
+                                              is_distributed=task.is_distributed))
     train_spec = tf.estimator.TrainSpec(data.train_input_fn, max_steps=config.train_steps,
                                         hooks=hooks)
     eval_spec = tf.estimator.EvalSpec(
