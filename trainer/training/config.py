@@ -153,7 +153,7 @@ class TrainerConfig:
         10, "Seconds a separate evaluator waits before its first evaluation (distributed runs).",
         type=int_at_least(0))
     # 30 with checkpoints by time; with --save_checkpoints_steps, 0 unless given (`make_config`):
-    # early stopping counts evaluations, and a step schedule means each checkpoint to count.
+    # early stopping counts evaluations, and each checkpoint of a step schedule should be one.
     eval_throttle_secs: int = flag(
         30, "Minimum seconds between two evaluations (each needs a new checkpoint): a checkpoint "
         "saved sooner after the previous evaluation is not evaluated (the log says so), and "
@@ -191,9 +191,9 @@ class TrainerConfig:
         "often (the progress line, checkpoints and the stop at --train_steps fall on run "
         "boundaries). 1: one step per run.", type=int_at_least(1))
 
-    # Choosing. MASE by default: each series scored against its own in-sample naive error, so
-    # that no series decides by its scale alone (RMSE pooled over many series follows the
-    # largest); the M4 and tourism competitions' habit.
+    # Choosing. MASE by default, the M4 and tourism competitions' habit: errors against the
+    # in-sample naive error, so that no series decides by its scale alone (RMSE pooled over many
+    # series follows the largest).
     monitored_metric: str = flag(
         "mase", "The metric by which evaluations are compared (lower is better for each): it "
         "drives early stopping (--early_stopping_evals), export/best, the answer in "
