@@ -93,3 +93,33 @@ def test_stray_words_that_are_no_files_keep_argparses_message(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.rstrip().endswith("error: unrecognized arguments: b.csv"), err
+
+
+LOG_LINES = """
+import tensorflow as tf
+from trainer.util.cli import setup_logging
+setup_logging({verbosity!r})
+tf.compat.v1.logging.info('Skip the current checkpoint eval due to throttle secs (30 secs).')
+tf.compat.v1.logging.info('Saving checkpoints for 20 into model.ckpt.')
+tf.compat.v1.logging.warning('From x.py: calling y (from tensorflow) is deprecated')
+tf.compat.v1.logging.warning('a warning of TensorFlow')
+"""
+
+
+@pytest.mark.parametrize("verbosity", ["INFO", "WARNING", "DEBUG"])
+def test_tensorflow_says_a_skipped_evaluation_and_its_warnings_but_not_its_chatter(verbosity):
+    """The Estimator's INFO line for a checkpoint it does not evaluate (--eval_throttle_secs)
+    is shown at INFO; its other INFO lines and its deprecation warnings only with DEBUG."""
+    result = subprocess.run([sys.executable, "-c", LOG_LINES.format(verbosity=verbosity)],
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shown = {"INFO": ["Skip the current checkpoint eval", "a warning of TensorFlow"],
+             "WARNING": ["a warning of TensorFlow"],
+             "DEBUG": ["Skip the current checkpoint eval", "Saving checkpoints for 20",
+                       "is deprecated", "a warning of TensorFlow"]}[verbosity]
+    for line in ["Skip the current checkpoint eval", "Saving checkpoints for 20", "is deprecated",
+                 "a warning of TensorFlow"]:
+        assert (line in result.stderr) == (line in shown), (verbosity, line, result.stderr)
+    if verbosity == "INFO":
+        assert "INFO Skip the current checkpoint eval due to throttle secs (30 secs)." in result.stderr

@@ -122,12 +122,49 @@ def test_every_tunable_metric_is_in_metrics_json_under_its_own_tag(metric):
     assert config.metric_tag == metric
     assert metric in metric_names(config.quantile_levels, n_inputs=config.n_inputs,
                                   season=config.season)
+    # Any of them can choose the best evaluation too, with the same flags.
+    assert parse_config(["--monitored_metric", metric, *extra]).monitored_metric == metric
 
 
 def test_the_files_say_how_to_tune_another_metric():
     for path in ("config.yaml", "scripts/vertex_hptuning.yaml"):
         text = (REPO_ROOT / path).read_text()
         assert "--hypertune_metric wql --loss quantile" in text, path
+        assert "--hypertune_metric mase" in text, path
+
+
+def indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def with_the_commented_metric(text: str) -> str:
+    """The file with the metric it shows commented out (`#   ...` after "... and here") put back
+    in place of the metric it tunes (its first uncommented line below, and the lines within it)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.rstrip().endswith("and here")) + 1
+    end = start
+    while lines[end].lstrip().startswith("#   "):
+        end += 1
+    block = [line[:indent(line)] + line.lstrip()[4:] for line in lines[start:end]]
+    live = next(i for i in range(end, len(lines)) if not lines[i].lstrip().startswith("#"))
+    live_end = live + 1
+    while indent(lines[live_end]) > indent(lines[live]):
+        live_end += 1
+    return "\n".join(lines[:start] + block + lines[end:live] + lines[live_end:]) + "\n"
+
+
+def test_the_commented_mase_metric_is_valid_and_what_the_trainer_reports_with_its_flag():
+    """For data with many series the files show mase, commented out: put back, it is the tag
+    the trainer reports with --hypertune_metric mase, in both files."""
+    legacy = yaml.safe_load(with_the_commented_metric((REPO_ROOT / "config.yaml").read_text()))
+    vertex = yaml.safe_load(with_the_commented_metric(
+        (REPO_ROOT / "scripts" / "vertex_hptuning.yaml").read_text()))
+    tag = parse_config(["--hypertune_metric", "mase"]).metric_tag
+    assert legacy["trainingInput"]["hyperparameters"]["hyperparameterMetricTag"] == tag == "mase"
+    assert vertex["studySpec"]["metrics"] == [{"metricId": tag, "goal": "MINIMIZE"}]
+    # Nothing else changed.
+    assert legacy["trainingInput"]["hyperparameters"]["params"] == LEGACY_TUNING["params"]
+    assert vertex["studySpec"]["parameters"] == VERTEX["studySpec"]["parameters"]
 
 
 def test_learning_rate_is_searched_on_a_log_scale_over_positive_values():

@@ -21,7 +21,10 @@ def test_defaults_come_from_the_dataclass():
     config = parse_config([])
     assert config == TrainerConfig()
     assert (config.model, config.optimizer, config.loss) == ("lstm", "sgd", "mse")
+    # Chosen by a scale-free metric; the tuning service gets rmse, as the package was designed.
+    assert config.monitored_metric == "mase"
     assert (config.hypertune_metric, config.metric_tag) == ("rmse", "rmse")
+    assert (config.save_checkpoints_steps, config.eval_throttle_secs) == (0, 30)
     assert config.quantile_levels == ()
     assert config.overwrite is False
     assert config.uses_synthetic_data
@@ -91,6 +94,12 @@ def test_all_models_and_optimizers_are_accepted():
     (["--hypertune_metric", "msis", "--loss", "quantile"], "give --loss quantile and --quantiles "
      "with 0.025 and 0.975 (got --loss quantile, --quantiles 0.1,0.5,0.9)"),
     (["--hypertune_metric", "coverage_80"], "argument --hypertune_metric: invalid choice"),
+    # The same checks for the metric that chooses.
+    (["--monitored_metric", "wql"], "--monitored_metric wql scores quantiles, but --loss mse"),
+    (["--monitored_metric", "msis", "--loss", "quantile"], "--monitored_metric msis scores the "
+     "95% interval: give --loss quantile and --quantiles with 0.025 and 0.975 (got --loss "
+     "quantile, --quantiles 0.1,0.5,0.9)"),
+    (["--monitored_metric", "naive_mase"], "argument --monitored_metric: invalid choice"),
     (["--loss", "huber"], "argument --loss: invalid choice: 'huber'"),
     (["--loss", "quantile", "--quantiles", "0.9,0.1"], "--quantiles '0.9,0.1': quantile levels "
      "0.9,0.1 must be strictly increasing"),
@@ -99,6 +108,28 @@ def test_all_models_and_optimizers_are_accepted():
 ])
 def test_bad_flags_exit_2_naming_the_flag(capsys, argv, expected):
     assert expected in parse_error(capsys, argv)
+
+
+def test_quantile_metrics_can_be_monitored_and_tuned_with_the_levels_they_need():
+    config = parse_config(["--loss", "quantile", "--quantiles", "0.025,0.5,0.975",
+                           "--monitored_metric", "wql", "--hypertune_metric", "msis"])
+    assert (config.monitored_metric, config.hypertune_metric, config.metric_tag) == (
+        "wql", "msis", "msis")
+
+
+def test_a_step_schedule_evaluates_every_checkpoint_unless_a_throttle_is_given():
+    # By time: 30 s between evaluations, as before.
+    assert parse_config(["--save_checkpoints_secs", "60"]).eval_throttle_secs == 30
+    # By steps: every checkpoint, so that early stopping counts each of them.
+    stepped = parse_config(["--save_checkpoints_steps", "500"])
+    assert stepped.eval_throttle_secs == 0
+    assert stepped.to_dict()["eval_throttle_secs"] == 0  # what config.json records
+    # Given, it stays, with steps or without.
+    for argv in (["--save_checkpoints_steps", "500", "--eval_throttle_secs", "30"],
+                 ["--eval_throttle_secs", "30"]):
+        assert parse_config(argv).eval_throttle_secs == 30
+    assert parse_config(["--save_checkpoints_steps", "5", "--eval_throttle_secs", "7"]
+                        ).eval_throttle_secs == 7
 
 
 def prepared_dir(tmp_path, layout: str):

@@ -179,13 +179,13 @@ def test_cluster_stops_early_on_the_evaluators_results(tmp_path):
     assert set(codes.values()) == {0}, codes
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     evaluations_json = json.loads((tmp_path / "run" / "evaluations.json").read_text())["evaluations"]
-    rmses = [e["rmse"] for e in evaluations_json]
-    assert metrics["rmse"] == pytest.approx(min(rmses)) and metrics["last_global_step"] < target
+    mases = [e["mase"] for e in evaluations_json]  # monitored by mase, the default
+    assert metrics["mase"] == pytest.approx(min(mases)) and metrics["last_global_step"] < target
     assert metrics["global_step"] < metrics["last_global_step"]
     assert "the evaluator is done" in log_text(cluster, "evaluator-0")
     for name in ("chief-0", "worker-0", "worker-1"):
         text = log_text(cluster, name)
-        assert "early stopping: " in text and "evaluations without a lower rmse" in text, name
+        assert "early stopping: " in text and "evaluations without a lower mase" in text, name
     assert "/export/best/" in metrics["saved_model_path"]
     serve = tf.saved_model.load(metrics["saved_model_path"]).signatures["serving_default"]
     assert serve(rawdata=tf.zeros([3, 8]))["predicted"].shape == (3, 2)

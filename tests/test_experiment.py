@@ -1,9 +1,11 @@
-"""Estimator wiring: the session config keeps the Estimator's own settings and adds the threads."""
+"""Estimator wiring: the session config keeps the Estimator's own settings and adds the threads;
+the evaluation throttle."""
 
 import json
+import logging
 
 from trainer.training.config import make_config
-from trainer.training.experiment import make_run_config
+from trainer.training.experiment import eval_throttle_secs, make_run_config, warn_of_skipped_evaluations
 
 
 def test_local_run_config_sets_the_thread_flags(monkeypatch, tmp_path):
@@ -25,3 +27,25 @@ def test_worker_keeps_the_device_filters_that_let_it_run_while_others_are_down(m
                               output_dir=str(tmp_path)).session_config
     assert list(session.device_filters) == ["/job:ps", "/job:worker/task:1"]
     assert session.intra_op_parallelism_threads == 2
+
+
+def test_a_separate_evaluator_polls_at_least_every_second_the_others_as_resolved():
+    stepped = make_config(save_checkpoints_steps=50)  # throttle 0: every checkpoint
+    assert eval_throttle_secs(stepped, is_evaluator=False) == 0
+    assert eval_throttle_secs(stepped, is_evaluator=True) == 1  # 0 would poll without a pause
+    timed = make_config()
+    assert eval_throttle_secs(timed, is_evaluator=False) == eval_throttle_secs(
+        timed, is_evaluator=True) == 30
+
+
+def test_a_throttle_given_with_steps_and_early_stopping_is_warned_of(caplog):
+    with caplog.at_level(logging.WARNING, logger="trainer.training.experiment"):
+        warn_of_skipped_evaluations(make_config(save_checkpoints_steps=50, early_stopping_evals=3))
+        warn_of_skipped_evaluations(make_config(early_stopping_evals=3))  # by time: as always
+        warn_of_skipped_evaluations(make_config(save_checkpoints_steps=50, eval_throttle_secs=60))
+        assert not caplog.text
+        warn_of_skipped_evaluations(make_config(save_checkpoints_steps=50, eval_throttle_secs=60,
+                                                early_stopping_evals=3))
+    assert ("--eval_throttle_secs 60: a checkpoint saved (every 50 steps) within 60 s of the "
+            "previous evaluation is not evaluated, and --early_stopping_evals 3 counts only the "
+            "evaluations that run") in caplog.text

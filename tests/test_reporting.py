@@ -46,7 +46,9 @@ def test_export_of_a_checkpoint_deleted_meanwhile_is_skipped_and_said(tiny_data,
     from trainer.training.experiment import make_estimator, make_exporters
     from trainer.training.recovery import NOT_EXPORTED
 
-    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4)
+    # Ranked by rmse here: the figures below are rmse's.
+    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
+                         monitored_metric="rmse")
     output = tmp_path / "run"
     estimator = make_estimator(config, output_dir=str(output))
     estimator.train(make_train_input_fn(config, files=tiny_data["train_files"]), max_steps=3)
@@ -71,41 +73,87 @@ def test_export_of_a_checkpoint_deleted_meanwhile_is_skipped_and_said(tiny_data,
     assert (metrics["rmse"], metrics["evaluations"], metrics["last_global_step"]) == (0.4, 2, 3)
 
 
-def test_metrics_json_is_the_best_evaluation_and_hypertune_gets_the_best_so_far(
-        tiny_data, tmp_path, hypertune_file):
+def feed_evaluations(output, train_files, figures, **flags):
+    """A ReportingExporter of an evaluator with `flags`, writing to `output`, fed one evaluation
+    per (step, rmse, mase) of `figures` (each with a real checkpoint to export)."""
     import tensorflow as tf
 
     from trainer.training.config import make_config
     from trainer.training.data_source import make_train_input_fn
     from trainer.training.experiment import make_estimator, make_exporters
-    from trainer.training.reporting import EarlyStopped, read_evaluations
 
     config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
-                         early_stopping_evals=2)
-    output = tmp_path / "run"
+                         **flags)
     estimator = make_estimator(config, output_dir=str(output))
-    estimator.train(make_train_input_fn(config, files=tiny_data["train_files"]), max_steps=3)
+    estimator.train(make_train_input_fn(config, files=train_files), max_steps=3)
     checkpoint = tf.train.latest_checkpoint(str(output))
     (exporter,) = make_exporters(config, output_dir=str(output), is_evaluator=True)
     base = {"mae": 0.4, "naive_rmse": 0.9, "loss": 0.25}
-    for step, rmse in ((10, 0.5), (20, 0.3), (30, 0.6)):
+    for step, rmse, mase in figures:
         exporter.export(estimator, str(output / "export" / "latest"), checkpoint,
-                        dict(base, rmse=rmse, global_step=step), False)
-        metrics = read_metrics_json(str(output))
-    assert (metrics["rmse"], metrics["global_step"], metrics["last_global_step"]) == (0.3, 20, 30)
-    assert metrics["monitored_metric"] == "rmse" and metrics["evaluations"] == 3
+                        dict(base, rmse=rmse, mase=mase, global_step=step), False)
+
+
+# (step, rmse, mase): rmse prefers step 20, then 40 and 50; mase prefers step 30 and then
+# improves no more, as when one large series decides the pooled RMSE.
+DISAGREEING = ((10, 0.5, 1.0), (20, 0.3, 1.2), (30, 0.6, 0.8), (40, 0.2, 0.9), (50, 0.1, 0.85))
+
+
+def test_the_best_export_follows_the_monitored_metric_and_hypertune_gets_rmse_of_that_best(
+        tiny_data, tmp_path, hypertune_file, caplog):
+    from trainer.training.reporting import read_evaluations
+
+    output = tmp_path / "run"
+    with caplog.at_level("INFO", logger="trainer.training.reporting"):
+        feed_evaluations(output, tiny_data["train_files"], DISAGREEING[:3], early_stopping_evals=2)
+    metrics = read_metrics_json(str(output))
+    assert (metrics["mase"], metrics["rmse"], metrics["global_step"]) == (0.8, 0.6, 30)
+    assert metrics["last_global_step"] == 30 and metrics["evaluations"] == 3
+    assert (metrics["monitored_metric"], metrics["hypertune_metric"]) == ("mase", "rmse")
+    # Exported to export/best at steps 10 and 30 only; the answer is the newest of them.
     best_exports = sorted((output / "export" / "best").iterdir())
     assert len(best_exports) == 2 and metrics["saved_model_path"] == str(best_exports[-1])
-    assert [e["rmse"] for e in read_evaluations(str(output))] == [0.5, 0.3, 0.6]
+    evaluations = read_evaluations(str(output))
+    assert [e["global_step"] for e in evaluations] == [10, 20, 30]
+    assert [e["saved_model_path"] in map(str, best_exports) for e in evaluations] == [
+        True, False, True]
+    # Each evaluation's line shows the monitored metric, and the best when it is another.
+    assert "evaluation at step 20: rmse 0.3000  mae 0.4000  naive_rmse 0.9000  mase 1.2000  -> " \
+        in caplog.text
+    assert "(best mase 1.0000 at step 10)" in caplog.text
+    # The tuning service gets rmse, that of the best evaluation by mase: the model the trial
+    # would deploy, not the lowest rmse (0.3 at step 20).
     reported = [json.loads(line) for line in hypertune_file.read_text().splitlines()]
     assert [(float(r["rmse"]), r["global_step"]) for r in reported] == [
-        (0.5, "10"), (0.3, "20"), (0.3, "30")]
-    # A separate evaluator stops after 2 evaluations without improvement.
+        (0.5, "10"), (0.5, "20"), (0.6, "30")]
+    assert all(set(r) >= {"rmse", "global_step"} and "mase" not in r for r in reported)
+
+
+def test_a_separate_evaluator_stops_when_the_monitored_metric_stops_improving(tiny_data, tmp_path,
+                                                                            hypertune_file):
     import pytest
 
-    with pytest.raises(EarlyStopped, match=r"2 evaluations without a lower rmse than 0.3000 at step 20"):
-        exporter.export(estimator, str(output / "export" / "latest"), checkpoint,
-                        dict(base, rmse=0.31, global_step=40), False)
+    from trainer.training.reporting import EarlyStopped
+
+    # Steps 40 and 50 lower rmse, not mase: 2 evaluations without improvement.
+    with pytest.raises(EarlyStopped, match=r"^2 evaluations without a lower mase than 0.8000 at "
+                       r"step 30$"):
+        feed_evaluations(tmp_path / "run", tiny_data["train_files"], DISAGREEING,
+                         early_stopping_evals=2)
+    metrics = read_metrics_json(str(tmp_path / "run"))
+    assert (metrics["global_step"], metrics["last_global_step"]) == (30, 50)
+
+
+def test_monitored_by_rmse_the_same_evaluations_choose_as_rmse_does(tiny_data, tmp_path,
+                                                                    hypertune_file):
+    output = tmp_path / "run"
+    feed_evaluations(output, tiny_data["train_files"], DISAGREEING, monitored_metric="rmse",
+                     hypertune_metric="mase", early_stopping_evals=2)
+    metrics = read_metrics_json(str(output))
+    assert (metrics["global_step"], metrics["rmse"], metrics["monitored_metric"]) == (50, 0.1, "rmse")
+    assert len(list((output / "export" / "best").iterdir())) == 4  # steps 10, 20, 40, 50
+    reported = [json.loads(line) for line in hypertune_file.read_text().splitlines()]
+    assert [float(r["mase"]) for r in reported] == [1.0, 1.2, 1.2, 0.9, 0.85]
 
 
 def test_evaluator_goes_on_after_its_checkpoint_was_deleted(tiny_data, tmp_path, caplog):
@@ -251,8 +299,9 @@ def test_model_dir_holds_the_best_export_and_tensorboard_gets_every_evaluation(t
     from trainer.training.data_source import make_train_input_fn
     from trainer.training.experiment import make_estimator, make_exporters
 
+    # Ranked by rmse here: the figures below are rmse's.
     config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
-                         steps_per_run=1)
+                         steps_per_run=1, monitored_metric="rmse")
     output, model_dir, logs = tmp_path / "checkpoints", tmp_path / "model", tmp_path / "logs"
     estimator = make_estimator(config, output_dir=str(output))
     train_input_fn = make_train_input_fn(config, files=tiny_data["train_files"])
@@ -329,6 +378,7 @@ def test_a_best_evaluation_whose_checkpoint_went_before_its_best_export_keeps_a_
 
     exporter = ReportingExporter(
         SkipDeletedCheckpointExporter(ChiefDeletesAfterLatest()), output_dir=str(output),
+        monitored_metric="rmse", hypertune_metric="rmse",  # the figures below are rmse's
         best=SkipDeletedCheckpointExporter(tf.estimator.LatestExporter("best", receiver_fn)))
     base = {"mae": 0.4, "naive_rmse": 0.9, "loss": 0.25}
     for step in (3, 6, 9):

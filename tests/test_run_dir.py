@@ -154,3 +154,34 @@ def test_resume_with_the_covariates_of_other_data_is_refused_naming_both(tmp_pat
     # A config.json from before the covariates were saved is not compared.
     older = {k: v for k, v in load_config_dict(run).items() if k != "covariates"}
     check_resume_compatible(make_config(), older, where=run, covariates=promo)
+
+
+def test_a_run_directory_from_before_monitored_metric_resumes(tmp_path, caplog):
+    """Its config.json has no monitored_metric: it compared by --hypertune_metric (rmse)."""
+    run = earlier_run(tmp_path / "run", hidden_units=32)
+    older = {k: v for k, v in load_config_dict(str(run)).items() if k != "monitored_metric"}
+    (run / "config.json").write_text(json.dumps(older))
+    with caplog.at_level(logging.WARNING, logger="trainer.training.run_dir"):
+        prepare_output_dir(make_config(hidden_units=32), output_dir=str(run), is_chief=True)
+    assert (run / "model.ckpt-500.index").read_text() == "a checkpoint"
+    assert load_config_dict(str(run))["monitored_metric"] == "mase"
+    # What changes is said: the evaluations so far are ranked again.
+    assert (f"--monitored_metric mase: the evaluations so far in {run} were compared by rmse"
+            in caplog.text)
+
+
+def test_another_monitored_metric_on_resume_is_allowed_and_said_once(tmp_path, caplog):
+    run = earlier_run(tmp_path / "run", monitored_metric="smape")
+    assert "monitored_metric" not in ARCHITECTURE_KEYS
+    with caplog.at_level(logging.WARNING, logger="trainer.training.run_dir"):
+        prepare_output_dir(make_config(monitored_metric="smape"), output_dir=str(run),
+                           is_chief=True)
+        assert "--monitored_metric" not in caplog.text  # the same: nothing to say
+        prepare_output_dir(make_config(monitored_metric="mae"), output_dir=str(run),
+                           is_chief=False)
+        assert "--monitored_metric" not in caplog.text  # only the chief says it
+        prepare_output_dir(make_config(monitored_metric="mae"), output_dir=str(run),
+                           is_chief=True)
+    assert "compared by smape. From the next evaluation on, metrics.json and early stopping " \
+        "rank all of them by mae" in caplog.text
+    assert load_config_dict(str(run))["monitored_metric"] == "mae"

@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from tests.conftest import REPO_ROOT, run_task, tiny_trainer_flags
 from trainer.training.config import make_config
-from trainer.training.experiment import make_run_config
+from trainer.training.experiment import make_early_stopping_hook, make_run_config
+from trainer.training.reporting import write_evaluations
 
 STOP_LINE = r"stopped by {name} at step (\d+); checkpoint saved; rerun the same command to resume"
 
@@ -137,6 +138,36 @@ def test_checkpoints_by_time_by_default_or_by_steps_but_not_both():
     with pytest.raises(ValueError, match=r"give --save_checkpoints_steps \(50\) or "
                                          r"--save_checkpoints_secs \(60\), not both"):
         make_config(save_checkpoints_steps=50, save_checkpoints_secs=60)
+
+
+class RunContext:
+    """What EarlyStoppingHook sees of a session run: a stop can be requested."""
+
+    def __init__(self):
+        self.stop_requested = False
+
+    def request_stop(self):
+        self.stop_requested = True
+
+
+def test_training_stops_early_on_the_monitored_metric_not_the_hypertune_metric(tmp_path):
+    """rmse improves at every evaluation after step 30, mase does not: the default (mase)
+    stops, and monitored by rmse the same history trains on."""
+    write_evaluations(str(tmp_path), [
+        {"global_step": step, "rmse": rmse, "mase": mase, "saved_model_path": f"export/{step}"}
+        for step, rmse, mase in ((10, 0.5, 1.0), (20, 0.3, 1.2), (30, 0.6, 0.8), (40, 0.2, 0.9),
+                                 (50, 0.1, 0.85))])
+    stops = {}
+    for monitored in ("mase", "rmse"):
+        config = make_config(early_stopping_evals=2, monitored_metric=monitored)
+        assert config.hypertune_metric == "rmse"
+        hook = make_early_stopping_hook(config, output_dir=str(tmp_path), is_distributed=False)
+        hook.begin()
+        context = RunContext()
+        hook.before_run(context)
+        stops[monitored] = (context.stop_requested, hook.stopped_reason)
+    assert stops == {"mase": (True, "2 evaluations without a lower mase than 0.8000 at step 30"),
+                     "rmse": (False, None)}
 
 
 def cluster_processes(log_dir: Path) -> List[int]:

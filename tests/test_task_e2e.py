@@ -75,12 +75,36 @@ def test_progress_lines_and_summary_are_printed(trained):
     assert "SavedModel: " in result.stdout
 
 
-def test_hypertune_gets_rmse_after_every_evaluation(trained):
+def test_hypertune_gets_rmse_of_the_best_evaluation_by_mase_after_every_evaluation(trained):
     lines = [json.loads(line) for line in trained["metric_file"].read_text().splitlines()]
     steps = [int(line["global_step"]) for line in lines]
-    assert steps == sorted(steps) and steps[-1] == 300 and len(steps) >= 2
+    assert steps == [100, 200, 300]
+    evaluations = json.loads((trained["output"] / "evaluations.json").read_text())["evaluations"]
+    assert [e["global_step"] for e in evaluations] == steps
+    for count, line in enumerate(lines, start=1):
+        best = min(evaluations[:count], key=lambda evaluation: evaluation["mase"])
+        assert float(line["rmse"]) == pytest.approx(best["rmse"])
     metrics = json.loads((trained["output"] / "metrics.json").read_text())
+    assert (metrics["monitored_metric"], metrics["hypertune_metric"]) == ("mase", "rmse")
+    assert metrics["mase"] == min(e["mase"] for e in evaluations)
     assert float(lines[-1]["rmse"]) == pytest.approx(metrics["rmse"])
+
+
+def test_a_step_schedule_evaluates_every_checkpoint_without_a_throttle_flag(tiny_data, tmp_path):
+    flags = tiny_trainer_flags(tiny_data, tmp_path / "run", steps=80)
+    throttle = flags.index("--eval_throttle_secs")
+    del flags[throttle:throttle + 2]
+    flags[flags.index("--save_checkpoints_steps") + 1] = "20"
+    result = run_task(flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = tmp_path / "run"
+    assert json.loads((output / "config.json").read_text())["eval_throttle_secs"] == 0
+    # The save at step 0, before any training, is not evaluated; every later one is, once.
+    evaluations = json.loads((output / "evaluations.json").read_text())["evaluations"]
+    assert [e["global_step"] for e in evaluations] == [20, 40, 60, 80]
+    assert "Skip the current checkpoint eval" not in result.stderr
+    assert len(re.findall(r"INFO evaluation at step \d+: rmse [\d.]+  mae [\d.]+  naive_rmse "
+                          r"[\d.]+  mase [\d.]+  -> ", result.stderr)) == 4
 
 
 def test_saved_model_serves_forecasts_better_than_naive(trained):

@@ -32,9 +32,12 @@ from trainer.util.errors import ConfigError
 
 # Keys that define the checkpoint's variables or what they mean: resuming a checkpoint with any
 # of them changed cannot work (another optimizer has other slot variables, such as Adam's).
+# The others may change on resume: --monitored_metric, say, only ranks the evaluations again.
 ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs", "scaling", "optimizer",
                      "loss", "quantiles")
 DEFAULT_CHECKPOINT_SECS = 300
+# What the metrics of `check_metric_flag` need, for the help of the flags that name a metric.
+METRIC_NEEDS = "wql needs --loss quantile, msis also the levels 0.025 and 0.975"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,15 +150,19 @@ class TrainerConfig:
     # Off by default: a run trains for --train_steps unless asked otherwise.
     early_stopping_evals: int = flag(
         0, "Stop training after this many evaluations in a row without a lower "
-        "--hypertune_metric than the best so far (0: never); in a cluster the chief and "
+        "--monitored_metric than the best so far (0: never); in a cluster the chief and "
         "workers stop on the evaluator's results. metrics.json and export/best are the best "
         "evaluation either way.", type=int_at_least(0))
     eval_start_delay_secs: int = flag(
         10, "Seconds a separate evaluator waits before its first evaluation (distributed runs).",
         type=int_at_least(0))
+    # 30 with checkpoints by time; with --save_checkpoints_steps, 0 unless given (`make_config`):
+    # early stopping counts evaluations, and each checkpoint of a step schedule should be one.
     eval_throttle_secs: int = flag(
-        30, "Minimum seconds between two evaluations (each needs a new checkpoint).",
-        type=int_at_least(0))
+        30, "Minimum seconds between two evaluations (each needs a new checkpoint): a checkpoint "
+        "saved sooner after the previous evaluation is not evaluated (the log says so), and "
+        "early stopping counts only the evaluations that run. With --save_checkpoints_steps "
+        "it is 0 unless given, so that every checkpoint is evaluated.", type=int_at_least(0))
     # By time by default: on a slow cloud VM a step interval can mean an hour of work lost to a
     # crash, and on a fast job a checkpoint every second costs more than it saves. A stop by
     # SIGTERM (preemption) or Ctrl-C saves a checkpoint anyway (trainer.training.stopping).
@@ -188,11 +195,20 @@ class TrainerConfig:
         "often (the progress line, checkpoints and the stop at --train_steps fall on run "
         "boundaries). 1: one step per run.", type=int_at_least(1))
 
-    # Reporting. RMSE by default: every loss has it.
+    # Choosing. MASE by default, the M4 and tourism competitions' habit: errors against the
+    # in-sample naive error, so that no series decides by its scale alone (RMSE pooled over many
+    # series follows the largest).
+    monitored_metric: str = flag(
+        "mase", "The metric by which evaluations are compared (lower is better for each): it "
+        "drives early stopping (--early_stopping_evals), export/best, the answer in "
+        "metrics.json and the done: line. mase is the M4 and tourism competitions' habit and "
+        "is scale-free: each series is scored against its own in-sample naive error "
+        f"({METRIC_NEEDS}).", choices=TUNABLE_METRICS)
+    # Reporting. RMSE by default: every loss has it, and tuning jobs were set up for it.
     hypertune_metric: str = flag(
-        "rmse", "The metrics.json value reported to the tuning service after each evaluation, "
-        "and by which the best export is chosen (lower is better for each; wql needs --loss "
-        "quantile, msis also the levels 0.025 and 0.975).", choices=TUNABLE_METRICS)
+        "rmse", "The metric reported to the tuning service after each evaluation: its value in "
+        "the best evaluation so far by --monitored_metric, so that a trial's final measurement "
+        f"describes the model it would deploy ({METRIC_NEEDS}).", choices=TUNABLE_METRICS)
     hypertune_metric_tag: str = flag(
         "", "Name under which --hypertune_metric is reported; must equal hyperparameterMetricTag "
         "(AI Platform) or metricId (Vertex AI). Empty: the metric's own name.")
@@ -251,7 +267,10 @@ def make_config(**given: Any) -> TrainerConfig:
     data_dir, stats_file = given.get("data_dir", ""), given.get("stats_file", "")
     source = f"{data_dir.rstrip('/')}/prepare.json" if data_dir else stats_file
     from_prepared = prepared_defaults(source, given=given) if source else {}
-    config = TrainerConfig(**{**from_prepared, **given})
+    resolved = {**from_prepared, **given}
+    if resolved.get("save_checkpoints_steps") and "eval_throttle_secs" not in given:
+        resolved["eval_throttle_secs"] = 0  # every checkpoint of a step schedule is evaluated
+    config = TrainerConfig(**resolved)
     if config.data_dir and (config.train_data_paths or config.eval_data_paths):
         raise ConfigError("give --data_dir (a prepared directory) or --train_data_paths and "
                           "--eval_data_paths (files of rows), not both")
@@ -287,15 +306,25 @@ def make_config(**given: Any) -> TrainerConfig:
         levels = parse_quantiles(config.quantiles)
     except ValueError as error:
         raise ConfigError(f"--quantiles {config.quantiles!r}: {error}") from None
-    if config.hypertune_metric == "wql" and config.loss != "quantile":
-        raise ConfigError(f"--hypertune_metric wql scores quantiles, but --loss {config.loss} "
-                          "forecasts one value per step: add --loss quantile, or tune rmse or mase")
-    if config.hypertune_metric == "msis" and not (config.loss == "quantile" and has_msis(levels)):
-        raise ConfigError("--hypertune_metric msis scores the 95% interval: give --loss quantile "
-                          f"and --quantiles with 0.025 and 0.975 (got --loss {config.loss}, "
-                          f"--quantiles {config.quantiles})")
+    for name in ("monitored_metric", "hypertune_metric"):
+        check_metric_flag(name, getattr(config, name), loss=config.loss, levels=levels,
+                          quantiles=config.quantiles)
     if config.hypertune_metric_tag != config.hypertune_metric_tag.strip() or (
             config.hypertune_metric_tag and not config.hypertune_metric_tag.strip()):
         raise ConfigError(f"--hypertune_metric_tag {config.hypertune_metric_tag!r} has blanks; "
                           "give the metric's name as the tuning job spells it, or leave it empty")
     return config
+
+
+def check_metric_flag(name: str, metric: str, *, loss: str, levels: Sequence[float],
+                      quantiles: str) -> None:
+    """Raise ConfigError when the flag `name` names a `metric` that the run does not compute:
+    wql needs --loss quantile, msis also the levels 0.025 and 0.975 (`levels`, from `quantiles`).
+    """
+    if metric == "wql" and loss != "quantile":
+        raise ConfigError(f"--{name} wql scores quantiles, but --loss {loss} forecasts one value "
+                          "per step: add --loss quantile, or choose rmse or mase")
+    if metric == "msis" and not (loss == "quantile" and has_msis(levels)):
+        raise ConfigError(f"--{name} msis scores the 95% interval: give --loss quantile and "
+                          f"--quantiles with 0.025 and 0.975 (got --loss {loss}, --quantiles "
+                          f"{quantiles})")

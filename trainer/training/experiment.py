@@ -115,10 +115,20 @@ def make_progress_hook(config: TrainerConfig) -> ProgressHook:
                         interval_secs=config.progress_interval_secs)
 
 
+def make_early_stopping_hook(config: TrainerConfig, *, output_dir: str,
+                             is_distributed: bool) -> EarlyStoppingHook:
+    """The stop after --early_stopping_evals evaluations without a lower --monitored_metric."""
+    # Alone, this process evaluates between runs: read its history before every run. In a
+    # cluster the evaluator writes it, perhaps to Cloud Storage: every few seconds.
+    return EarlyStoppingHook(output_dir=output_dir, metric=config.monitored_metric,
+                             patience=config.early_stopping_evals,
+                             interval_secs=5.0 if is_distributed else 0.0)
+
+
 def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool = False,
                    tensorboard_dir: str = "", model_dir: str = "") -> List[tf.estimator.Exporter]:
     """The run's one exporter: the latest export after every evaluation, the best (by
-    --hypertune_metric) when it improved, the history, metrics.json and the tuning report
+    --monitored_metric) when it improved, the history, metrics.json and the tuning report
     (`trainer.training.reporting.ReportingExporter`), the evaluation's events in
     `tensorboard_dir` and the best model copied to `model_dir` (each when given). A separate
     evaluator (`is_evaluator`) also stops itself after --early_stopping_evals evaluations
@@ -147,11 +157,34 @@ def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool
     best = tf.estimator.LatestExporter(BEST_EXPORTER, receiver_fn, assets_extra=assets,
                                        exports_to_keep=EXPORTS_TO_KEEP)
     return [ReportingExporter(SkipDeletedCheckpointExporter(latest), output_dir=output_dir,
-                              metric=config.hypertune_metric, metric_tag=config.metric_tag,
+                              monitored_metric=config.monitored_metric,
+                              hypertune_metric=config.hypertune_metric,
+                              metric_tag=config.metric_tag,
                               best=SkipDeletedCheckpointExporter(best),
                               early_stopping_evals=config.early_stopping_evals,
                               stop_after_patience=is_evaluator, tensorboard_dir=tensorboard_dir,
                               model_dir=model_dir)]
+
+
+def eval_throttle_secs(config: TrainerConfig, *, is_evaluator: bool) -> int:
+    """The EvalSpec's throttle: --eval_throttle_secs, and at least 1 s in a separate evaluator.
+
+    There the throttle is the least time between two polls for a new checkpoint: with 0 it
+    would poll without a pause, and TensorFlow warns on every poll that finds none. It never
+    waits after an evaluation of a second or more, so no checkpoint is skipped for it.
+    """
+    return max(config.eval_throttle_secs, 1) if is_evaluator else config.eval_throttle_secs
+
+
+def warn_of_skipped_evaluations(config: TrainerConfig) -> None:
+    """Say at the start when --eval_throttle_secs can skip evaluations that early stopping counts."""
+    if config.eval_throttle_secs and config.save_checkpoints_steps and config.early_stopping_evals:
+        logger.warning(
+            "--eval_throttle_secs %d: a checkpoint saved (every %d steps) within %d s of the "
+            "previous evaluation is not evaluated, and --early_stopping_evals %d counts only the "
+            "evaluations that run; leave --eval_throttle_secs out (0 with "
+            "--save_checkpoints_steps) to evaluate every checkpoint", config.eval_throttle_secs,
+            config.save_checkpoints_steps, config.eval_throttle_secs, config.early_stopping_evals)
 
 
 def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimator.EvalSpec) -> None:
@@ -209,6 +242,8 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                     " and an evaluator" if task.has_evaluator else "", where)
     else:
         logger.info("a single process (no TF_CONFIG cluster) trains and evaluates; %s", where)
+    if task.writes_evaluation_outputs:
+        warn_of_skipped_evaluations(config)
     gcs.check_buckets({**dirs.by_source(),
                        "--data_dir": [config.data_dir] if config.data_dir else [],
                        "--train_data_paths": split_patterns(config.train_data_paths),
@@ -238,11 +273,8 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
     if dirs.tensorboard_dir and task.is_chief:  # the chief writes the training summaries
         hooks.append(LossSummaryHook(log_dir=f"{dirs.tensorboard_dir}/{TRAIN_RUN}"))
     if config.early_stopping_evals:
-        # Alone, this process evaluates between runs: read its history before every run. In a
-        # cluster the evaluator writes it, perhaps to Cloud Storage: every few seconds.
-        hooks.append(EarlyStoppingHook(output_dir=output_dir, metric=config.hypertune_metric,
-                                       patience=config.early_stopping_evals,
-                                       interval_secs=5.0 if task.is_distributed else 0.0))
+        hooks.append(make_early_stopping_hook(config, output_dir=output_dir,
+                                              is_distributed=task.is_distributed))
     train_spec = tf.estimator.TrainSpec(data.train_input_fn, max_steps=config.train_steps,
                                         hooks=hooks)
     eval_spec = tf.estimator.EvalSpec(
@@ -252,7 +284,7 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                                  is_evaluator=task.task_type == "evaluator",
                                  tensorboard_dir=dirs.tensorboard_dir, model_dir=dirs.model_dir),
         start_delay_secs=config.eval_start_delay_secs,
-        throttle_secs=config.eval_throttle_secs)
+        throttle_secs=eval_throttle_secs(config, is_evaluator=task.task_type == "evaluator"))
     try:
         run_train_and_evaluate(estimator, train_spec, eval_spec, task_type=task.task_type)
         if task.is_distributed and task.is_chief and not task.has_evaluator:

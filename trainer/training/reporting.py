@@ -9,10 +9,12 @@ then:
 - appends the evaluation to `evaluations.json` in the output directory (the history, kept
   across resumed runs; `--overwrite` deletes it with the rest), which early stopping reads;
 - writes `metrics.json`: the figures of the **best** evaluation so far by the monitored metric
-  (`--hypertune_metric`), with its global step and its export (export/best/<timestamp>), plus
-  `last_global_step` and `evaluations` (how many there were). That is the run's answer;
-- reports the best value so far to the tuning service (cloudml-hypertune), so that a trial's
-  final measurement is the model it would deploy;
+  (`--monitored_metric`), with its global step and its export (export/best/<timestamp>), plus
+  `last_global_step`, `evaluations` (how many there were), `monitored_metric` and
+  `hypertune_metric`. That is the run's answer;
+- reports the hypertune metric (`--hypertune_metric`) of that best evaluation to the tuning
+  service (cloudml-hypertune), so that a trial's final measurement describes the model it
+  would deploy;
 - with a TensorBoard directory (Vertex AI's $AIP_TENSORBOARD_LOG_DIR), writes the evaluation's
   figures to its eval/ run (`trainer.training.tensorboard`);
 - with a model directory (Vertex AI's $AIP_MODEL_DIR), makes it hold the best export itself
@@ -152,19 +154,21 @@ def publish_best_model(best: Dict[str, Any], model_dir: str) -> bool:
 
 
 class ReportingExporter(tf.estimator.Exporter):
-    """Exports the latest model (and the best), keeps the history, writes metrics.json (the best
-    evaluation), reports the best `metric` so far to hypertune, and fills the TensorBoard and
+    """Exports the latest model (and the best by `monitored_metric`), keeps the history, writes
+    metrics.json (the best evaluation), reports that evaluation's `hypertune_metric` to
+    hypertune (under `metric_tag`, by default the metric's name), and fills the TensorBoard and
     model directories of the service when it has them."""
 
-    def __init__(self, exporter: tf.estimator.Exporter, *, output_dir: str, metric: str = "rmse",
-                 metric_tag: str = "", best: Optional[tf.estimator.Exporter] = None,
-                 early_stopping_evals: int = 0, stop_after_patience: bool = False,
-                 tensorboard_dir: str = "", model_dir: str = ""):
+    def __init__(self, exporter: tf.estimator.Exporter, *, output_dir: str, monitored_metric: str,
+                 hypertune_metric: str, metric_tag: str = "",
+                 best: Optional[tf.estimator.Exporter] = None, early_stopping_evals: int = 0,
+                 stop_after_patience: bool = False, tensorboard_dir: str = "", model_dir: str = ""):
         self._exporter = exporter
         self._best = best
         self._output_dir = output_dir
-        self._metric = metric
-        self._metric_tag = metric_tag or metric
+        self._monitored_metric = monitored_metric
+        self._hypertune_metric = hypertune_metric
+        self._metric_tag = metric_tag or hypertune_metric
         self._early_stopping_evals = early_stopping_evals
         self._stop_after_patience = stop_after_patience
         self._tensorboard_dir = tensorboard_dir
@@ -181,8 +185,9 @@ class ReportingExporter(tf.estimator.Exporter):
             estimator, export_path, checkpoint_path, eval_result, is_the_final_export))
         evaluations = read_evaluations(self._output_dir)
         summary = evaluation_summary(eval_result, saved_model_path=saved_model_path)
-        previous = best_evaluation(evaluations, self._metric)
-        improved = previous is None or _value(summary, self._metric) < _value(previous, self._metric)
+        metric = self._monitored_metric
+        previous = best_evaluation(evaluations, metric)
+        improved = previous is None or _value(summary, metric) < _value(previous, metric)
         if improved and self._best is not None:
             best_dir = export_path.rstrip("/").rsplit("/", 1)[0] + "/" + self._best.name
             best_path = _as_text(self._best.export(
@@ -195,30 +200,32 @@ class ReportingExporter(tf.estimator.Exporter):
             summary["saved_model_path"] = best_path or saved_model_path
         evaluations.append(summary)
         write_evaluations(self._output_dir, evaluations)
-        best = best_evaluation(evaluations, self._metric)
+        best = best_evaluation(evaluations, metric)
         answer = dict(best, last_global_step=summary["global_step"], evaluations=len(evaluations),
-                      monitored_metric=self._metric)
+                      monitored_metric=metric, hypertune_metric=self._hypertune_metric)
         if self._model_dir:
             publish_best_model(best, self._model_dir)
             answer["model_dir"] = self._model_dir
         write_metrics_json(self._output_dir, answer)
         if self._tensorboard_dir:
             self._write_events(summary)
-        # The tag is the name the tuning job expects (--hypertune_metric_tag).
-        report_to_hypertune(tag=self._metric_tag, value=best[self._metric],
+        # The tag is the name the tuning job expects (--hypertune_metric_tag); the value is the
+        # best evaluation's, by the monitored metric: the model the trial would deploy.
+        report_to_hypertune(tag=self._metric_tag, value=best[self._hypertune_metric],
                             global_step=summary["global_step"])
-        shown = ["rmse", "mae", "naive_rmse"] + [
-            key for key in ("wql", "naive_wql", "coverage_80", "msis") if key in summary]
+        # The usual figures, the monitored metric's among them, and a quantile head's.
+        shown = list(dict.fromkeys(["rmse", "mae", "naive_rmse", metric] + [
+            key for key in ("wql", "naive_wql", "coverage_80", "msis") if key in summary]))
         logger.info("evaluation at step %d: %s  -> %s%s", summary["global_step"],
                     "  ".join(f"{key} {summary.get(key, float('nan')):.4f}" for key in shown),
                     summary["saved_model_path"] or NOT_EXPORTED,
-                    "" if best is summary else f"  (best {self._metric} {best[self._metric]:.4f} "
+                    "" if best is summary else f"  (best {metric} {best[metric]:.4f} "
                     f"at step {best['global_step']})")
-        waited = evaluations_since_best(evaluations, self._metric)
+        waited = evaluations_since_best(evaluations, metric)
         if self._stop_after_patience and self._early_stopping_evals and \
                 waited >= self._early_stopping_evals:
-            raise EarlyStopped(f"{waited} evaluations without a lower {self._metric} than "
-                               f"{best[self._metric]:.4f} at step {best['global_step']}")
+            raise EarlyStopped(f"{waited} evaluations without a lower {metric} than "
+                               f"{best[metric]:.4f} at step {best['global_step']}")
         return saved_model_path
 
     def _write_events(self, summary: Dict[str, Any]) -> None:

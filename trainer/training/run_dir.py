@@ -9,7 +9,7 @@ Layout (see README "Output directory"):
       checkpoint, model.ckpt-*   checkpoints (resumed automatically)
       eval/              evaluation summaries (TensorBoard)
       export/latest/<timestamp>/  SavedModel of every evaluation (the newest few kept)
-      export/best/<timestamp>/    SavedModel of each evaluation that lowered --hypertune_metric
+      export/best/<timestamp>/    SavedModel of each evaluation that lowered --monitored_metric
       metrics.json       figures of the best evaluation so far (the run's answer)
       evaluations.json   every evaluation's figures, oldest first (early stopping reads it)
       data/              the synthetic data set, when no data flags were given
@@ -92,6 +92,12 @@ def load_config_dict(directory: str) -> Optional[Dict[str, Any]]:
 DEFAULTS_OF_OLDER_RUNS = {"scaling": "none", "loss": "mse", "quantiles": "0.1,0.5,0.9"}
 
 
+def saved_monitored_metric(saved: Dict[str, Any]) -> str:
+    """The metric by which the run of `saved` compared its evaluations: a config.json from
+    before --monitored_metric compared them by --hypertune_metric (rmse by default)."""
+    return saved.get("monitored_metric", saved.get("hypertune_metric", "rmse"))
+
+
 def check_resume_compatible(config: TrainerConfig, saved: Dict[str, Any], *, where: str,
                             covariates: Optional[List[Dict[str, Any]]] = None) -> None:
     """Raise ConfigError naming every architecture key that differs from the saved run, and
@@ -135,7 +141,8 @@ def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool
     `directories`, where the run writes, and `covariates`, those of the data); every process
     refuses to resume a run whose saved config.json differs from the flags in a key of
     ARCHITECTURE_KEYS or in its covariates (the checkpoint could not be read), and config.json
-    is written only after that check. With --overwrite:
+    is written only after that check. Another --monitored_metric than the saved one is allowed
+    (no variable depends on it); the chief says what it changes. With --overwrite:
 
     - a chief restarted within its cloud job (config.json names the same `job_id`, from
       $CLOUD_ML_JOB_ID) resumes instead of deleting the checkpoints its job has written;
@@ -158,6 +165,16 @@ def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool
                              "Pass a writable --output_dir") from error
     if saved is not None:
         check_resume_compatible(config, saved, where=output_dir, covariates=covariates)
+        before = saved_monitored_metric(saved)
+        # Allowed: it changes no variable, only which of the evaluations (all kept, with every
+        # metric, in evaluations.json) is the best.
+        if is_chief and before != config.monitored_metric:
+            logger.warning(
+                "--monitored_metric %s: the evaluations so far in %s were compared by %s. From "
+                "the next evaluation on, metrics.json and early stopping rank all of them by %s; "
+                "export/best keeps the exports chosen by %s until one improves on the best by %s",
+                config.monitored_metric, output_dir, before, config.monitored_metric, before,
+                config.monitored_metric)
     if is_chief:
         try:
             path = save_config(config, output_dir, job_id=job_id, directories=directories,

@@ -17,10 +17,10 @@ naming the step, the last finite loss and what to try; the checkpoints saved bef
 
 **Early stopping.** With `--early_stopping_evals N`, `EarlyStoppingHook` ends training once
 the last N evaluations in `evaluations.json` (written by whichever process evaluates:
-`trainer.training.reporting`) all failed to lower the monitored metric. Every training process
-of a cluster runs it and reads the same file, so the chief and the workers stop on the
-evaluator's results; the evaluator stops itself (`EarlyStopped`). The run's answer is then the
-best evaluation, which metrics.json and export/best already hold.
+`trainer.training.reporting`) all failed to lower the monitored metric (`--monitored_metric`).
+Every training process of a cluster runs it and reads the same file, so the chief and the
+workers stop on the evaluator's results; the evaluator stops itself (`EarlyStopped`). The run's
+answer is then the best evaluation, which metrics.json and export/best already hold.
 """
 
 import logging

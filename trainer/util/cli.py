@@ -200,17 +200,31 @@ def _pattern_of(files: Sequence[str]) -> str:
     return prefix.rstrip("0123456789") + "*" + suffix.lstrip("0123456789")
 
 
-class _HideDeprecationWarnings(logging.Filter):
-    """TF 2.15 warns about every tf.compat.v1 / estimator call it will remove; the package
-    pins TF < 2.16 precisely for that API, so those warnings tell the user nothing."""
+# TensorFlow's INFO lines that are shown at INFO too: each says that something the user asked
+# for did not happen. The Estimator's after a checkpoint it does not evaluate, because it came
+# within --eval_throttle_secs of the previous evaluation (early stopping does not count it).
+TENSORFLOW_INFO_SHOWN = ("Skip the current checkpoint eval due to throttle secs",)
+
+
+class _QuietTensorFlow(logging.Filter):
+    """TensorFlow's records below DEBUG verbosity: its warnings, except deprecations (TF 2.15
+    warns about every tf.compat.v1 / estimator call it will remove; the package pins TF < 2.16
+    precisely for that API, so those warnings tell the user nothing), and of its INFO lines only
+    those of TENSORFLOW_INFO_SHOWN."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if record.levelno < logging.WARNING:
+            return message.startswith(TENSORFLOW_INFO_SHOWN)
         return "deprecat" not in message.lower() and "is not available in TF2" not in message
 
 
+_QUIET_TENSORFLOW = _QuietTensorFlow()
+
+
 def setup_logging(verbosity: str) -> None:
-    """Every command logs at `verbosity`; TensorFlow's own INFO lines only with DEBUG."""
+    """Every command logs at `verbosity`; TensorFlow's own INFO lines only with DEBUG, but for
+    those of TENSORFLOW_INFO_SHOWN."""
     import tensorflow as tf  # here: the helpers layer does not need TensorFlow to be imported
 
     logging.basicConfig(level=verbosity, format="%(asctime)s %(levelname)s %(message)s",
@@ -223,9 +237,10 @@ def setup_logging(verbosity: str) -> None:
     tf_logger.propagate = True
     if verbosity == "DEBUG":
         tf_logger.setLevel(logging.INFO)
+        tf_logger.removeFilter(_QUIET_TENSORFLOW)
     else:
-        tf_logger.setLevel(logging.WARNING)
-        tf_logger.addFilter(_HideDeprecationWarnings())
+        tf_logger.setLevel(verbosity)
+        tf_logger.addFilter(_QUIET_TENSORFLOW)
 
 
 def run_command(main_function: Callable[[Any], str], argv: Optional[Sequence[str]], *,
