@@ -49,3 +49,37 @@ def test_a_throttle_given_with_steps_and_early_stopping_is_warned_of(caplog):
     assert ("--eval_throttle_secs 60: a checkpoint saved (every 50 steps) within 60 s of the "
             "previous evaluation is not evaluated, and --early_stopping_evals 3 counts only the "
             "evaluations that run") in caplog.text
+
+
+def test_a_run_reads_prepare_json_once_and_its_flags_once(monkeypatch, tmp_path):
+    """prepare.json is read once to resolve the flags (make_config) and once for the run, which
+    hands that one object to the statistics, covariates, exports and data (issue: eight reads)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from trainer.prepare import PrepareConfig, prepare
+    from trainer.training.experiment import train_and_evaluate
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    rng = np.random.default_rng(0)
+    lines = ["series_id,timestamp,value"] + [f"s{s},{t},{np.sin(t / 3) + s + rng.normal(0, 0.1):.4f}"
+                                             for s in range(2) for t in range(60)]
+    (tmp_path / "raw.csv").write_text("\n".join(lines) + "\n")
+    prepare(PrepareConfig(input=str(tmp_path / "raw.csv"), output_dir=str(tmp_path / "prepared"),
+                          valid_points=8, test_points=8, n_inputs=8, n_outputs=2))
+    opened = []
+    real_gfile = tf.io.gfile.GFile
+
+    class CountingGFile(real_gfile):
+        def __init__(self, name, mode="r"):
+            if str(name).endswith("prepare.json") and "r" in mode:
+                opened.append(str(name))
+            super().__init__(name, mode)
+
+    monkeypatch.setattr(tf.io.gfile, "GFile", CountingGFile)
+    config = make_config(data_dir=str(tmp_path / "prepared"), output_dir=str(tmp_path / "run"),
+                         model="linear", train_steps=20, steps_per_run=1, batch_size=8)
+    assert len(opened) == 1  # the flags' defaults (n_inputs, n_outputs, season)
+    metrics = train_and_evaluate(config)
+    assert metrics["global_step"] == 20 and metrics["series_evaluated"] == 2
+    assert len(opened) == 2, opened

@@ -78,15 +78,16 @@ class PreparedSeries:
     covariates: Tuple[Covariate, ...] = ()
 
 
-def open_prepared(data_dir: str) -> PreparedSeries:
-    """Read DIR/prepare.json, check it is of the series layout, and list its shards.
+def open_prepared(data_dir: str, *, summary: Optional[Dict[str, Any]] = None) -> PreparedSeries:
+    """Read DIR/prepare.json (unless its `summary` is given, read already), check it is of the
+    series layout, and list its shards.
 
     The shards are prepare.json's `files` (names in the directory, or full paths), or, when it
     lists none (shards written by other tools), every `DIR/series-*.csv`.
     """
     data_dir = data_dir.rstrip("/")
     source = f"{data_dir}/prepare.json"
-    summary = read_summary(data_dir)
+    summary = read_summary(data_dir) if summary is None else summary
     check_layout(summary, layout=SERIES_LAYOUT, source=source)
     covariates = tuple(covariates_of(summary, source=source))
     expected = [*SERIES_COLUMNS, *(covariate.name for covariate in covariates)]

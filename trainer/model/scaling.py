@@ -96,7 +96,7 @@ def unscale(values: tf.Tensor, state: Optional[ScaleState]) -> tf.Tensor:
 
 
 def resolve_statistics(*, scaling: str, stats_file: str, scale_mean: float, scale_std: float,
-                       season: int) -> Dict[str, Any]:
+                       season: int, summary: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The statistics model_fn needs, from prepare.json (`stats_file`) or the flags.
 
     Returns {"scale_mean", "scale_std", "mase_scale", "rmsse_scale"}: mean and std for
@@ -105,7 +105,8 @@ def resolve_statistics(*, scaling: str, stats_file: str, scale_mean: float, scal
     file, or an older one: they are then computed from the evaluation windows' own inputs).
     These pooled scales serve rows without series; series are scored on their own scales.
     """
-    summary = read_summary(stats_file) if stats_file else None
+    if summary is None and stats_file:  # not handed over: read it here
+        summary = read_summary(stats_file)
     result: Dict[str, Any] = {"scale_mean": 0.0, "scale_std": 1.0, "mase_scale": None,
                               "rmsse_scale": None}
     if scaling == "global_zscore":

@@ -60,22 +60,38 @@ class TrainingData:
     series_count: int = 0  # > 0: the evaluation scores each of this many series on its own scale
 
 
-def data_covariates(config: TrainerConfig) -> Tuple[Covariate, ...]:
-    """The covariates of --data_dir's series (none for rows or the synthetic set)."""
+# Not read yet: the functions below read prepare.json themselves when not handed it.
+UNREAD: Dict[str, Any] = {"unread": True}
+
+
+def read_data_summary(config: TrainerConfig) -> Optional[Dict[str, Any]]:
+    """The prepare.json of --data_dir or --stats_file (None for rows or the synthetic set):
+    read once by a run and handed to everything that needs it."""
+    return read_summary(config.statistics_file) if config.statistics_file else None
+
+
+def _summary_of(config: TrainerConfig, summary: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    return read_data_summary(config) if summary is UNREAD else summary
+
+
+def data_covariates(config: TrainerConfig, summary: Optional[Dict[str, Any]] = UNREAD
+                    ) -> Tuple[Covariate, ...]:
+    """The covariates of --data_dir's series (none for rows or the synthetic set); `summary`:
+    its prepare.json, when read already (`read_data_summary`)."""
     if not config.data_dir:
         return ()
-    summary = read_summary(config.data_dir)
+    summary = _summary_of(config, summary)
     if summary.get("layout", WINDOWS_LAYOUT) != SERIES_LAYOUT:
         return ()
     return tuple(covariates_of(summary, source=f"{config.data_dir}/prepare.json"))
 
 
-def reading_of_data(config: TrainerConfig) -> Dict[str, Any]:
+def reading_of_data(config: TrainerConfig, summary: Optional[Dict[str, Any]] = UNREAD
+                    ) -> Dict[str, Any]:
     """How trainer.prepare read the raw CSV behind --data_dir or --stats_file (its target,
     columns and bad-value policy); empty for other data."""
-    if not config.statistics_file or not tf.io.gfile.exists(config.statistics_file):
-        return {}
-    return reading_of(read_summary(config.statistics_file))
+    summary = _summary_of(config, summary)
+    return reading_of(summary) if summary is not None else {}
 
 
 def make_train_input_fn(config: TrainerConfig, *, files: List[str], num_workers: int = 1,
@@ -89,13 +105,14 @@ def make_train_input_fn(config: TrainerConfig, *, files: List[str], num_workers:
                          steps_per_run=config.steps_per_run)
 
 
-def resolve_training_data(config: TrainerConfig, *, output_dir: str,
-                          task: environment.TaskInfo) -> TrainingData:
-    """The data of `config` for this process of the cluster (see the module's docstring)."""
+def resolve_training_data(config: TrainerConfig, *, output_dir: str, task: environment.TaskInfo,
+                          summary: Optional[Dict[str, Any]] = UNREAD) -> TrainingData:
+    """The data of `config` for this process of the cluster (see the module's docstring);
+    `summary`: the data's prepare.json, when read already."""
     if config.data_dir:
-        summary = read_summary(config.data_dir)
+        summary = _summary_of(config, summary)
         if summary.get("layout", WINDOWS_LAYOUT) == SERIES_LAYOUT:
-            return _series_data(config, task=task)
+            return _series_data(config, task=task, summary=summary)
         check_layout(summary, layout=WINDOWS_LAYOUT, source=f"{config.data_dir}/prepare.json")
         directory = config.data_dir.rstrip("/")
         return _row_data(config, task=task, train_patterns=[f"{directory}/train-*-of-*.csv"],
@@ -134,8 +151,9 @@ def _row_data(config: TrainerConfig, *, task: environment.TaskInfo, train_patter
         description=f"{len(train_files)} training files, {len(eval_files)} evaluation files")
 
 
-def _series_data(config: TrainerConfig, *, task: environment.TaskInfo) -> TrainingData:
-    prepared = open_prepared(config.data_dir)
+def _series_data(config: TrainerConfig, *, task: environment.TaskInfo,
+                 summary: Dict[str, Any]) -> TrainingData:
+    prepared = open_prepared(config.data_dir, summary=summary)
     width = config.n_inputs + config.n_outputs
     mine = process_files(prepared.files, num_workers=task.num_workers,
                          worker_index=task.worker_index)

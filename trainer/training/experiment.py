@@ -26,7 +26,13 @@ from trainer.model.serving import (
 )
 from trainer.model.spec import ModelSpec
 from trainer.training.config import TrainerConfig
-from trainer.training.data_source import data_covariates, reading_of_data, resolve_training_data
+from trainer.training.data_source import (
+    UNREAD,
+    data_covariates,
+    read_data_summary,
+    reading_of_data,
+    resolve_training_data,
+)
 from trainer.training.progress import ProgressHook
 from trainer.training.recovery import SkipDeletedCheckpointExporter, run_train_and_evaluate
 from trainer.training.reporting import EarlyStopped, ReportingExporter, read_metrics_json
@@ -48,12 +54,15 @@ logger = logging.getLogger(__name__)
 EXPORTS_TO_KEEP = 5
 
 
-def model_spec(config: TrainerConfig, *, series_count: int = 0) -> ModelSpec:
+def model_spec(config: TrainerConfig, *, series_count: int = 0,
+               summary: Optional[Dict[str, Any]] = UNREAD) -> ModelSpec:
     """The model of `config`: its flags, with the statistics resolved from --stats_file or
-    --data_dir; `series_count` > 0 when the evaluation scores that many series one by one."""
+    --data_dir (`summary`: that prepare.json, when read already); `series_count` > 0 when the
+    evaluation scores that many series one by one."""
+    summary = read_data_summary(config) if summary is UNREAD else summary
     statistics = resolve_statistics(scaling=config.scaling, stats_file=config.statistics_file,
                                     scale_mean=config.scale_mean, scale_std=config.scale_std,
-                                    season=config.season)
+                                    season=config.season, summary=summary)
     return ModelSpec(
         model=config.model, hidden_units=config.hidden_units, n_inputs=config.n_inputs,
         n_outputs=config.n_outputs, head=config.loss, quantiles=config.quantile_levels,
@@ -64,7 +73,7 @@ def model_spec(config: TrainerConfig, *, series_count: int = 0) -> ModelSpec:
         scale_std=statistics["scale_std"], mase_scale=statistics["mase_scale"],
         rmsse_scale=statistics["rmsse_scale"], series_count=series_count,
         steps_per_run=config.steps_per_run, train_steps=config.train_steps,
-        covariates=data_covariates(config))
+        covariates=data_covariates(config, summary))
 
 
 def make_run_config(config: TrainerConfig, *, output_dir: str) -> tf.estimator.RunConfig:
@@ -100,13 +109,14 @@ def make_session_config(default: Optional[tf.compat.v1.ConfigProto], *, intra_op
     return session_config
 
 
-def make_estimator(config: TrainerConfig, *, output_dir: str, series_count: int = 0
-                   ) -> tf.estimator.Estimator:
+def make_estimator(config: TrainerConfig, *, output_dir: str, series_count: int = 0,
+                   summary: Optional[Dict[str, Any]] = UNREAD) -> tf.estimator.Estimator:
     """The trainer's Estimator: `model_fn` with the run config and params of `config` (and
-    the number of series its evaluation scores one by one)."""
+    the number of series its evaluation scores one by one; `summary`: the data's prepare.json)."""
     return tf.estimator.Estimator(model_fn=model_fn,
                                   config=make_run_config(config, output_dir=output_dir),
-                                  params=model_spec(config, series_count=series_count))
+                                  params=model_spec(config, series_count=series_count,
+                                                    summary=summary))
 
 
 def make_progress_hook(config: TrainerConfig) -> ProgressHook:
@@ -126,14 +136,16 @@ def make_early_stopping_hook(config: TrainerConfig, *, output_dir: str,
 
 
 def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool = False,
-                   tensorboard_dir: str = "", model_dir: str = "") -> List[tf.estimator.Exporter]:
+                   tensorboard_dir: str = "", model_dir: str = "",
+                   summary: Optional[Dict[str, Any]] = UNREAD) -> List[tf.estimator.Exporter]:
     """The run's one exporter: the latest export after every evaluation, the best (by
     --monitored_metric) when it improved, the history, metrics.json and the tuning report
     (`trainer.training.reporting.ReportingExporter`), the evaluation's events in
     `tensorboard_dir` and the best model copied to `model_dir` (each when given). A separate
     evaluator (`is_evaluator`) also stops itself after --early_stopping_evals evaluations
-    without improvement."""
-    covariates = data_covariates(config)
+    without improvement. `summary`: the data's prepare.json, when read already."""
+    summary = read_data_summary(config) if summary is UNREAD else summary
+    covariates = data_covariates(config, summary)
     receiver_fn = make_serving_input_receiver_fn(n_inputs=config.n_inputs,
                                                  n_outputs=config.n_outputs,
                                                  covariates=covariates)
@@ -147,7 +159,7 @@ def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool
                           head_json(get_head(config.loss, config.quantile_levels)))
     write_text_atomically(assets[DATA_ASSET], data_json(
         season=config.season, data_dir=config.data_dir, stats_file=config.stats_file,
-        reading=reading_of_data(config)))
+        reading=reading_of_data(config, summary)))
     if covariates:
         assets[COVARIATES_ASSET] = f"{output_dir}/{COVARIATES_ASSET}"
         write_text_atomically(assets[COVARIATES_ASSET], covariates_json(covariates))
@@ -248,13 +260,14 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                        "--data_dir": [config.data_dir] if config.data_dir else [],
                        "--train_data_paths": split_patterns(config.train_data_paths),
                        "--eval_data_paths": split_patterns(config.eval_data_paths)})
+    summary = read_data_summary(config)  # the data's prepare.json, read once for the run
     prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief,
                        job_id=environment.job_id(), directories=dirs.to_dict(),
-                       covariates=covariate_shapes(data_covariates(config)))
+                       covariates=covariate_shapes(data_covariates(config, summary)))
     if task.task_type == "ps":  # a parameter server only holds variables
         serve_parameters(make_run_config(config, output_dir=output_dir))
     else:
-        data = resolve_training_data(config, output_dir=output_dir, task=task)
+        data = resolve_training_data(config, output_dir=output_dir, task=task, summary=summary)
         logger.info("%s", data.description)
 
     start_step = latest_global_step(output_dir)
@@ -265,7 +278,8 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
             logger.warning("the checkpoint is already at step %d >= --train_steps %d: nothing to "
                            "train; raise --train_steps to continue", start_step, config.train_steps)
 
-    estimator = make_estimator(config, output_dir=output_dir, series_count=data.series_count)
+    estimator = make_estimator(config, output_dir=output_dir, series_count=data.series_count,
+                               summary=summary)
     divergence = DivergenceHook(learning_rate=config.learning_rate, scaling=config.scaling,
                                 clip_gradient_norm=config.clip_gradient_norm)
     hooks = [make_progress_hook(config), divergence,
@@ -282,7 +296,8 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
         steps=config.eval_steps or None,
         exporters=make_exporters(config, output_dir=output_dir,
                                  is_evaluator=task.task_type == "evaluator",
-                                 tensorboard_dir=dirs.tensorboard_dir, model_dir=dirs.model_dir),
+                                 tensorboard_dir=dirs.tensorboard_dir, model_dir=dirs.model_dir,
+                                 summary=summary),
         start_delay_secs=config.eval_start_delay_secs,
         throttle_secs=eval_throttle_secs(config, is_evaluator=task.task_type == "evaluator"))
     try:
