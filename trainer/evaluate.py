@@ -9,12 +9,15 @@
 from its series (the model's own n_inputs + n_outputs, stride 1), and its prepare.json scales
 MASE. `--data_paths` are files of rows (the windows layout).
 
-`--model_dir` is a SavedModel or a training output directory (its best export). Every row of
-the files is forecast; RMSE, MAE, MAPE, sMAPE and MASE are averaged over every window and every
-step, for the model, the naive forecast (last value) and the seasonal naive forecast (last
-season repeated), with the definitions of `trainer.model.metrics`, which the trainer's own
-evaluation uses too. MASE is scaled by the training split's in-sample seasonal naive MAE from
-`--stats_file` when given, else by the same MAE within the evaluated windows' inputs.
+`--model_dir` is a SavedModel or a training output directory (its best export). Every window
+is forecast and scored for the model, the naive forecast (last value) and the seasonal naive
+forecast (last season repeated), with the definitions of `trainer.model.metrics`, which the
+trainer's own evaluation uses too: RMSE, MAE and MAPE over every window and step; sMAPE, MASE
+and RMSSE per series, each scaled by that series' own in-sample errors over the history of the
+split (`trainer.data.series_scales`), then averaged over the series. Rows (`--data_paths`)
+name no series: they are scored as one, with the training split's pooled scale from
+`--stats_file` when given, else the same errors within the evaluated windows' inputs.
+`--per_series FILE.csv` writes each series' figures.
 
 For a model with a quantile head (its export's head.json names the levels), the interval
 metrics of `trainer.model.metrics` join them: weighted quantile loss (`wql`), coverage and

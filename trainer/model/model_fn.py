@@ -4,7 +4,8 @@
 computes the network's output once and hands it to `make_estimator_spec`, which builds the
 six parts of the EstimatorSpec through the spec's head (`trainer.model.heads`, like the
 canned estimators' heads): mode, predictions (`{"predicted": ...}` for the point head),
-export outputs, loss, train op and eval metrics (rmse, mae, mape, smape, mase, and the same
+export outputs, loss, train op and eval metrics (rmse, mae, mape pooled; smape, mase, rmsse
+per series when the evaluation input names each window's series (`series_info`); the same
 for the naive and seasonal naive forecasts, from `trainer.model.metrics`, so that every
 evaluation states the model's skill; with the quantile head, the interval metrics of the model
 and the baselines too). In PREDICT mode no loss, train op or metric is built;
