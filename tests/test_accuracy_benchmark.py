@@ -50,19 +50,24 @@ def test_m4_scores_are_the_competitions_per_series_means():
     assert scores["owa"] == pytest.approx((smape / M4_NAIVE2["smape"] + mase / M4_NAIVE2["mase"]) / 2)
 
 
-def test_tiny_accuracy_benchmark_writes_figures_per_model_seed_and_baseline(tmp_path):
+def run_benchmark(tmp_path, *flags):
+    """benchmarks.accuracy on fake data under `tmp_path`: (its output, the JSON it wrote)."""
     root = tmp_path / "data"
     root.mkdir()
     write_fake_data_root(root)
     output = tmp_path / "accuracy.json"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.accuracy", "--data_root", str(root), "--datasets",
-         "etth2,m4_weekly,synthetic", "--models", "linear", "--seeds", "1,2", "--train_steps",
-         "40", "--checkpoint_steps", "20", "--synthetic_series", "3", "--work_dir",
-         str(tmp_path / "work"), "--output", str(output)],
+        [sys.executable, "-m", "benchmarks.accuracy", "--data_root", str(root), "--models",
+         "linear", "--train_steps", "40", "--checkpoint_steps", "20", "--work_dir",
+         str(tmp_path / "work"), "--output", str(output), *flags],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    results = json.loads(output.read_text())
+    return result, json.loads(output.read_text())
+
+
+def test_tiny_accuracy_benchmark_writes_figures_per_model_seed_and_baseline(tmp_path):
+    result, results = run_benchmark(tmp_path, "--datasets", "etth2,m4_weekly,synthetic",
+                                    "--seeds", "1,2", "--synthetic_series", "3")
     assert set(results["datasets"]) == {"etth2", "m4_weekly", "synthetic"}
     expected = {"etth2": {"mse", "mae"}, "m4_weekly": {"smape", "mase", "owa"},
                 "synthetic": {"rmse", "mase"}}
@@ -90,17 +95,8 @@ def test_tiny_accuracy_benchmark_writes_figures_per_model_seed_and_baseline(tmp_
 
 
 def test_refit_scores_the_refit_beside_the_run(tmp_path):
-    root = tmp_path / "data"
-    root.mkdir()
-    write_fake_data_root(root)
-    output = tmp_path / "accuracy.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.accuracy", "--data_root", str(root), "--datasets",
-         "m4_weekly", "--models", "linear", "--seeds", "1", "--train_steps", "40",
-         "--checkpoint_steps", "20", "--refit", "--work_dir", str(tmp_path / "work"),
-         "--output", str(output)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    run = json.loads(output.read_text())["datasets"]["m4_weekly"]["models"]["linear"]["runs"][0]
+    _, results = run_benchmark(tmp_path, "--datasets", "m4_weekly", "--seeds", "1", "--refit")
+    run = results["datasets"]["m4_weekly"]["models"]["linear"]["runs"][0]
     assert {"refit_owa", "refit_mase", "refit_smape"} <= set(run) and run["refit_owa"] > 0
     refit = json.loads((tmp_path / "work" / "m4_weekly-linear-seed1" / "refit" / "config.json")
                        .read_text())
