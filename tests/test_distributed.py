@@ -223,6 +223,9 @@ def test_cluster_trains_from_series_shards_each_worker_surveying_only_its_own(tm
     assert set(codes.values()) == {0}, codes
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["rmse"] < metrics["naive_rmse"]
+    # The evaluator scored every series on its own scale, and chose by it.
+    assert metrics["series_evaluated"] == 6 and metrics["monitored_metric"] == "mase"
+    assert metrics["mase"] < metrics["seasonal_naive_mase"]
     assert_export_serves(tmp_path / "run")
     for name in ("chief-0", "evaluator-0"):
         assert "3 series files (6 series, 2400 points)" in log_text(cluster, name), name
