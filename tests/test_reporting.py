@@ -258,7 +258,7 @@ def test_verdict_judges_the_scale_free_metric_says_on_how_many_series_and_checks
                     "share_beating_seasonal_naive": 0.25})
     assert lost.startswith("WARNING: loses to the seasonal naive forecast on mase: 1.1000 against "
                            "0.9000. Try --optimizer adam")
-    assert lost.endswith("; better than seasonal naive on 10 of 40 series (25%, by MAE)")
+    assert lost.endswith("baseline\nbetter than seasonal naive on 10 of 40 series (25%, by MAE)")
     assert verdict({"mase": 0.5, "naive_mase": 0.8, "seasonal_naive_mase": 0.8}) == \
         "beats the naive forecast (0.8000) on mase (0.5000)"  # one baseline when they agree
     assert verdict({"mase": 0.5, "naive_mase": 1.2, "seasonal_naive_mase": 0.9}, metric="rmsse") == \
@@ -269,10 +269,10 @@ def test_verdict_judges_the_scale_free_metric_says_on_how_many_series_and_checks
         "WARNING: loses to the seasonal naive forecast on smape: 9.0000 against 8.0000")
     # A quantile head: its widest interval against its nominal share.
     narrow = verdict({"mase": 0.5, "naive_mase": 1.0, "coverage_80": 72.4, "coverage_95": 51.0})
-    assert narrow.endswith("WARNING: its 95% interval held 51.0% of the values (too narrow: read its "
-                           "quantiles with care)")
+    assert narrow.endswith("\nWARNING: its 95% interval held 51.0% of the values (too narrow: read "
+                           "its quantiles with care)")
     assert verdict({"mase": 0.5, "naive_mase": 1.0, "coverage_80": 78.0}).endswith(
-        "; its 80% interval held 78.0% of the values")
+        "(0.5000)\nits 80% interval held 78.0% of the values")
     assert verdict({"mase": float("nan"), "naive_mase": float("nan")}).startswith("no verdict")
 
 

@@ -121,12 +121,18 @@ def test_statistics_come_from_prepare_json(tmp_path):
                                                 "in_sample_naive_mae": {"1": 0.5, "7": 1.5}}}))
     resolved = resolve_statistics(scaling="global_zscore", stats_file=str(stats), scale_mean=0.0,
                                   scale_std=0.0, season=7)
-    assert resolved == {"scale_mean": 12.5, "scale_std": 2.0, "mase_scale": 1.5}
+    assert resolved == {"scale_mean": 12.5, "scale_std": 2.0, "mase_scale": 1.5,
+                        "rmsse_scale": None}  # an older prepare.json: RMSSE from the windows
+    stats.write_text(json.dumps({"statistics": {"mean": 12.5, "std": 2.0, "in_sample_naive_mse": 0.75,
+                                                "in_sample_naive_mae": {"1": 0.5, "7": 1.5}}}))
+    assert resolve_statistics(scaling="none", stats_file=str(stats), scale_mean=0.0, scale_std=0.0,
+                              season=7)["rmsse_scale"] == 0.75
     with pytest.raises(ConfigError, match=r"seasons 1, 7, not --season 12; rerun trainer.prepare "
                                           r"with --season 12"):
         resolve_statistics(scaling="none", stats_file=str(stats), scale_mean=0, scale_std=0, season=12)
     assert resolve_statistics(scaling="global_zscore", stats_file="", scale_mean=3.0, scale_std=4.0,
-                              season=1) == {"scale_mean": 3.0, "scale_std": 4.0, "mase_scale": None}
+                              season=1) == {"scale_mean": 3.0, "scale_std": 4.0, "mase_scale": None,
+                                            "rmsse_scale": None}
 
 
 def test_global_zscore_needs_statistics():

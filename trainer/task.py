@@ -37,10 +37,8 @@ def summarize(metrics: Optional[dict]) -> str:
     best = "" if last == metrics["global_step"] else (
         f" (the best of {metrics.get('evaluations', '?')} evaluations by "
         f"{metrics.get('monitored_metric', 'rmse')}: step {metrics['global_step']})")
-    scale_free = ""
-    if metrics.get("mase") is not None:  # each series on its own scale, then averaged
-        scale_free = (f"  mase {metrics['mase']:.4f} (seasonal naive "
-                      f"{metrics.get('seasonal_naive_mase', float('nan')):.4f})")
+    # Each series on its own scale, then averaged; the verdict below names the baselines'.
+    scale_free = f"  mase {metrics['mase']:.4f}" if metrics.get("mase") is not None else ""
     lines = [f"done: step {last}{best}{scale_free}  rmse {metrics['rmse']:.4f}  "
              f"naive_rmse {metrics['naive_rmse']:.4f}  ({skill:+.0%} vs naive)  "
              f"mae {metrics['mae']:.4f}{intervals}"]

@@ -558,8 +558,8 @@ COVERAGE_TOLERANCE = 5.0
 
 def verdict(metrics: Dict[str, float], *, metric: str = "mase") -> str:
     """Whether the model beats the naive and seasonal naive forecasts on `metric` (scale-free
-    by default), on how many series, whether its widest interval holds its nominal share, and
-    what to try when it loses.
+    by default), and what to try when it loses; then, a line each, on how many series it beats
+    seasonal naive and whether its widest interval held its nominal share.
 
     >>> verdict({"mase": 0.8, "naive_mase": 1.0, "seasonal_naive_mase": 0.9})
     'beats the naive forecast (1.0000) and the seasonal naive forecast (0.9000) on mase (0.8000)'
@@ -572,13 +572,13 @@ def verdict(metrics: Dict[str, float], *, metric: str = "mase") -> str:
         baselines["seasonal naive"] = metrics[f"seasonal_naive_{metric}"]
     baselines = {name: figure for name, figure in baselines.items()
                  if figure is not None and math.isfinite(figure)}
-    series = ""
-    if metrics.get("series_evaluated"):
+    lines = []
+    if (metrics.get("series_evaluated") or 0) > 1:  # one series: the line above says it all
         count = int(metrics["series_evaluated"])
         share = metrics.get("share_beating_seasonal_naive")
         if share is not None:
-            series = (f"; better than seasonal naive on {round(share * count)} of {count} series "
-                      f"({share:.0%}, by MAE)")
+            lines.append(f"better than seasonal naive on {round(share * count)} of {count} series "
+                         f"({share:.0%}, by MAE)")
     if value is None or not math.isfinite(value):
         text = (f"no verdict: {metric} is undefined (no series has an in-sample scale); compare "
                 "rmse and mae with the baselines' in the table")
@@ -594,17 +594,16 @@ def verdict(metrics: Dict[str, float], *, metric: str = "mase") -> str:
                     f"{figure:.4f}. Try --optimizer adam --learning_rate 0.001, another --model "
                     "(linear, dnn), a longer --n_inputs or more --train_steps; --season sets "
                     "the seasonal baseline")
-    text += series
     interval = _widest_interval(metrics)
     if interval is not None and interval[1] is not None:
         nominal, coverage = interval
         if abs(coverage - nominal) > COVERAGE_TOLERANCE:
-            text += (f". WARNING: its {nominal:g}% interval held {coverage:.1f}% of the values "
-                     f"({'too narrow' if coverage < nominal else 'wider than it needs'}: read its "
-                     "quantiles with care)")
+            lines.append(f"WARNING: its {nominal:g}% interval held {coverage:.1f}% of the values "
+                         f"({'too narrow' if coverage < nominal else 'wider than it needs'}: read "
+                         "its quantiles with care)")
         else:
-            text += f"; its {nominal:g}% interval held {coverage:.1f}% of the values"
-    return text
+            lines.append(f"its {nominal:g}% interval held {coverage:.1f}% of the values")
+    return "\n".join([text, *lines])
 
 
 def metrics_table(metrics: Dict[str, Optional[float]], levels: Sequence[float] = ()) -> List[str]:
@@ -628,7 +627,7 @@ def metrics_table(metrics: Dict[str, Optional[float]], levels: Sequence[float] =
         for prefix, label in [("", "model")] + [(f"{b}_", b) for b in BASELINES]:
             if prefix + columns[0] in metrics:
                 lines.append(f"{label:16}" + "".join(cell(metrics.get(prefix + m)) for m in columns))
-    if metrics.get("series_evaluated"):
+    if (metrics.get("series_evaluated") or 0) > 1:
         lines.append(f"smape, mase and rmsse are means over {metrics['series_evaluated']:.0f} series"
                      + (f" ({metrics['series_unscaled']:.0f} without an in-sample scale, left out "
                         "of mase and rmsse)" if metrics.get("series_unscaled") else "")
