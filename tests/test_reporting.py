@@ -393,3 +393,42 @@ def test_a_best_evaluation_whose_checkpoint_went_before_its_best_export_keeps_a_
     assert not (output / "export" / "latest" / first_latest.name).exists()  # cleaned up since
     assert load_exported_model(metrics["saved_model_path"]).n_outputs == N_OUTPUTS
     assert not tf.io.gfile.glob(deleted[0] + ".*")
+
+
+def test_an_evaluation_better_than_every_exported_one_reaches_export_best(tiny_data, tmp_path):
+    # The best evaluation so far lost its checkpoint before any export; the next one, a little
+    # worse but the best that has a model, goes to export/best too, so that the answer is never a
+    # latest export (which the latest exports' clean-up deletes: a cluster test's failure).
+    import tensorflow as tf
+
+    from trainer.model.serving import load_exported_model, make_serving_input_receiver_fn
+    from trainer.training.config import make_config
+    from trainer.training.data_source import make_train_input_fn
+    from trainer.training.experiment import make_estimator
+    from trainer.training.recovery import SkipDeletedCheckpointExporter
+    from trainer.training.reporting import ReportingExporter
+
+    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
+                         steps_per_run=1)
+    output = tmp_path / "run"
+    estimator = make_estimator(config, output_dir=str(output))
+    train_input_fn = make_train_input_fn(config, files=tiny_data["train_files"])
+    receiver_fn = make_serving_input_receiver_fn(n_inputs=N_INPUTS)
+    exporter = ReportingExporter(
+        SkipDeletedCheckpointExporter(tf.estimator.LatestExporter("latest", receiver_fn,
+                                                                  exports_to_keep=1)),
+        output_dir=str(output), monitored_metric="mase", hypertune_metric="rmse",
+        best=SkipDeletedCheckpointExporter(tf.estimator.LatestExporter("best", receiver_fn)))
+    for step in (3, 6, 9):
+        estimator.train(train_input_fn, max_steps=step)
+    for name in tf.io.gfile.glob(str(output / "model.ckpt-3.*")):  # gone before its export
+        tf.io.gfile.remove(name)
+    base = {"mae": 0.4, "rmse": 0.5, "naive_rmse": 0.9, "loss": 0.25}
+    for step, mase in ((3, 0.30), (6, 0.31), (9, 0.6)):
+        exporter.export(estimator, str(output / "export" / "latest"),
+                        str(output / f"model.ckpt-{step}"), dict(base, mase=mase, global_step=step),
+                        False)
+    metrics = read_metrics_json(str(output))
+    assert (metrics["global_step"], metrics["mase"]) == (6, 0.31)
+    assert metrics["saved_model_path"].startswith(str(output / "export" / "best"))
+    assert load_exported_model(metrics["saved_model_path"]).n_outputs == N_OUTPUTS

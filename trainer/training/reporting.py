@@ -186,7 +186,10 @@ class ReportingExporter(tf.estimator.Exporter):
         evaluations = read_evaluations(self._output_dir)
         summary = evaluation_summary(eval_result, saved_model_path=saved_model_path)
         metric = self._monitored_metric
-        previous = best_evaluation(evaluations, metric)
+        # Compared with the exported evaluations only: one whose checkpoint went before its
+        # export holds no model, and a better one after it must still reach export/best, or
+        # the answer would be a latest export, which the latest exports' clean-up deletes.
+        previous = best_evaluation([e for e in evaluations if e.get("saved_model_path")], metric)
         improved = previous is None or _value(summary, metric) < _value(previous, metric)
         if improved and self._best is not None:
             best_dir = export_path.rstrip("/").rsplit("/", 1)[0] + "/" + self._best.name
