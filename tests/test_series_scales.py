@@ -85,3 +85,21 @@ def test_prepare_stores_the_scales_the_shards_give(tmp_path):
             np.testing.assert_allclose(getattr(stored, key), getattr(computed, key), rtol=1e-6)
         assert stored.mae_season[1] / stored.mae_season[0] > 1000
     assert stored_scales(prepared.summary, season=7, split="valid", series_count=2) is None
+
+
+def test_bad_flags_and_a_damaged_prepare_json_say_what_to_do():
+    from trainer.evaluate import EvaluateConfig
+    from trainer.prepare import PrepareConfig
+    from trainer.util.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--per_series needs --data_dir"):
+        EvaluateConfig(model_dir="m", data_paths="rows-*.csv", per_series="s.csv")
+    with pytest.raises(ConfigError, match="--valid_windows/--test_windows need --layout series"):
+        PrepareConfig(input="a.csv", output_dir="out", layout="windows", valid_windows=2)
+    with pytest.raises(ConfigError, match="not two of them"):
+        PrepareConfig(input="a.csv", output_dir="out", valid_windows=2, valid_points=10)
+    damaged = {"_path": "p/prepare.json", "series_scales": {
+        "season": 1, "valid": {"mae_1": [1.0], "mae_season": [1.0], "mse_1": [1.0]}}}
+    with pytest.raises(ConfigError, match=r"series_scales.valid.mae_1 holds 1 values for 2 series; "
+                                          r"prepare the data again"):
+        stored_scales(damaged, season=1, split="valid", series_count=2)
