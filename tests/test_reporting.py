@@ -344,24 +344,33 @@ def test_model_dir_holds_the_best_export_and_tensorboard_gets_every_evaluation(t
     assert not list(model_dir.glob("model.ckpt*"))
 
 
+def trained_checkpoints(tiny_data, output, steps=(3, 6, 9)):
+    """A tiny estimator trained to each of `steps` (a checkpoint each), and its receiver_fn."""
+    from trainer.model.serving import make_serving_input_receiver_fn
+    from trainer.training.config import make_config
+    from trainer.training.data_source import make_train_input_fn
+    from trainer.training.experiment import make_estimator
+
+    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
+                         steps_per_run=1)
+    estimator = make_estimator(config, output_dir=str(output))
+    train_input_fn = make_train_input_fn(config, files=tiny_data["train_files"])
+    for step in steps:
+        estimator.train(train_input_fn, max_steps=step)
+    return estimator, make_serving_input_receiver_fn(n_inputs=N_INPUTS)
+
+
 def test_a_best_evaluation_whose_checkpoint_went_before_its_best_export_keeps_a_model(tiny_data, tmp_path):
     # The chief deletes the checkpoint between the latest export and the best one: the latest
     # export is copied to export/best, and the answer outlives the latest exports' clean-up.
     import tensorflow as tf
 
-    from trainer.model.serving import load_exported_model, make_serving_input_receiver_fn
-    from trainer.training.config import make_config
-    from trainer.training.data_source import make_train_input_fn
-    from trainer.training.experiment import make_estimator
+    from trainer.model.serving import load_exported_model
     from trainer.training.recovery import SkipDeletedCheckpointExporter
     from trainer.training.reporting import ReportingExporter
 
-    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
-                         steps_per_run=1)
     output = tmp_path / "run"
-    estimator = make_estimator(config, output_dir=str(output))
-    train_input_fn = make_train_input_fn(config, files=tiny_data["train_files"])
-    receiver_fn = make_serving_input_receiver_fn(n_inputs=N_INPUTS)
+    estimator, receiver_fn = trained_checkpoints(tiny_data, output)
     latest = tf.estimator.LatestExporter("latest", receiver_fn, exports_to_keep=1)
     deleted = []
 
@@ -381,8 +390,6 @@ def test_a_best_evaluation_whose_checkpoint_went_before_its_best_export_keeps_a_
         monitored_metric="rmse", hypertune_metric="rmse",  # the figures below are rmse's
         best=SkipDeletedCheckpointExporter(tf.estimator.LatestExporter("best", receiver_fn)))
     base = {"mae": 0.4, "naive_rmse": 0.9, "loss": 0.25}
-    for step in (3, 6, 9):
-        estimator.train(train_input_fn, max_steps=step)
     for step, rmse in ((3, 0.3), (6, 0.5), (9, 0.6)):  # the first is the best
         exporter.export(estimator, str(output / "export" / "latest"), str(output / f"model.ckpt-{step}"),
                         dict(base, rmse=rmse, global_step=step), False)
@@ -401,26 +408,17 @@ def test_an_evaluation_better_than_every_exported_one_reaches_export_best(tiny_d
     # latest export (which the latest exports' clean-up deletes: a cluster test's failure).
     import tensorflow as tf
 
-    from trainer.model.serving import load_exported_model, make_serving_input_receiver_fn
-    from trainer.training.config import make_config
-    from trainer.training.data_source import make_train_input_fn
-    from trainer.training.experiment import make_estimator
+    from trainer.model.serving import load_exported_model
     from trainer.training.recovery import SkipDeletedCheckpointExporter
     from trainer.training.reporting import ReportingExporter
 
-    config = make_config(n_inputs=N_INPUTS, n_outputs=N_OUTPUTS, batch_size=5, hidden_units=4,
-                         steps_per_run=1)
     output = tmp_path / "run"
-    estimator = make_estimator(config, output_dir=str(output))
-    train_input_fn = make_train_input_fn(config, files=tiny_data["train_files"])
-    receiver_fn = make_serving_input_receiver_fn(n_inputs=N_INPUTS)
+    estimator, receiver_fn = trained_checkpoints(tiny_data, output)
     exporter = ReportingExporter(
         SkipDeletedCheckpointExporter(tf.estimator.LatestExporter("latest", receiver_fn,
                                                                   exports_to_keep=1)),
         output_dir=str(output), monitored_metric="mase", hypertune_metric="rmse",
         best=SkipDeletedCheckpointExporter(tf.estimator.LatestExporter("best", receiver_fn)))
-    for step in (3, 6, 9):
-        estimator.train(train_input_fn, max_steps=step)
     for name in tf.io.gfile.glob(str(output / "model.ckpt-3.*")):  # gone before its export
         tf.io.gfile.remove(name)
     base = {"mae": 0.4, "rmse": 0.5, "naive_rmse": 0.9, "loss": 0.25}
