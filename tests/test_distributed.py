@@ -150,6 +150,26 @@ def test_cluster_without_evaluator_has_the_chief_evaluate_once(tiny_data, tmp_pa
     assert_export_serves(tmp_path / "run")
 
 
+def test_closed_form_in_a_cluster_is_the_chiefs_alone(tiny_data, tmp_path):
+    """--solver closed_form: the chief fits, evaluates and exports; the worker, the parameter
+    server and the evaluator say so and exit at once, and the run is as a local one."""
+    cluster = make_cluster(tiny_data, tmp_path, steps=400, workers=1,
+                           extra_flags=["--model", "linear", "--solver", "closed_form",
+                                        "--ridge_penalties", "0,0.1"])
+    cluster.start()
+    codes = cluster.wait(timeout_secs=CLUSTER_TIMEOUT_SECS)
+    assert codes == {"chief-0": 0, "worker-0": 0, "evaluator-0": 0, "ps-0": 0}, codes
+    for name in ("worker-0", "evaluator-0", "ps-0"):
+        role, index = name.split("-")
+        assert (f"--solver closed_form: the chief fits, evaluates and exports alone; {role} "
+                f"{index} has nothing to do and exits") in log_text(cluster, name)
+    assert evaluations(log_text(cluster, "chief-0")) == [1, 2]
+    assert sorted(p.name for p in cluster.log_dir.glob("*.metrics")) == ["chief-0.metrics"]
+    fits = json.loads((tmp_path / "run" / "closed_form.json").read_text())["fits"]
+    assert [fit["penalty"] for fit in fits] == [0.0, 0.1]
+    assert_export_serves(tmp_path / "run")
+
+
 def test_cluster_stops_early_on_the_evaluators_results(tmp_path):
     """Validation that gets worse with training (trained on targets shifted by 1, evaluated on
     unshifted ones): the evaluator writes each evaluation, and the chief and the workers stop

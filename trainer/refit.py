@@ -13,7 +13,8 @@ the choice is made. The test split stays out of it.
 The refit is an ordinary run in its own directory (it resumes, `--overwrite` restarts it),
 with every flag of the run's config.json but these: `--train_on_valid`, `--train_steps` (the
 run's best global step), one checkpoint and so one evaluation at that step
-(`--save_checkpoints_steps`), and no early stopping. Its evaluation, on the valid split it has
+(`--save_checkpoints_steps`), and no early stopping; a closed-form run's refit fits the
+chosen step's ridge penalty alone (`--ridge_penalties`). Its evaluation, on the valid split it has
 now trained on, describes the fit, not the forecast: judge it with `trainer.evaluate --split
 test`. It writes `refit.json` beside its config.json: the run, its best step and metric.
 """
@@ -27,6 +28,7 @@ from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, run_command
 
 import tensorflow as tf
 
+from trainer.training.closed_form_fit import penalty_of_step
 from trainer.training.config import DEFAULT_CHECKPOINT_SECS, TrainerConfig, make_config
 from trainer.training.experiment import train_and_evaluate
 from trainer.training.reporting import read_metrics_json
@@ -72,6 +74,8 @@ def refit_config(config: RefitConfig) -> Dict[str, Any]:
                           "the run evaluate at least once (it chooses the step to refit for)")
     steps = int(answer["global_step"])
     flags = {key: value for key, value in saved.items() if key in FLAG_NAMES}
+    if flags.get("solver") == "closed_form":  # the chosen penalty, not a new choice in-sample
+        flags["ridge_penalties"] = f"{penalty_of_step(run_dir, steps)!r}"
     flags.update(output_dir=config.output_dir or f"{run_dir}/refit", overwrite=config.overwrite,
                  train_on_valid=True, train_steps=steps, save_checkpoints_steps=steps,
                  save_checkpoints_secs=DEFAULT_CHECKPOINT_SECS, early_stopping_evals=0,

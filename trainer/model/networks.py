@@ -45,8 +45,7 @@ def _dropout(net: tf.Tensor, rate: float, training: bool, *, name: str = "dropou
 
 
 def _output_layer(last_output: tf.Tensor, *, units: int) -> tf.Tensor:
-    """The paper's head: last RNN output [batch, hidden] @ weight + bias -> [batch, units]
-    (any [batch, n] for nlinear)."""
+    """The paper's head: last RNN output [batch, hidden] @ weight + bias -> [batch, units]."""
     hidden = last_output.shape[-1]
     weight = tf.compat.v1.get_variable(
         "weight", [hidden, units], initializer=tf.compat.v1.glorot_uniform_initializer())
@@ -122,11 +121,69 @@ def dnn(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
     return layers.Dense(units, name="output")(net)
 
 
+@dataclasses.dataclass(frozen=True)
+class LinearTerm:
+    """One linear map of a network that is a sum of them: `features` [batch, p] times the kernel
+    variable named `kernel` ([p, units], in the network's scope), plus the bias variable `bias`
+    ([units]) when one is named."""
+
+    features: tf.Tensor
+    kernel: str
+    bias: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearTerms:
+    """A network linear in its variables: `offset` (None, or [batch, 1] added to every output)
+    plus the sum of its terms. `apply_linear_terms` builds it; the closed-form fit
+    (`trainer.model.closed_form`) solves for the same variables from the same features."""
+
+    terms: Tuple[LinearTerm, ...]
+    offset: Optional[tf.Tensor] = None
+    # Why the terms' features are collinear by construction, if they are (the fit then needs a
+    # penalty, and says so without alarm).
+    collinear: str = ""
+
+
+def _variable(name: str, shape: Sequence[int], initializer: Callable[..., tf.Tensor]
+              ) -> tf.Variable:
+    """The variable `name` ("trend/kernel": `kernel` in the scope `trend`) of the current scope."""
+    scope, _, leaf = name.rpartition("/")
+    if not scope:
+        return tf.compat.v1.get_variable(leaf, shape, initializer=initializer)
+    with tf.compat.v1.variable_scope(scope):
+        return tf.compat.v1.get_variable(leaf, shape, initializer=initializer)
+
+
+def apply_linear_terms(linear_terms: LinearTerms, *, units: int) -> tf.Tensor:
+    """The output [batch, units] of a network given as `LinearTerms`: each term's features times
+    its kernel (Glorot-uniform at first) plus its bias (zeros at first), summed, plus the offset.
+
+    matmul plus bias, not Dense layers: on constant inputs, TF 2.15's constant folding moved
+    nlinear's `+ last` into Dense's BiasAdd as its bias, [batch, 1] instead of [units], and failed.
+    """
+    net = None
+    for term in linear_terms.terms:
+        kernel = _variable(term.kernel, [term.features.shape[-1], units],
+                           tf.compat.v1.glorot_uniform_initializer())
+        value = tf.matmul(term.features, kernel)
+        if term.bias:
+            value = value + _variable(term.bias, [units], tf.compat.v1.zeros_initializer())
+        net = value if net is None else net + value
+    return net if linear_terms.offset is None else net + linear_terms.offset
+
+
+def linear_terms(sequence: tf.Tensor, context: Optional[tf.Tensor]) -> LinearTerms:
+    """`linear`: one map of the inputs (and covariates), flattened, with a bias."""
+    return LinearTerms((LinearTerm(_with_context(_flat(sequence), context), kernel="output/kernel",
+                                   bias="output/bias"),))
+
+
 def linear(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
            units: int, dropout: float = 0.0, training: bool = False) -> tf.Tensor:
     """A linear map from the inputs (and covariates) to the outputs (hidden_units is unused)."""
     del hidden_units, dropout, training  # a linear model has no hidden layer to drop
-    return tf.keras.layers.Dense(units, name="output")(_with_context(_flat(sequence), context))
+    return apply_linear_terms(linear_terms(sequence, context), units=units)
 
 
 DLINEAR_KERNEL_SIZE = 25  # the moving average's window in the DLinear paper
@@ -171,19 +228,13 @@ def _covariates(sequence: tf.Tensor, context: Optional[tf.Tensor]) -> Optional[t
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
 
 
-def _covariate_map(sequence: tf.Tensor, context: Optional[tf.Tensor], *,
-                   units: int) -> Optional[tf.Tensor]:
+def _covariate_terms(sequence: tf.Tensor, context: Optional[tf.Tensor]) -> Tuple[LinearTerm, ...]:
     """A linear map (no bias) of the covariates, the channels after the target flattened and
-    the context, to [batch, units]; None without covariates."""
+    the context; none without covariates."""
     covariates = _covariates(sequence, context)
     if covariates is None:
-        return None
-    return tf.keras.layers.Dense(units, use_bias=False, name="covariates")(covariates)
-
-
-def _plus(net: tf.Tensor, term: Optional[tf.Tensor]) -> tf.Tensor:
-    """net + term, or net when there is no term."""
-    return net if term is None else net + term
+        return ()
+    return (LinearTerm(covariates, kernel="covariates/kernel"),)
 
 
 def dlinear(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
@@ -198,12 +249,19 @@ def dlinear(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: 
     hidden_units and dropout are unused (no hidden layer).
     """
     del hidden_units, dropout, training
+    return apply_linear_terms(dlinear_terms(sequence, context), units=units)
+
+
+def dlinear_terms(sequence: tf.Tensor, context: Optional[tf.Tensor]) -> LinearTerms:
+    """`dlinear`: a map of the target's trend and one of its remainder, each with a bias, and
+    one of the covariates."""
     target = sequence[:, :, 0]  # [batch, n_inputs]
     trend, remainder = moving_average_decomposition(
         target, kernel_size=_dlinear_kernel_size(target.shape[1]))
-    layers = tf.keras.layers
-    net = layers.Dense(units, name="trend")(trend) + layers.Dense(units, name="remainder")(remainder)
-    return _plus(net, _covariate_map(sequence, context, units=units))
+    return LinearTerms((LinearTerm(trend, kernel="trend/kernel", bias="trend/bias"),
+                        LinearTerm(remainder, kernel="remainder/kernel", bias="remainder/bias"))
+                       + _covariate_terms(sequence, context),
+                       collinear="dlinear's trend and remainder add up to its inputs")
 
 
 def nlinear(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: int,
@@ -217,12 +275,16 @@ def nlinear(sequence: tf.Tensor, context: Optional[tf.Tensor], *, hidden_units: 
     `dlinear`, a linear map added to the output. hidden_units and dropout are unused.
     """
     del hidden_units, dropout, training
+    return apply_linear_terms(nlinear_terms(sequence, context), units=units)
+
+
+def nlinear_terms(sequence: tf.Tensor, context: Optional[tf.Tensor]) -> LinearTerms:
+    """`nlinear`: a map of the target minus its last value, with a bias, one of the covariates,
+    and the last value added to every output."""
     target = sequence[:, :, 0]  # [batch, n_inputs]
     last = target[:, -1:]  # [batch, 1]
-    # matmul plus bias, not a Dense layer: on constant inputs, TF 2.15's constant folding moves
-    # `+ last` into Dense's BiasAdd as its bias, [batch, 1] instead of [units], and fails.
-    net = _output_layer(target - last, units=units) + last
-    return _plus(net, _covariate_map(sequence, context, units=units))
+    return LinearTerms((LinearTerm(target - last, kernel="weight", bias="bias"),)
+                       + _covariate_terms(sequence, context), offset=last)
 
 
 NBEATS_BLOCKS = 3  # the paper's generic model has 30 (and ensembles 180 models); few suffice here
@@ -396,6 +458,8 @@ class Network:
     flag_note: str = ""  # shown beside the name in --model's help, when there is something to say
     min_n_inputs: int = 1  # fewer inputs than this cannot build the network
     min_n_inputs_reason: str = ""
+    # A network linear in its variables gives them here (`--solver closed_form` can fit it).
+    linear_terms: Optional[Callable[[tf.Tensor, Optional[tf.Tensor]], LinearTerms]] = None
 
 
 NETWORKS: Dict[str, Network] = {
@@ -408,14 +472,16 @@ NETWORKS: Dict[str, Network] = {
     "cnn": Network(cnn, "two 1-D convolutions (kernel 3) with max pooling, then a dense output",
                    min_n_inputs=3, min_n_inputs_reason="its kernel spans 3 steps"),
     "dnn": Network(dnn, "two ReLU layers (`hidden_units`, then half), linear output"),
-    "linear": Network(linear, "a linear map from inputs to outputs"),
+    "linear": Network(linear, "a linear map from inputs to outputs", linear_terms=linear_terms),
     "dlinear": Network(dlinear, f"DLinear (arXiv 2205.13504): a moving average ({DLINEAR_KERNEL_SIZE} "
                        "steps, or fewer when `n_inputs` is shorter) splits the inputs into trend "
                        "and remainder, a linear map of each, summed",
-                       flag_note="trend and remainder, a linear map of each"),
+                       flag_note="trend and remainder, a linear map of each",
+                       linear_terms=dlinear_terms),
     "nlinear": Network(nlinear, "NLinear (arXiv 2205.13504): a linear map of the inputs minus "
                        "their last value, which is added back to the outputs",
-                       flag_note="a linear map of the inputs minus their last value"),
+                       flag_note="a linear map of the inputs minus their last value",
+                       linear_terms=nlinear_terms),
     "nbeats": Network(nbeats, f"N-BEATS generic (arXiv 1905.10437): {NBEATS_BLOCKS} blocks of "
                       f"{NBEATS_LAYERS} ReLU layers (`hidden_units`), each forecasting and removing "
                       "its backcast from the inputs of the next; forecasts summed",

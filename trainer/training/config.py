@@ -13,6 +13,7 @@ import dataclasses
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from trainer.data.prepared import prepared_defaults
+from trainer.model.closed_form import DEFAULT_PENALTIES, closed_form_models, closed_form_problem
 from trainer.model.heads import DEFAULT_HEAD, DEFAULT_QUANTILES, HEADS, parse_quantiles
 from trainer.model.metrics import TUNABLE_METRICS, has_msis
 from trainer.model.networks import DEFAULT_NETWORK, NETWORKS
@@ -36,6 +37,7 @@ from trainer.util.errors import ConfigError
 ARCHITECTURE_KEYS = ("model", "hidden_units", "n_inputs", "n_outputs", "scaling", "optimizer",
                      "loss", "quantiles")
 DEFAULT_CHECKPOINT_SECS = 300
+SOLVERS = ("gradient", "closed_form")  # see --solver
 # What the metrics of `check_metric_flag` need, for the help of the flags that name a metric.
 METRIC_NEEDS = "wql needs --loss quantile, msis also the levels 0.025 and 0.975"
 
@@ -125,6 +127,21 @@ class TrainerConfig:
                           "hidden layer (dnn, nbeats), each residual block (tide), the embeddings, "
                           "attention and head (patchtst); linear, dlinear and nlinear have none.",
                           type=float_range(0.0, 1.0))
+
+    # By the optimizer, as in the paper; the closed form is for the models linear in their weights.
+    solver: str = flag(
+        "gradient", "How the weights are found: gradient (the optimizer, for every model) or "
+        "closed_form (" + ", ".join(closed_form_models()) + " with --loss mse: one pass over "
+        "the training windows adds up the normal equations, and a ridge solve gives the weights "
+        "for each of --ridge_penalties in seconds; each is a checkpoint evaluated on the valid "
+        "split and the best by --monitored_metric is the answer; in a cluster the chief does it "
+        "alone and the other tasks exit).", choices=SOLVERS)
+    ridge_penalties: str = flag(
+        ",".join(f"{penalty:g}" for penalty in DEFAULT_PENALTIES),
+        "With --solver closed_form: comma-separated ridge penalties (>= 0), each relative to the "
+        "mean square of a feature (so a penalty means the same at any scale); each is fitted, "
+        "saved as a checkpoint and evaluated. A penalty that leaves the system ill-conditioned "
+        "is raised, and the log says so.")
 
     # Optimisation: plain SGD as in the paper.
     optimizer: str = flag(DEFAULT_OPTIMIZER, "Optimizer of the training loss: " + choices_help(
@@ -227,6 +244,11 @@ class TrainerConfig:
         return parse_quantiles(self.quantiles) if self.loss == "quantile" else ()
 
     @property
+    def penalties(self) -> Tuple[float, ...]:
+        """The ridge penalties of --ridge_penalties."""
+        return parse_penalties(self.ridge_penalties)
+
+    @property
     def metric_tag(self) -> str:
         """The name the tuning service gets the metric under."""
         return self.hypertune_metric_tag or self.hypertune_metric
@@ -306,6 +328,8 @@ def make_config(**given: Any) -> TrainerConfig:
         levels = parse_quantiles(config.quantiles)
     except ValueError as error:
         raise ConfigError(f"--quantiles {config.quantiles!r}: {error}") from None
+    if config.solver == "closed_form":
+        check_closed_form(config)
     for name in ("monitored_metric", "hypertune_metric"):
         check_metric_flag(name, getattr(config, name), loss=config.loss, levels=levels,
                           quantiles=config.quantiles)
@@ -314,6 +338,32 @@ def make_config(**given: Any) -> TrainerConfig:
         raise ConfigError(f"--hypertune_metric_tag {config.hypertune_metric_tag!r} has blanks; "
                           "give the metric's name as the tuning job spells it, or leave it empty")
     return config
+
+
+def parse_penalties(text: str) -> Tuple[float, ...]:
+    """'0,1e-3' -> (0.0, 0.001): ridge penalties, each >= 0, at least one.
+
+    >>> parse_penalties("0, 0.01")
+    (0.0, 0.01)
+    """
+    try:
+        penalties = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--ridge_penalties {text!r} are not comma-separated numbers; give "
+                          "e.g. 0,0.001,0.01") from None
+    negative = [penalty for penalty in penalties if not penalty >= 0]
+    if negative:
+        raise ConfigError(f"--ridge_penalties {text!r}: {negative[0]:g} is not >= 0; a ridge "
+                          "penalty adds a positive multiple of the squared weights")
+    return penalties
+
+
+def check_closed_form(config: TrainerConfig) -> None:
+    """The flags --solver closed_form needs: a model linear in its weights, --loss mse."""
+    parse_penalties(config.ridge_penalties)
+    problem = closed_form_problem(model=config.model, head=config.loss)
+    if problem:
+        raise ConfigError(problem)
 
 
 def check_metric_flag(name: str, metric: str, *, loss: str, levels: Sequence[float],

@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 # How long a worker or evaluator waits for the chief to write the synthetic data set.
 SYNTHETIC_DATA_WAIT_SECS = 600
 TRAIN_SPLIT, EVAL_SPLIT = "train", "valid"  # never the test split: it is for the final verdict
+# Windows per batch of the closed-form fit's one pass: large, as it only adds up sums.
+FIT_BATCH_SIZE = 1024
 
 
 @dataclasses.dataclass
@@ -58,6 +60,9 @@ class TrainingData:
     find_bad_row: Callable[[], Optional[str]]
     description: str
     series_count: int = 0  # > 0: the evaluation scores each of this many series on its own scale
+    # The training windows in one ordered pass (those of --train_on_valid too), for the
+    # closed-form fit (`trainer.training.closed_form_fit`).
+    fit_input_fn: Optional[Callable[[], tf.data.Dataset]] = None
 
 
 # Not read yet: the functions below read prepare.json themselves when not handed it.
@@ -148,7 +153,9 @@ def _row_data(config: TrainerConfig, *, task: environment.TaskInfo, train_patter
         find_bad_row=lambda: find_first_bad_row(train_files + eval_files,
                                                 n_inputs=config.n_inputs,
                                                 n_outputs=config.n_outputs),
-        description=f"{len(train_files)} training files, {len(eval_files)} evaluation files")
+        description=f"{len(train_files)} training files, {len(eval_files)} evaluation files",
+        fit_input_fn=make_input_fn(files=train_files, training=False, batch_size=FIT_BATCH_SIZE,
+                                   n_inputs=config.n_inputs, n_outputs=config.n_outputs))
 
 
 def _series_data(config: TrainerConfig, *, task: environment.TaskInfo,
@@ -200,8 +207,9 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo,
     files = (f"{len(prepared.files)} series files" if survey_all else
              f"{len(mine)} of the {len(prepared.files)} series files (this process's; the chief "
              "surveys them all)")
-    common = dict(files=prepared.files, batch_size=config.batch_size, n_inputs=config.n_inputs,
-                  n_outputs=config.n_outputs, covariates=prepared.covariates)
+    common = dict(files=prepared.files, n_inputs=config.n_inputs, n_outputs=config.n_outputs,
+                  covariates=prepared.covariates)
+    train_split = TRAIN_AND_VALID if config.train_on_valid else TRAIN_SPLIT
     scales = None
     if survey_all:  # the processes that evaluate: every series' own in-sample scale
         scales = (stored_scales(prepared.summary, season=config.season, split=EVAL_SPLIT,
@@ -212,11 +220,13 @@ def _series_data(config: TrainerConfig, *, task: environment.TaskInfo,
             logger.warning("%s", missing)
     return TrainingData(
         train_input_fn=make_series_input_fn(
-            split=TRAIN_AND_VALID if config.train_on_valid else TRAIN_SPLIT, training=True,
-            seed=config.seed, num_workers=task.num_workers,
-            worker_index=task.worker_index, steps_per_run=config.steps_per_run, **common),
+            split=train_split, training=True, batch_size=config.batch_size, seed=config.seed,
+            num_workers=task.num_workers, worker_index=task.worker_index,
+            steps_per_run=config.steps_per_run, **common),
         eval_input_fn=make_series_input_fn(split=EVAL_SPLIT, training=False, scales=scales,
-                                           stride=stride, **common),
+                                           stride=stride, batch_size=config.batch_size, **common),
+        fit_input_fn=make_series_input_fn(split=train_split, training=False,
+                                          batch_size=FIT_BATCH_SIZE, **common),
         find_bad_row=lambda: None,  # the survey has read every row already
         series_count=survey.series_count if scales is not None else 0,
         description=(_covariates_line(prepared.covariates)

@@ -25,6 +25,7 @@ from trainer.model.serving import (
     make_serving_input_receiver_fn,
 )
 from trainer.model.spec import ModelSpec
+from trainer.training.closed_form_fit import fit_closed_form
 from trainer.training.config import TrainerConfig
 from trainer.training.data_source import (
     UNREAD,
@@ -199,18 +200,22 @@ def warn_of_skipped_evaluations(config: TrainerConfig) -> None:
             config.save_checkpoints_steps, config.eval_throttle_secs, config.early_stopping_evals)
 
 
-def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimator.EvalSpec) -> None:
-    """One evaluation of the latest checkpoint, then every exporter, as the evaluator would.
+def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimator.EvalSpec,
+                        checkpoint: str = "") -> Dict[str, Any]:
+    """One evaluation of `checkpoint` (the latest when not given), then every exporter, as the
+    evaluator would; returns the evaluation's figures.
 
     For a cluster without an evaluator: the Estimator evaluates only in local mode or on an
-    evaluator task, so the chief does the final evaluation itself after training.
+    evaluator task, so the chief does the final evaluation itself after training. The
+    closed-form fit evaluates each checkpoint of its sweep this way.
     """
-    checkpoint = estimator.latest_checkpoint()
+    checkpoint = checkpoint or estimator.latest_checkpoint()
     eval_result = estimator.evaluate(eval_spec.input_fn, steps=eval_spec.steps,
                                      checkpoint_path=checkpoint)
     for exporter in eval_spec.exporters:
         exporter.export(estimator, f"{estimator.model_dir}/{EXPORT_DIR}/{exporter.name}", checkpoint,
                         eval_result, is_the_final_export=True)
+    return eval_result
 
 
 def serve_parameters(run_config: tf.estimator.RunConfig) -> None:
@@ -245,6 +250,10 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
     output_dir = dirs.output_dir
     task = environment.apply_cluster()
     stop.role = task.task_type
+    if config.solver == "closed_form" and task.is_distributed and not task.is_chief:
+        logger.info("--solver closed_form: the chief fits, evaluates and exports alone; %s %d has "
+                    "nothing to do and exits", task.task_type, task.task_index)
+        return None
     where = (f"writing to {output_dir} (from {dirs.output_dir_source})"
              + (f", TensorBoard events also to {dirs.tensorboard_dir}" if dirs.tensorboard_dir else "")
              + (f", the best model to {dirs.model_dir}" if dirs.model_dir else ""))
@@ -271,7 +280,7 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
         logger.info("%s", data.description)
 
     start_step = latest_global_step(output_dir)
-    if start_step is not None and task.is_chief:
+    if start_step is not None and task.is_chief and config.solver == "gradient":
         logger.info("resuming from the checkpoint at step %d (target %d)", start_step,
                     config.train_steps)
         if start_step >= config.train_steps:
@@ -301,6 +310,11 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
         start_delay_secs=config.eval_start_delay_secs,
         throttle_secs=eval_throttle_secs(config, is_evaluator=task.task_type == "evaluator"))
     try:
+        if config.solver == "closed_form":
+            fit_closed_form(config, spec=estimator.params, fit_input_fn=data.fit_input_fn,
+                            output_dir=output_dir, session_config=estimator.config.session_config,
+                            evaluate=lambda path: evaluate_and_export(estimator, eval_spec, path))
+            return read_metrics_json(output_dir)
         run_train_and_evaluate(estimator, train_spec, eval_spec, task_type=task.task_type)
         if task.is_distributed and task.is_chief and not task.has_evaluator:
             evaluate_and_export(estimator, eval_spec)
