@@ -1,7 +1,8 @@
-"""Quantile forecasts end to end: trained on data with known Gaussian noise, the 80% interval
-covers about 80% of held-out values and the median sits near the noise-free value; the
-SavedModel returns the quantiles; the tuning service gets wql; evaluate and predict read the
-levels from the export with no flag; the plot draws the band."""
+"""Quantile forecasts end to end: trained on data with known Gaussian noise (and calibrated on
+the valid windows, the default), the 80% interval covers about 80% of held-out values and the
+median sits near the noise-free value; the SavedModel returns the quantiles; the tuning
+service gets wql; evaluate and predict read the levels from the export with no flag; the plot
+draws the band."""
 
 import csv
 import json
@@ -92,9 +93,16 @@ def test_the_savedmodel_returns_quantiles_and_their_levels(trained):
     assert outputs["quantiles"].shape == (5, N_OUTPUTS, 3)
     assert outputs["predicted"].shape == (5, N_OUTPUTS)
     np.testing.assert_allclose(outputs["quantile_levels"].numpy(), np.tile(LEVELS, (5, 1)))
+    # The answer is calibrated on the 1000 valid windows (--calibrate_intervals auto); the
+    # export it was calibrated from is the head's own.
     head = json.loads((Path(export) / "assets.extra" / "head.json").read_text())
+    calibration = head.pop("calibration")
+    assert calibration["levels"] == list(LEVELS) and calibration["windows"] == 1000
+    assert len(calibration["offsets"]) == N_OUTPUTS
     assert head == {"loss": "quantile", "quantiles": list(LEVELS),
                     "predicted": "the 0.5 quantile"}
+    source = trained["metrics"]["calibration"]["uncalibrated_saved_model_path"]
+    assert json.loads((Path(source) / "assets.extra" / "head.json").read_text()) == head
 
 
 def test_the_tuning_service_gets_wql_as_in_metrics_json(trained):

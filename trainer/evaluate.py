@@ -19,7 +19,8 @@ name no series: they are scored as one, with the training split's pooled scale f
 `--stats_file` when given, else the same errors within the evaluated windows' inputs.
 `--per_series FILE.csv` writes each series' figures.
 
-For a model with a quantile head (its export's head.json names the levels), the interval
+For a model with quantiles (a quantile head, or calibrated intervals: its export's head.json
+names the levels), the interval
 metrics of `trainer.model.metrics` join them: weighted quantile loss (`wql`), coverage and
 width of each central interval, MSIS with the 0.025 and 0.975 levels, for the model and the
 baselines' empirical intervals.

@@ -17,6 +17,12 @@ run's best global step), one checkpoint and so one evaluation at that step
 chosen step's ridge penalty alone (`--ridge_penalties`). Its evaluation, on the valid split it has
 now trained on, describes the fit, not the forecast: judge it with `trainer.evaluate --split
 test`. It writes `refit.json` beside its config.json: the run, its best step and metric.
+
+Intervals: a run that calibrated them (`--calibrate_intervals`, `trainer.training.calibrate`)
+did so on the valid windows, held out from it; the refit trains on them, so its own residuals
+there would be in-sample and too small. The refit applies the run's calibration.json instead
+(`--calibration_file`): offsets in units of each window's scale, from the same configuration's
+held-out residuals. A run without one gives a refit without calibration.
 """
 
 import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
@@ -79,9 +85,17 @@ def refit_config(config: RefitConfig) -> Dict[str, Any]:
     flags.update(output_dir=config.output_dir or f"{run_dir}/refit", overwrite=config.overwrite,
                  train_on_valid=True, train_steps=steps, save_checkpoints_steps=steps,
                  save_checkpoints_secs=DEFAULT_CHECKPOINT_SECS, early_stopping_evals=0,
-                 verbosity=config.verbosity)
+                 verbosity=config.verbosity, calibration_file=run_calibration(answer))
     return {"trainer": make_config(**flags), "run_dir": run_dir, "global_step": steps,
-            "monitored_metric": answer.get("monitored_metric")}
+            "monitored_metric": answer.get("monitored_metric"),
+            "calibration_file": flags["calibration_file"] or None}
+
+
+def run_calibration(answer: Dict[str, Any]) -> str:
+    """The calibration.json behind the run's calibrated answer (its metrics.json names it), or
+    empty when the run calibrated nothing (off, a point head, or skipped)."""
+    path = (answer.get("calibration") or {}).get("calibration_file") or ""
+    return path if path and tf.io.gfile.exists(path) else ""
 
 
 def refit(config: RefitConfig) -> Dict[str, Any]:
@@ -90,7 +104,8 @@ def refit(config: RefitConfig) -> Dict[str, Any]:
     trainer: TrainerConfig = plan["trainer"]
     tf.io.gfile.makedirs(trainer.output_dir)
     record = {"run_dir": plan["run_dir"], "global_step": plan["global_step"],
-              "monitored_metric": plan["monitored_metric"], "train_on": ["train", "valid"]}
+              "monitored_metric": plan["monitored_metric"], "train_on": ["train", "valid"],
+              "calibration_file": plan["calibration_file"]}
     write_text_atomically(f"{trainer.output_dir.rstrip('/')}/{REFIT_FILENAME}",
                           json.dumps(record, indent=2) + "\n")
     metrics = train_and_evaluate(trainer)
@@ -99,9 +114,12 @@ def refit(config: RefitConfig) -> Dict[str, Any]:
 
 def summarize(result: Dict[str, Any]) -> str:
     metrics = result["metrics"] or {}
+    calibrated = (f"\nits intervals calibrated with {result['calibration_file']} (the run's "
+                  "offsets, from valid windows it did not train on)"
+                  if result.get("calibration_file") else "")
     return (f"refit of {result['run_dir']} (its best evaluation by "
             f"{result['monitored_metric']}: step {result['global_step']}) on the train and valid "
-            f"splits for {result['global_step']} steps\nSavedModel: "
+            f"splits for {result['global_step']} steps{calibrated}\nSavedModel: "
             f"{metrics.get('saved_model_path')}\n(its valid figures are in-sample now; score it "
             f"with: forecast evaluate --model_dir {result['output_dir']} --split test ...)")
 

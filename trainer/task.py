@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 from trainer.util.cli import run_command
 
+from trainer.training.calibrate import CALIBRATION_KEY, describe_coverage
 from trainer.training.config import build_parser, make_config
 from trainer.training.experiment import train_and_evaluate
 from trainer.model.metrics import metrics_table, verdict
@@ -42,7 +43,18 @@ def summarize(metrics: Optional[dict]) -> str:
     lines = [f"done: step {last}{best}{scale_free}  rmse {metrics['rmse']:.4f}  "
              f"naive_rmse {metrics['naive_rmse']:.4f}  ({skill:+.0%} vs naive)  "
              f"mae {metrics['mae']:.4f}{intervals}"]
-    lines.append(verdict(metrics, metric=metrics.get("monitored_metric", "mase")))
+    calibration = metrics.get(CALIBRATION_KEY) or {}
+    judged = metrics
+    if calibration.get("coverage_after"):  # the evaluation's coverage was before calibration
+        judged = {key: value for key, value in metrics.items() if not key.startswith("coverage_")}
+    lines.append(verdict(judged, metric=metrics.get("monitored_metric", "mase")))
+    if calibration.get("coverage_after"):
+        lines.append(f"intervals calibrated on {calibration['scored_windows']} valid windows"
+                     f"{' (in-sample)' if calibration.get('in_sample') else ''}: "
+                     f"{describe_coverage(calibration['coverage_before'], calibration['coverage_after'])}"
+                     " (the offsets were fitted there: score held-out data with trainer.evaluate)")
+    elif calibration.get("skipped"):
+        lines.append(f"intervals not calibrated: {calibration['skipped']}")
     lines.append(f"SavedModel: {metrics['saved_model_path']}")
     if metrics.get("model_dir"):  # Vertex AI's $AIP_MODEL_DIR: the same model, ready for import
         lines.append(f"model for import (gcloud ai models upload --artifact-uri): {metrics['model_dir']}")

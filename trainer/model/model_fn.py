@@ -8,8 +8,11 @@ export outputs, loss, train op and eval metrics (rmse, mae, mape pooled; smape, 
 per series when the evaluation input names each window's series (`series_info`); the same
 for the naive and seasonal naive forecasts, from `trainer.model.metrics`, so that every
 evaluation states the model's skill; with the quantile head, the interval metrics of the model
-and the baselines too). In PREDICT mode no loss, train op or metric is built;
-the train op exists only in TRAIN and the metrics only in EVAL.
+and the baselines too). With a calibration in the spec (`trainer.model.calibration`), the
+quantiles are calibrated after unscaling in every mode (a point head gains them), so that the
+predictions, the export and the interval metrics all see the calibrated ones. In PREDICT mode
+no loss, train op or metric is built; the train op exists only in TRAIN and the metrics only
+in EVAL.
 
 With scaling (`trainer.model.scaling`) the network sees scaled inputs and its output is
 unscaled in the graph, so predictions, metrics and the SavedModel are in the original units;
@@ -27,8 +30,9 @@ import tensorflow as tf
 
 from trainer.data.schema import FEATURE_KEY, MASE_SCALE_KEY, RMSSE_SCALE_KEY, SERIES_INDEX_KEY
 from trainer.model import scaling
+from trainer.model.calibration import calibrate_predictions
 from trainer.model.covariate_inputs import network_inputs
-from trainer.model.heads import Head, get_head
+from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY, Head, get_head
 from trainer.model.metrics import SeriesInfo, metric_ops
 from trainer.model.networks import build_network
 from trainer.model.optimizers import make_train_op
@@ -80,8 +84,14 @@ def make_estimator_spec(*, mode: str, spec: ModelSpec, head: Head, forward_pass:
                         rawdata: tf.Tensor, labels: Optional[tf.Tensor],
                         series: Optional[SeriesInfo] = None) -> tf.estimator.EstimatorSpec:
     """The EstimatorSpec for `mode`, built by `head` from one forward pass (`series`: the
-    evaluated windows' series, scored one by one)."""
+    evaluated windows' series, scored one by one), its quantiles calibrated by the spec's
+    calibration when it has one."""
     predictions = head.predictions(forward_pass.output)
+    levels = head.levels
+    if spec.calibration is not None:
+        predictions = calibrate_predictions(predictions, rawdata=rawdata,
+                                            calibration=spec.calibration)
+        levels = spec.calibration.levels
     export_outputs = head.export_outputs(predictions)
     if mode == tf.estimator.ModeKeys.PREDICT:
         return tf.estimator.EstimatorSpec(mode=mode, predictions=predictions,
@@ -97,11 +107,10 @@ def make_estimator_spec(*, mode: str, spec: ModelSpec, head: Head, forward_pass:
                                  schedule=spec.lr_schedule, warmup_steps=spec.warmup_steps,
                                  train_steps=spec.train_steps)
     else:
-        eval_metric_ops = metric_ops(actual=labels, forecast=head.point_forecast(forward_pass.output),
+        eval_metric_ops = metric_ops(actual=labels, forecast=predictions[PREDICTIONS_KEY],
                                      inputs=rawdata, season=spec.season, mase_scale=spec.mase_scale,
                                      rmsse_scale=spec.rmsse_scale, series=series,
-                                     quantiles=head.quantiles(forward_pass.output),
-                                     levels=head.levels)
+                                     quantiles=predictions.get(QUANTILES_KEY), levels=levels)
     return tf.estimator.EstimatorSpec(
         mode=mode, predictions=predictions, export_outputs=export_outputs, loss=loss,
         train_op=train_op, eval_metric_ops=eval_metric_ops)

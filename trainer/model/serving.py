@@ -5,13 +5,15 @@ values, in the series' units), and for a model trained with covariates the input
 `serving_input_shapes` beside it (`past_covariates` [batch, n_inputs, P], `future_covariates`
 [batch, n_inputs + n_outputs, F], `static_covariates` [batch, S], `static_categories` int64
 [batch, C], in prepare.json's column order), and returns the head's predictions, `predicted`
-[batch, n_outputs] for every head, and for the quantile head `quantiles` [batch, n_outputs, Q]
-and `quantile_levels` [batch, Q]. Every export carries `assets.extra/head.json` (the loss, the
-levels and what `predicted` is) and `assets.extra/data.json` (the training run's season and
-data, and how its raw CSV was read). `make_serving_input_receiver_fn` builds that input through
-`trainer.data.schema.build_features`, the transform training uses too; `load_exported_model`
-loads any export, reads n_inputs and n_outputs from its signature, the head from its asset, and
-forecasts in batches (`trainer.evaluate` and `trainer.predict` both use it).
+[batch, n_outputs] for every head, and for the quantile head (or any head with calibrated
+intervals, `trainer.model.calibration`) `quantiles` [batch, n_outputs, Q] and
+`quantile_levels` [batch, Q]. Every export carries `assets.extra/head.json` (the loss, the
+levels, what `predicted` is and, when calibrated, the calibration) and
+`assets.extra/data.json` (the training run's season and data, and how its raw CSV was read).
+`make_serving_input_receiver_fn` builds that input through `trainer.data.schema.build_features`,
+the transform training uses too; `load_exported_model` loads any export, reads n_inputs and
+n_outputs from its signature, the head from its asset, and forecasts in batches
+(`trainer.evaluate` and `trainer.predict` both use it).
 
 A training run exports to `OUTPUT_DIR/export/<exporter>/<timestamp>/` (`EXPORT_DIR`), which
 `resolve_saved_model` searches when given a run directory; `copy_saved_model` writes an export
@@ -86,8 +88,9 @@ def read_data_asset(path: str) -> Dict[str, Any]:
 
 
 def read_head_asset(path: str) -> Dict[str, Any]:
-    """The head an export was trained with: {"loss", "quantiles", "predicted"} (an export
-    without `HEAD_ASSET`, made before it existed, had the mean squared error)."""
+    """The head an export was trained with: {"loss", "quantiles", "predicted"}, and
+    "calibration" for calibrated intervals (an export without `HEAD_ASSET`, made before it
+    existed, had the mean squared error)."""
     asset = f"{path}/assets.extra/{HEAD_ASSET}"
     if not tf.io.gfile.exists(asset):
         return {"loss": "mse", "quantiles": [], "predicted": "the forecast of the mean squared error"}

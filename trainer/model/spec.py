@@ -11,7 +11,8 @@ import dataclasses
 from typing import Optional, Tuple
 
 from trainer.data.covariates import Covariate
-from trainer.model.heads import HEADS, check_quantiles
+from trainer.model.calibration import Calibration
+from trainer.model.heads import HEADS, check_quantiles, get_head
 from trainer.model.networks import NETWORKS
 from trainer.model.optimizers import OPTIMIZERS, SCHEDULES
 from trainer.model.scaling import SCHEMES
@@ -51,6 +52,9 @@ class ModelSpec:
     dropout: float = 0.0  # rate while training, where the network has layers to drop
     lr_schedule: str = "constant"  # a SCHEDULES name
     warmup_steps: int = 0  # steps of linear warm-up of the learning rate
+    # The split-conformal offsets applied to the quantiles after unscaling, in every mode
+    # (`trainer.model.calibration`); None: the head's own quantiles (a point head: none).
+    calibration: Optional[Calibration] = None
 
     def __post_init__(self) -> None:
         for field, registry in (("model", NETWORKS), ("head", HEADS), ("optimizer", OPTIMIZERS),
@@ -68,6 +72,14 @@ class ModelSpec:
         if self.quantiles and self.head != "quantile":
             raise ValueError(f"quantile levels {self.quantiles} need the quantile head, got head "
                              f"{self.head!r}")
+        if self.calibration is not None:
+            if self.calibration.n_outputs != self.n_outputs:
+                raise ValueError(f"the calibration has offsets for {self.calibration.n_outputs} "
+                                 f"steps, the model forecasts n_outputs {self.n_outputs}")
+            head_levels = get_head(self.head, self.quantiles).levels
+            if head_levels and head_levels != self.calibration.levels:
+                raise ValueError(f"the calibration is of the levels {self.calibration.levels}, the "
+                                 f"quantile head forecasts {head_levels}")
         if self.steps_per_run > 1 and self.train_steps is None:
             raise ValueError(f"steps_per_run {self.steps_per_run} needs train_steps, where the "
                              "loop of training steps stops")

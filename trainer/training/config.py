@@ -12,7 +12,10 @@ import argparse
 import dataclasses
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+import tensorflow as tf
+
 from trainer.data.prepared import prepared_defaults
+from trainer.model.calibration import CALIBRATION_MIN_WINDOWS
 from trainer.model.closed_form import DEFAULT_PENALTIES, closed_form_models, closed_form_problem
 from trainer.model.heads import DEFAULT_HEAD, DEFAULT_QUANTILES, HEADS, parse_quantiles
 from trainer.model.metrics import TUNABLE_METRICS, has_msis
@@ -40,6 +43,12 @@ DEFAULT_CHECKPOINT_SECS = 300
 SOLVERS = ("gradient", "closed_form")  # see --solver
 # What the metrics of `check_metric_flag` need, for the help of the flags that name a metric.
 METRIC_NEEDS = "wql needs --loss quantile, msis also the levels 0.025 and 0.975"
+# The choices of --calibrate_intervals, with the note --help shows beside each.
+CALIBRATION_CHOICES = {
+    "auto": "on with --loss quantile, off with mse and mae",
+    "on": "with mse and mae too, which then export quantiles at the levels of --quantiles",
+    "off": "the head's own quantiles, if any",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +123,23 @@ class TrainerConfig:
         ",".join(f"{level:g}" for level in DEFAULT_QUANTILES),
         "With --loss quantile: comma-separated, increasing quantile levels in (0, 1). Include "
         "0.5 for the median as the point forecast, and 0.025,0.975 for the 95%% interval that "
-        "MSIS scores. Ignored by the other losses.")
+        "MSIS scores. With --loss mse or mae and --calibrate_intervals on: the levels of their "
+        "calibrated intervals. Ignored otherwise.")
+    # auto: on for the quantile head, whose 80%% interval users read as 80%% (a prediction pass
+    # over the valid windows after training); off for the point heads, whose export then keeps
+    # its signature unless intervals are asked for.
+    calibrate_intervals: str = flag(
+        "auto", "After training, calibrate the intervals of the chosen model on the valid "
+        "windows (split conformal, per step and level: each quantile moves by an offset times "
+        "the window's mean |x[t] - x[t-1]|, so that the tau quantile holds about a tau share of "
+        "held-out values) and export it again into export/best, the SavedModel applying it: "
+        + choices_help(CALIBRATION_CHOICES) + ". Needs at least "
+        f"{CALIBRATION_MIN_WINDOWS} valid windows; metrics.json shows the coverage before and "
+        "after.", choices=tuple(CALIBRATION_CHOICES))
+    calibration_file: str = flag(
+        "", "The calibration.json of a run of this configuration, applied instead of one computed "
+        "on the valid split (trainer.refit gives its run's: a refit trains on the valid windows, "
+        "whose residuals are then in-sample). Empty: computed, unless --train_on_valid.")
     hidden_units: int = flag(32, "Size of the recurrent state (lstm, lstm2, gru), of the first "
                               "dense layer (dnn) or number of filters (cnn), width of every fully "
                               "connected layer (nbeats), of the encoder and decoder (tide), d_model "
@@ -249,6 +274,19 @@ class TrainerConfig:
         return parse_penalties(self.ridge_penalties)
 
     @property
+    def calibrates_intervals(self) -> bool:
+        """Whether the run calibrates its intervals after training: --calibrate_intervals on,
+        or auto with --loss quantile."""
+        return self.calibrate_intervals == "on" or (self.calibrate_intervals == "auto"
+                                                    and self.loss == "quantile")
+
+    @property
+    def interval_levels(self) -> Tuple[float, ...]:
+        """The levels of the calibrated intervals: those of --quantiles (the quantile head's, or
+        those a point head gains)."""
+        return parse_quantiles(self.quantiles)
+
+    @property
     def metric_tag(self) -> str:
         """The name the tuning service gets the metric under."""
         return self.hypertune_metric_tag or self.hypertune_metric
@@ -330,6 +368,14 @@ def make_config(**given: Any) -> TrainerConfig:
         raise ConfigError(f"--quantiles {config.quantiles!r}: {error}") from None
     if config.solver == "closed_form":
         check_closed_form(config)
+    if config.calibration_file and not config.calibrates_intervals:
+        raise ConfigError(f"--calibration_file {config.calibration_file} calibrates intervals, but "
+                          f"--calibrate_intervals {config.calibrate_intervals} with --loss "
+                          f"{config.loss} calibrates none: give --calibrate_intervals on, or drop "
+                          "--calibration_file")
+    if config.calibration_file and not tf.io.gfile.exists(config.calibration_file):
+        raise ConfigError(f"--calibration_file {config.calibration_file} does not exist; give the "
+                          "calibration.json of a run that calibrated its intervals")
     for name in ("monitored_metric", "hypertune_metric"):
         check_metric_flag(name, getattr(config, name), loss=config.loss, levels=levels,
                           quantiles=config.quantiles)

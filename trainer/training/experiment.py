@@ -1,4 +1,5 @@
-"""Estimator wiring: model spec, run config, train and eval specs, exporters, `train_and_evaluate`.
+"""Estimator wiring: model spec, run config, train and eval specs, exporters, `train_and_evaluate`
+(which ends with the calibration of the answer's intervals, `trainer.training.calibrate`).
 
     from trainer.training.config import make_config
     from trainer.training.experiment import train_and_evaluate
@@ -7,7 +8,7 @@
 
 import logging
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -25,6 +26,7 @@ from trainer.model.serving import (
     make_serving_input_receiver_fn,
 )
 from trainer.model.spec import ModelSpec
+from trainer.training.calibrate import calibrate_run
 from trainer.training.closed_form_fit import fit_closed_form
 from trainer.training.config import TrainerConfig
 from trainer.training.data_source import (
@@ -136,15 +138,12 @@ def make_early_stopping_hook(config: TrainerConfig, *, output_dir: str,
                              interval_secs=5.0 if is_distributed else 0.0)
 
 
-def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool = False,
-                   tensorboard_dir: str = "", model_dir: str = "",
-                   summary: Optional[Dict[str, Any]] = UNREAD) -> List[tf.estimator.Exporter]:
-    """The run's one exporter: the latest export after every evaluation, the best (by
-    --monitored_metric) when it improved, the history, metrics.json and the tuning report
-    (`trainer.training.reporting.ReportingExporter`), the evaluation's events in
-    `tensorboard_dir` and the best model copied to `model_dir` (each when given). A separate
-    evaluator (`is_evaluator`) also stops itself after --early_stopping_evals evaluations
-    without improvement. `summary`: the data's prepare.json, when read already."""
+def export_signature(config: TrainerConfig, *, output_dir: str,
+                     summary: Optional[Dict[str, Any]] = UNREAD
+                     ) -> Tuple[Callable[[], tf.estimator.export.ServingInputReceiver],
+                                Dict[str, str]]:
+    """The serving receiver of every export of the run and its assets ({asset name: file in
+    `output_dir`}, written here); `summary`: the data's prepare.json, when read already."""
     summary = read_data_summary(config) if summary is UNREAD else summary
     covariates = data_covariates(config, summary)
     receiver_fn = make_serving_input_receiver_fn(n_inputs=config.n_inputs,
@@ -164,6 +163,19 @@ def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool
     if covariates:
         assets[COVARIATES_ASSET] = f"{output_dir}/{COVARIATES_ASSET}"
         write_text_atomically(assets[COVARIATES_ASSET], covariates_json(covariates))
+    return receiver_fn, assets
+
+
+def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool = False,
+                   tensorboard_dir: str = "", model_dir: str = "",
+                   summary: Optional[Dict[str, Any]] = UNREAD) -> List[tf.estimator.Exporter]:
+    """The run's one exporter: the latest export after every evaluation, the best (by
+    --monitored_metric) when it improved, the history, metrics.json and the tuning report
+    (`trainer.training.reporting.ReportingExporter`), the evaluation's events in
+    `tensorboard_dir` and the best model copied to `model_dir` (each when given). A separate
+    evaluator (`is_evaluator`) also stops itself after --early_stopping_evals evaluations
+    without improvement. `summary`: the data's prepare.json, when read already."""
+    receiver_fn, assets = export_signature(config, output_dir=output_dir, summary=summary)
     latest = tf.estimator.LatestExporter(LATEST_EXPORTER, receiver_fn, assets_extra=assets,
                                          exports_to_keep=EXPORTS_TO_KEEP)
     # Exported only when an evaluation improves on every earlier one: the newest is the best.
@@ -238,8 +250,10 @@ def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
     """Train, evaluate and export as one process of the TF_CONFIG cluster (or alone).
 
     Returns the last evaluation's figures (what metrics.json holds) in the process that
-    evaluates, None in the others. SIGTERM and SIGINT stop it cleanly (`trainer.training.
-    stopping`): it raises `Stopped` after the chief has saved a checkpoint.
+    evaluates, None in the others; that process then calibrates the intervals of the run's
+    answer when --calibrate_intervals asks for it (`trainer.training.calibrate`). SIGTERM and
+    SIGINT stop it cleanly (`trainer.training.stopping`): it raises `Stopped` after the chief
+    has saved a checkpoint.
     """
     with SignalStop(role="trainer") as stop:
         return _train_and_evaluate(config, stop)
@@ -314,10 +328,10 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
             fit_closed_form(config, spec=estimator.params, fit_input_fn=data.fit_input_fn,
                             output_dir=output_dir, session_config=estimator.config.session_config,
                             evaluate=lambda path: evaluate_and_export(estimator, eval_spec, path))
-            return read_metrics_json(output_dir)
-        run_train_and_evaluate(estimator, train_spec, eval_spec, task_type=task.task_type)
-        if task.is_distributed and task.is_chief and not task.has_evaluator:
-            evaluate_and_export(estimator, eval_spec)
+        else:
+            run_train_and_evaluate(estimator, train_spec, eval_spec, task_type=task.task_type)
+            if task.is_distributed and task.is_chief and not task.has_evaluator:
+                evaluate_and_export(estimator, eval_spec)
     except EarlyStopped as reason:  # a separate evaluator, after its last useful evaluation
         logger.info("early stopping: %s (--early_stopping_evals %d); the evaluator is done",
                     reason, config.early_stopping_evals)
@@ -332,6 +346,11 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
             raise
         raise DataError(f"{problem}. Fix or remove that row and rerun: training resumes from "
                         "the last checkpoint") from error
-    if not task.writes_evaluation_outputs:
+    # The closed form's chief evaluates itself (the other tasks have returned already).
+    if not (task.writes_evaluation_outputs or config.solver == "closed_form"):
         return None
+    # The answer's intervals, calibrated on the valid windows and exported again (when asked).
+    receiver_fn, assets = export_signature(config, output_dir=output_dir, summary=summary)
+    calibrate_run(config, output_dir=output_dir, model_dir=dirs.model_dir, estimator=estimator,
+                  eval_input_fn=data.eval_input_fn, receiver_fn=receiver_fn, assets=assets)
     return read_metrics_json(output_dir)
