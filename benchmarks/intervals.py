@@ -21,7 +21,9 @@ Runs the package's own commands (`trainer.prepare`, `trainer.task --loss quantil
   forecast with the empirical intervals of `trainer.model.metrics.baseline_quantiles`.
 
 Settings are those chosen on the validation splits for the point forecast (README,
-"Covariates"); the quantile head adds no setting of its own.
+"Covariates"); the quantile head adds no setting of its own. Each run calibrates its intervals
+on the valid split (`--calibrate_intervals auto`, the default for the quantile head), and both
+SavedModels are scored on test: the `uncalibrated_*` figures are the head as trained.
 """
 
 import argparse
@@ -32,7 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -122,17 +124,42 @@ def etth2_run(work: Path, seed: int, *, steps: int, prepared: Path, std: float) 
         str(steps), "--seed", str(seed), "--loss", "quantile", "--quantiles", LEVELS,
         "--save_checkpoints_steps", str(steps), "--eval_throttle_secs", "0",
         log=work / f"etth2-seed{seed}.log")
-    evaluation = output / "test.json"
-    run("trainer.evaluate", "--model_dir", str(output), "--data_dir", str(prepared), "--split",
-        "test", "--output", str(evaluation), log=work / f"etth2-seed{seed}-evaluate.log")
-    metrics = json.loads(evaluation.read_text())["metrics"]
     valid = json.loads((output / "metrics.json").read_text())
-    return {"windows": json.loads(evaluation.read_text())["windows"],
+    before, after = (test_metrics(work, export, prepared, f"etth2-seed{seed}-{label}")
+                     for label, export in exports(output, valid))
+    metrics = after["metrics"]
+    return {"windows": after["windows"],
             "mse_z": (metrics["rmse"] / std) ** 2, "naive_mse_z": (metrics["naive_rmse"] / std) ** 2,
             **{key: metrics[key] for key in ("coverage_80", "coverage_95", "wql", "width_80",
                                              "naive_coverage_80", "naive_coverage_95",
                                              "naive_wql")},
-            "valid_coverage_80": valid["coverage_80"], "valid_wql": valid["wql"]}
+            **{f"uncalibrated_{key}": before["metrics"][key]
+               for key in ("coverage_80", "coverage_95", "wql", "width_80")},
+            **valid_coverage(valid)}
+
+
+def exports(output: Path, valid: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """The run's answer before calibration and after (its best export, calibrated by default)."""
+    calibration = valid.get("calibration") or {}
+    if "uncalibrated_saved_model_path" not in calibration:
+        raise SystemExit(f"{output}/metrics.json has no calibration: {calibration}")
+    return [("uncalibrated", calibration["uncalibrated_saved_model_path"]),
+            ("calibrated", valid["saved_model_path"])]
+
+
+def test_metrics(work: Path, export: str, prepared: Path, tag: str) -> Dict[str, Any]:
+    """trainer.evaluate of the SavedModel `export` on the test split."""
+    evaluation = work / f"{tag}-test.json"
+    run("trainer.evaluate", "--model_dir", export, "--data_dir", str(prepared), "--split", "test",
+        "--output", str(evaluation), log=work / f"{tag}-evaluate.log")
+    return json.loads(evaluation.read_text())
+
+
+def valid_coverage(valid: Dict[str, Any]) -> Dict[str, float]:
+    """The valid split's coverage before calibration and after (the offsets were fitted there)."""
+    calibration = valid["calibration"]
+    return {f"valid_coverage_{level}_{when}": calibration[f"coverage_{when}"][level]
+            for level in ("80", "95") for when in ("before", "after")}
 
 
 def m4_run(work: Path, seed: int, *, steps: int, prepared: Path,
@@ -144,17 +171,20 @@ def m4_run(work: Path, seed: int, *, steps: int, prepared: Path,
         "--train_steps", str(steps), "--seed", str(seed), "--loss", "quantile", "--quantiles",
         LEVELS, "--save_checkpoints_steps", str(steps), "--eval_throttle_secs", "0",
         log=work / f"m4-seed{seed}.log")
-    evaluation = output / "test.json"
-    run("trainer.evaluate", "--model_dir", str(output), "--data_dir", str(prepared), "--split",
-        "test", "--output", str(evaluation), log=work / f"m4-seed{seed}-evaluate.log")
-    scored = json.loads(evaluation.read_text())
-    metrics = scored["metrics"]
     valid = json.loads((output / "metrics.json").read_text())
-    return {"windows": scored["windows"],
+    (_, uncalibrated), (_, calibrated) = exports(output, valid)
+    before, after = (test_metrics(work, export, prepared, f"m4-seed{seed}-{label}")
+                     for label, export in exports(output, valid))
+    metrics = after["metrics"]
+    return {"windows": after["windows"],
             **{key: metrics[key] for key in ("smape", "coverage_80", "coverage_95", "wql",
                                              "naive_smape", "naive_coverage_80", "naive_wql")},
-            **m4_msis(output, series),
-            "valid_coverage_80": valid["coverage_80"], "valid_wql": valid["wql"]}
+            **m4_msis(Path(calibrated), series),
+            **{f"uncalibrated_{key}": before["metrics"][key]
+               for key in ("coverage_80", "coverage_95", "wql")},
+            **{f"uncalibrated_{key}": value for key, value in
+               m4_msis(Path(uncalibrated), series).items() if key.startswith("model_")},
+            **valid_coverage(valid)}
 
 
 def summary(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
