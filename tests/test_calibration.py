@@ -50,11 +50,20 @@ def test_offsets_of_a_hand_made_sample_are_its_finite_sample_quantiles():
     rng = np.random.default_rng(0)
     step_one = rng.permutation(np.arange(1.0, 20.0))  # 1..19 in random order
     step_two = rng.permutation(np.arange(-9.0, 10.0)) * 2.0  # -18, -16, ..., 18
-    residuals = np.stack([step_one, step_two], axis=1)[:, :, None] * np.ones((1, 1, 5))
-    levels = (0.1, 0.25, 0.5, 0.75, 0.9)
-    offsets = conformal_offsets(residuals, levels)
-    # Ranks 2, 5, -, 15, 18 of 19: the 2nd, 5th, 15th and 18th smallest; 0 at the median.
-    assert offsets.tolist() == [[2.0, 5.0, 0.0, 15.0, 18.0], [-16.0, -10.0, 0.0, 10.0, 16.0]]
+    residuals = np.stack([step_one, step_two], axis=1)[:, :, None]
+    # A central interval's ends (0.1 and 0.9) move apart by one offset: the scores
+    # max(-r_0.1, r_0.9) are |r|, and the 80% rank is ceil(20 * 0.8) = 16 (step one: 16 of
+    # 1..19; step two: 16 of 0, 2, 2, 4, 4, ..., 18, 18). 0.25 has no 0.75: one-sided, rank
+    # floor(20 * 0.25) = 5 of r itself (5; -10). The median: none.
+    one_sided = conformal_offsets(residuals * np.ones((1, 1, 4)), (0.1, 0.25, 0.5, 0.9))
+    assert one_sided.tolist() == [[-16.0, 5.0, 0.0, 16.0], [-16.0, -10.0, 0.0, 16.0]]
+    # With 0.75 too, the 50% interval's rank is ceil(20 * 0.5) = 10: 10 of either sample.
+    paired = conformal_offsets(residuals * np.ones((1, 1, 5)), (0.1, 0.25, 0.5, 0.75, 0.9))
+    assert paired.tolist() == [[-16.0, -10.0, 0.0, 10.0, 16.0]] * 2
+    # A biased sample (every value above the model's interval by 1..19) widens only as far
+    # as the interval must reach: its centre stays.
+    biased = np.arange(1.0, 20.0)[:, None, None] * np.ones((1, 1, 3))
+    assert conformal_offsets(biased, LEVELS).tolist() == [[-16.0, 0.0, 16.0]]
 
 
 def test_fit_calibration_scales_each_window_by_its_mean_absolute_change():
@@ -69,8 +78,8 @@ def test_fit_calibration_scales_each_window_by_its_mean_absolute_change():
     actual = (unit_residuals * np.where(scales > 0, scales, fallback))[:, None]
     calibration = fit_calibration(actual=actual, inputs=inputs, levels=LEVELS, point=point)
     assert calibration.fallback_scale == fallback and calibration.windows == windows
-    # n = 20: rank floor(2.1) = 2 and ceil(18.9) = 19 of the residuals 1..20.
-    assert calibration.offsets == ((2.0, 0.0, 19.0),)
+    # n = 20: the 80% interval's rank ceil(21 * 0.8) = 17 of the scores |r| = 1..20.
+    assert calibration.offsets == ((-17.0, 0.0, 17.0),)
 
 
 # --- the graph op --------------------------------------------------------------------------
