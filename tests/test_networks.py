@@ -19,16 +19,12 @@ from trainer.data.schema import (
     PAST_KEY,
     STATIC_KEY,
 )
-from trainer.model.heads import HEAD_ASSET, get_head, head_json
+from trainer.model.export_assets import ExportAssets, write_export_assets
+from trainer.model.heads import get_head
 from trainer.model.metrics import compute_metrics
 from trainer.model.model_fn import model_fn
 from trainer.model.networks import NETWORKS
-from trainer.model.serving import (
-    COVARIATES_ASSET,
-    covariates_json,
-    load_exported_model,
-    make_serving_input_receiver_fn,
-)
+from trainer.model.serving import load_exported_model, make_serving_input_receiver_fn
 from trainer.model.spec import ModelSpec
 
 # Distinct sizes, so that a swapped dimension cannot pass by coincidence.
@@ -73,9 +69,8 @@ def export(tmp_path: Path, spec: ModelSpec, features: Dict[str, np.ndarray], lab
     receiver = make_serving_input_receiver_fn(n_inputs=spec.n_inputs, n_outputs=spec.n_outputs,
                                               covariates=spec.covariates)
     # The assets the trainer's exporters add (trainer.training.experiment.make_exporters).
-    (tmp_path / HEAD_ASSET).write_text(head_json(get_head(spec.head, spec.quantiles)))
-    (tmp_path / COVARIATES_ASSET).write_text(covariates_json(spec.covariates))
-    assets = {HEAD_ASSET: str(tmp_path / HEAD_ASSET), COVARIATES_ASSET: str(tmp_path / COVARIATES_ASSET)}
+    assets = write_export_assets(str(tmp_path), ExportAssets(
+        head=get_head(spec.head, spec.quantiles).describe(), covariates=spec.covariates))
     return estimator.export_saved_model(str(tmp_path / "export"), receiver,
                                         assets_extra=assets).decode()
 

@@ -46,12 +46,8 @@ from trainer.model.prediction_json import (
     request_json,
     response_outputs,
 )
-from trainer.model.serving import (
-    COVARIATES_ASSET,
-    ExportedModel,
-    add_forecasts,
-    load_exported_model,
-)
+from trainer.model.export_assets import COVARIATES_ASSET
+from trainer.model.serving import ExportedModel, add_forecasts, load_exported_model
 from trainer.util.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)

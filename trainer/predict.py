@@ -52,12 +52,8 @@ from trainer.data.forecast_inputs import (
 )
 from trainer.data.schema import FEATURE_KEY
 from trainer.data.series import Series
-from trainer.model.serving import (
-    COVARIATES_ASSET,
-    ExportedModel,
-    add_forecasts,
-    load_exported_model,
-)
+from trainer.model.export_assets import COVARIATES_ASSET
+from trainer.model.serving import ExportedModel, add_forecasts, load_exported_model
 from trainer.util.errors import ConfigError
 
 logger = logging.getLogger(__name__)
