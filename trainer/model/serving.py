@@ -32,7 +32,7 @@ import tensorflow as tf
 from trainer.data.covariates import Covariate
 from trainer.data.schema import COVARIATE_KEY, FEATURE_KEY, build_features
 from trainer.model.covariate_inputs import of_kind
-from trainer.model.export_assets import HEAD_ASSET, read_export_assets
+from trainer.model.export_assets import COVARIATES_ASSET, HEAD_ASSET, read_export_assets
 from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
 from trainer.util.errors import ConfigError, DataError
 
@@ -93,6 +93,19 @@ class ExportedModel:
     head: Dict[str, Any] = dataclasses.field(default_factory=dict)  # head.json
     outputs: Tuple[str, ...] = ()  # the signature's output names, sorted
     data: Dict[str, Any] = dataclasses.field(default_factory=dict)  # data.json ({} when older)
+
+    @property
+    def data_reading(self) -> Dict[str, Any]:
+        """How trainer.prepare read the raw CSV of the model's training data (data.json's
+        "reading"; {} for an older export)."""
+        return self.data.get("reading", {})
+
+    def require_covariates_asset(self, advice: str) -> None:
+        """A ConfigError when the signature takes covariates that the export does not name (it
+        has no covariates.json to read their columns by); `advice` ends its message."""
+        if set(self.inputs) - {FEATURE_KEY} and not self.covariates:
+            raise ConfigError(f"the model at {self.path} takes covariates but its export has no "
+                              f"assets.extra/{COVARIATES_ASSET} naming them{advice}")
 
     def predict(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
                 ) -> np.ndarray:
