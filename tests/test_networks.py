@@ -4,7 +4,7 @@ and with quantiles, loaded and called; and trained on a signal the naive forecas
 without a line of its own."""
 
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -144,6 +144,20 @@ def test_every_network_learns_a_sum_of_two_seasons(tmp_path, model):
     assert metrics["rmse"] < 0.5 * best_baseline, (model, metrics["rmse"], best_baseline)
 
 
+def parametrized_models(test) -> List[str]:
+    """The models a test function runs for: its `@pytest.mark.parametrize("model", ...)`."""
+    (mark,) = [mark for mark in test.pytestmark if mark.name == "parametrize"]
+    names, values = mark.args
+    assert names == "model", (test.__name__, names)
+    return list(values)
+
+
 def test_the_tests_above_cover_every_network():
-    names: Sequence[str] = tuple(NETWORKS)
-    assert len(names) == len(set(names)) >= 6
+    """Each test above runs once per network of the registry, in its order, and every network
+    trains its own steps or the default: TRAIN_STEPS names no network the registry lacks (a
+    renamed network would fall back to the default without a word)."""
+    for test in (test_savedmodel_round_trip_with_covariates_and_quantiles,
+                 test_every_network_learns_a_sum_of_two_seasons):
+        assert parametrized_models(test) == list(NETWORKS), test.__name__
+    assert set(TRAIN_STEPS) <= set(NETWORKS), sorted(set(TRAIN_STEPS) - set(NETWORKS))
+    assert len(NETWORKS) >= 6
