@@ -34,7 +34,8 @@ setup(
                  *BENCH],
         "bench": BENCH,
     },
-    # `forecast prepare|train|evaluate|predict|cluster|storage ...` (trainer/__main__.py); the
+    # `forecast prepare|train|evaluate|refit|predict|instances|cluster|storage ...`
+    # (trainer/__main__.py's SUBCOMMANDS); the
     # older lstm-forecast-train is `forecast train`.
     entry_points={"console_scripts": ["forecast=trainer.__main__:main",
                                       "lstm-forecast-train=trainer.task:main"]},

@@ -17,14 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from trainer.data.covariates import Covariate
-from trainer.model.heads import HEAD_ASSET, get_head, head_json
+from trainer.model.export_assets import ExportAssets, write_export_assets
+from trainer.model.heads import get_head
 from trainer.model.model_fn import model_fn
-from trainer.model.serving import (
-    COVARIATES_ASSET,
-    covariates_json,
-    make_serving_input_receiver_fn,
-    serving_input_shapes,
-)
+from trainer.model.serving import make_serving_input_receiver_fn, serving_input_shapes
 from trainer.model.spec import ModelSpec
 
 # A model of a shop's sales: the temperature so far (past), a promotion known ahead (future,
@@ -61,11 +57,8 @@ def export_model(directory: Path, *, n_inputs: int, n_outputs: int, head: str = 
         config=tf.estimator.RunConfig(tf_random_seed=1, save_checkpoints_steps=steps,
                                       log_step_count_steps=None))
     estimator.train(input_fn, max_steps=steps)
-    (directory / HEAD_ASSET).write_text(head_json(get_head(spec.head, spec.quantiles)))
-    assets = {HEAD_ASSET: str(directory / HEAD_ASSET)}
-    if covariates:
-        (directory / COVARIATES_ASSET).write_text(covariates_json(spec.covariates))
-        assets[COVARIATES_ASSET] = str(directory / COVARIATES_ASSET)
+    assets = write_export_assets(str(directory), ExportAssets(
+        head=get_head(spec.head, spec.quantiles).describe(), covariates=spec.covariates))
     receiver = make_serving_input_receiver_fn(n_inputs=n_inputs, n_outputs=n_outputs,
                                               covariates=spec.covariates)
     return estimator.export_saved_model(str(directory / "export"), receiver,

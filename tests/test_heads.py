@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from trainer.model.export_assets import head_json
 from trainer.model.heads import (
     DEFAULT_QUANTILES,
     HEADS,
@@ -15,7 +16,6 @@ from trainer.model.heads import (
     QuantileHead,
     check_quantiles,
     get_head,
-    head_json,
     parse_quantiles,
 )
 from trainer.model.spec import ModelSpec
@@ -117,7 +117,7 @@ def test_get_head_by_name():
                                 "the 0.6 quantile, the level nearest 0.5 (the levels do not surround 0.5)"}),
 ])
 def test_head_json_round_trips(head, expected):
-    text = head_json(head)
+    text = head_json(head.describe())
     assert text.endswith("\n")
     assert json.loads(text) == expected == head.describe()
 

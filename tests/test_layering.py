@@ -1,5 +1,6 @@
-"""The package's structure: imports point down the layers and never form a cycle, and each
-choice (network, optimizer) is named in one registry only.
+"""The package's structure: imports point down the layers and never form a cycle, each
+choice (network, optimizer) is named in one registry only, and the export assets (head.json,
+data.json, covariates.json) have one writer.
 
 Layers, lowest first: `trainer.util` (helpers) <- `trainer.data` <- `trainer.model` <-
 `trainer.training` (run wiring) <- the command modules `trainer.<command>`. A module may import
@@ -14,6 +15,12 @@ from typing import Dict, List, Optional, Set
 import pytest
 
 from tests.conftest import REPO_ROOT
+from trainer.model.export_assets import (
+    CALIBRATED_HEAD_FILENAME,
+    COVARIATES_ASSET,
+    DATA_ASSET,
+    HEAD_ASSET,
+)
 from trainer.model.networks import NETWORKS
 from trainer.model.optimizers import OPTIMIZERS
 
@@ -191,3 +198,39 @@ def test_each_choice_is_named_in_its_registry_only(registry, home):
         if path.relative_to(REPO_ROOT).as_posix() != home:
             named = set(registry) & string_constants(path)
             assert not named, f"{path.relative_to(REPO_ROOT)} names {sorted(named)}; read {home}"
+
+
+EXPORT_ASSET_NAMES = (HEAD_ASSET, DATA_ASSET, COVARIATES_ASSET, CALIBRATED_HEAD_FILENAME)
+EXPORT_ASSETS_HOME = "trainer/model/export_assets.py"
+
+
+def names_a_file(constant: str, names) -> Set[str]:
+    """The names of `names` that the string `constant` names as a file: itself, or a path's end.
+
+    >>> sorted(names_a_file("/head.json", ["head.json", "data.json"]))
+    ['head.json']
+    >>> names_a_file("its export's data.json, else 1", ["data.json"])
+    set()
+    """
+    return {name for name in names if constant == name or constant.endswith("/" + name)}
+
+
+def test_the_export_assets_are_named_by_their_owner_only():
+    """Only trainer.model.export_assets spells an asset's file name; every other module writes
+    (or reads) one through it."""
+    for folder in ("trainer", "benchmarks"):
+        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            if path.relative_to(REPO_ROOT).as_posix() != EXPORT_ASSETS_HOME:
+                named = set().union(*(names_a_file(constant, EXPORT_ASSET_NAMES)
+                                      for constant in string_constants(path)))
+                assert not named, (f"{path.relative_to(REPO_ROOT)} names {sorted(named)}; write "
+                                   f"and read the export assets through {EXPORT_ASSETS_HOME}")
+    assert names_a_file(HEAD_ASSET, EXPORT_ASSET_NAMES) and \
+        set(EXPORT_ASSET_NAMES) <= string_constants(REPO_ROOT / EXPORT_ASSETS_HOME)
+
+
+def test_a_second_writer_of_an_asset_is_caught(tmp_path):
+    module = tmp_path / "ensemble.py"
+    module.write_text('def write(d):\n    open(f"{d}/head.json", "w").write("{}")\n')
+    assert set().union(*(names_a_file(constant, EXPORT_ASSET_NAMES)
+                         for constant in string_constants(module))) == {"head.json"}

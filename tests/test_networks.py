@@ -4,7 +4,7 @@ and with quantiles, loaded and called; and trained on a signal the naive forecas
 without a line of its own."""
 
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -19,16 +19,12 @@ from trainer.data.schema import (
     PAST_KEY,
     STATIC_KEY,
 )
-from trainer.model.heads import HEAD_ASSET, get_head, head_json
+from trainer.model.export_assets import ExportAssets, write_export_assets
+from trainer.model.heads import get_head
 from trainer.model.metrics import compute_metrics
 from trainer.model.model_fn import model_fn
 from trainer.model.networks import NETWORKS
-from trainer.model.serving import (
-    COVARIATES_ASSET,
-    covariates_json,
-    load_exported_model,
-    make_serving_input_receiver_fn,
-)
+from trainer.model.serving import load_exported_model, make_serving_input_receiver_fn
 from trainer.model.spec import ModelSpec
 
 # Distinct sizes, so that a swapped dimension cannot pass by coincidence.
@@ -73,9 +69,8 @@ def export(tmp_path: Path, spec: ModelSpec, features: Dict[str, np.ndarray], lab
     receiver = make_serving_input_receiver_fn(n_inputs=spec.n_inputs, n_outputs=spec.n_outputs,
                                               covariates=spec.covariates)
     # The assets the trainer's exporters add (trainer.training.experiment.make_exporters).
-    (tmp_path / HEAD_ASSET).write_text(head_json(get_head(spec.head, spec.quantiles)))
-    (tmp_path / COVARIATES_ASSET).write_text(covariates_json(spec.covariates))
-    assets = {HEAD_ASSET: str(tmp_path / HEAD_ASSET), COVARIATES_ASSET: str(tmp_path / COVARIATES_ASSET)}
+    assets = write_export_assets(str(tmp_path), ExportAssets(
+        head=get_head(spec.head, spec.quantiles).describe(), covariates=spec.covariates))
     return estimator.export_saved_model(str(tmp_path / "export"), receiver,
                                         assets_extra=assets).decode()
 
@@ -149,6 +144,20 @@ def test_every_network_learns_a_sum_of_two_seasons(tmp_path, model):
     assert metrics["rmse"] < 0.5 * best_baseline, (model, metrics["rmse"], best_baseline)
 
 
+def parametrized_models(test) -> List[str]:
+    """The models a test function runs for: its `@pytest.mark.parametrize("model", ...)`."""
+    (mark,) = [mark for mark in test.pytestmark if mark.name == "parametrize"]
+    names, values = mark.args
+    assert names == "model", (test.__name__, names)
+    return list(values)
+
+
 def test_the_tests_above_cover_every_network():
-    names: Sequence[str] = tuple(NETWORKS)
-    assert len(names) == len(set(names)) >= 6
+    """Each test above runs once per network of the registry, in its order, and every network
+    trains its own steps or the default: TRAIN_STEPS names no network the registry lacks (a
+    renamed network would fall back to the default without a word)."""
+    for test in (test_savedmodel_round_trip_with_covariates_and_quantiles,
+                 test_every_network_learns_a_sum_of_two_seasons):
+        assert parametrized_models(test) == list(NETWORKS), test.__name__
+    assert set(TRAIN_STEPS) <= set(NETWORKS), sorted(set(TRAIN_STEPS) - set(NETWORKS))
+    assert len(NETWORKS) >= 6

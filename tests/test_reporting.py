@@ -4,6 +4,7 @@ import json
 
 from tests.conftest import N_INPUTS, N_OUTPUTS
 from trainer.training.reporting import (
+    early_stopping_reason,
     evaluation_summary,
     read_metrics_json,
     report_to_hypertune,
@@ -22,6 +23,17 @@ def test_hypertune_tag_comes_from_the_caller(hypertune_file):
     report_to_hypertune(tag="val_rmse", value=1.5, global_step=3)
     (line,) = [json.loads(line) for line in hypertune_file.read_text().splitlines()]
     assert line["val_rmse"] == "1.5" and "rmse" not in line
+
+
+def test_early_stopping_waits_patience_evaluations_after_the_best():
+    history = [{"global_step": step, "mase": mase}
+               for step, mase in ((10, 1.0), (20, 0.8), (30, 0.9), (40, 0.8), (50, 0.85))]
+    # The earliest of equals is the best: steps 30, 40 and 50 came after it.
+    assert early_stopping_reason(history, metric="mase", patience=3) == \
+        "3 evaluations without a lower mase than 0.8000 at step 20"
+    assert early_stopping_reason(history, metric="mase", patience=4) is None
+    assert early_stopping_reason(history, metric="mase", patience=0) is None  # 0: never
+    assert early_stopping_reason([], metric="mase", patience=1) is None
 
 
 def test_metrics_json_round_trip(tmp_path):

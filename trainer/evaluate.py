@@ -37,7 +37,14 @@ import math
 import sys
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, int_at_least, run_command
+from trainer.util.cli import (
+    VERBOSITIES,
+    build_flag_parser,
+    flag,
+    int_at_least,
+    model_dir_flag,
+    run_command,
+)
 
 import numpy as np
 import tensorflow as tf
@@ -68,8 +75,7 @@ logger = logging.getLogger(__name__)
 class EvaluateConfig:
     """Flags of `python -m trainer.evaluate`."""
 
-    model_dir: str = flag("", "SavedModel directory, or a training output directory (its best "
-                           "export, export/best/<timestamp>, else its newest export/latest/).")
+    model_dir: str = model_dir_flag()
     data_dir: str = flag("", "A prepared directory of the series layout (local or gs://): every "
                           "window of --split, cut to the model's n_inputs + n_outputs. Its "
                           "prepare.json scales MASE.")

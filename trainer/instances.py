@@ -23,17 +23,15 @@ import logging
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, run_command
+from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, model_dir_flag, run_command
 
 import numpy as np
 import tensorflow as tf
 
 from trainer.data.forecast_files import write_forecast_csv
 from trainer.data.forecast_inputs import (
-    READ_DEFAULTS,
+    ForecastReading,
     read_forecast_series,
-    reading_flag,
-    resolve_reading,
     row_windows,
     series_windows,
     window_inputs,
@@ -46,12 +44,7 @@ from trainer.model.prediction_json import (
     request_json,
     response_outputs,
 )
-from trainer.model.serving import (
-    COVARIATES_ASSET,
-    ExportedModel,
-    add_forecasts,
-    load_exported_model,
-)
+from trainer.model.serving import ExportedModel, add_forecasts, load_exported_model
 from trainer.util.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -60,15 +53,19 @@ FORMATS = ("json", "jsonl")
 
 
 @dataclasses.dataclass(frozen=True)
-class InstancesConfig:
-    """Flags of `python -m trainer.instances`."""
+class InstancesConfig(ForecastReading):
+    """Flags of `python -m trainer.instances`: what it reads (`ForecastReading`, its first four
+    in words for a request), then these."""
 
-    model_dir: str = flag("", "SavedModel directory (local or gs://), or a training output "
-                           "directory (its best export): the request is sized to its signature.")
+    model_dir: str = model_dir_flag("SavedModel directory (local or gs://), or a training output "
+                                    "directory (its best export): the request is sized to its "
+                                    "signature.")
     series: str = flag("", "Raw series CSV (wide or long, as trainer.prepare reads): one instance "
                         "per series, from its last n_inputs values.")
     rows: str = flag("", "Comma-separated file patterns of prepared rows (n_inputs + n_outputs "
                       "values, or n_inputs values only): one instance per row.")
+    backtest: bool = flag(False, "With --series: leave out the last n_outputs points of each "
+                           "series (the actual values of the forecast CSV).")
     format: str = flag("json", "json: an online prediction request, {\"instances\": [...]}; jsonl: "
                        "a batch prediction job's instances file, one instance per line.",
                        choices=FORMATS)
@@ -78,30 +75,17 @@ class InstancesConfig:
                           "predict --format json, or the REST API's answer), to the request made "
                           "from the same --series or --rows: write it as the forecast CSV of "
                           "trainer.predict.")
-    backtest: bool = flag(False, "With --series: leave out the last n_outputs points of each "
-                           "series (the actual values of the forecast CSV).")
-    # How to read --series. Empty: as trainer.prepare read the model's training data (the
-    # export's data.json holds its flags), else trainer.prepare's defaults (`READ_DEFAULTS`).
-    target: str = reading_flag("target")
-    timestamp_column: str = reading_flag("timestamp_column")
-    series_id_column: str = reading_flag("series_id_column")
-    on_bad_values: str = reading_flag("on_bad_values")
-    gap_factor: Optional[float] = reading_flag("gap_factor")
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:
         """The rules between flags (a ConfigError here exits 2, like a bad flag)."""
         if not self.model_dir:
             raise ConfigError("give --model_dir, the exported model the request is for")
-        if bool(self.series) == bool(self.rows):
-            raise ConfigError("give exactly one of --series (a raw series CSV) and --rows "
-                              "(prepared rows)")
+        self.check_one_source()
         if not self.output:
             raise ConfigError("give --output, the request file to write (or with --response, the "
                               "forecast CSV)")
-        if self.backtest and self.rows:
-            raise ConfigError("--backtest works with --series; prepared --rows with targets already "
-                              "hold the actual values")
+        self.check_backtest()
         if self.response and self.format != "json":
             raise ConfigError("--response reads an online prediction's answer; leave out "
                               "--format jsonl (a batch job writes its predictions beside each "
@@ -112,9 +96,8 @@ def windows_and_inputs(config: InstancesConfig, model: ExportedModel
                        ) -> Tuple[List[Dict[str, Any]], Dict[str, np.ndarray]]:
     """The windows of --series or --rows and the signature's inputs for them, by name."""
     if config.series:
-        reading = resolve_reading({key: getattr(config, key) for key in READ_DEFAULTS},
-                                  model.data.get("reading", {}))
-        series_list = read_forecast_series(config.series, covariates=model.covariates, **reading)
+        series_list = read_forecast_series(config.series, covariates=model.covariates,
+                                           **config.reading(model.data_reading))
         results, covariate_inputs = series_windows(
             series_list, n_inputs=model.n_inputs, n_outputs=model.n_outputs,
             covariates=model.covariates, backtest=config.backtest, source=config.series)
@@ -170,9 +153,7 @@ def read_response(config: InstancesConfig, model: ExportedModel) -> str:
 def instances(config: InstancesConfig) -> str:
     """Write the request, or the forecast CSV of its response."""
     model = load_exported_model(config.model_dir)
-    if set(model.inputs) - {FEATURE_KEY} and not model.covariates:
-        raise ConfigError(f"the model at {model.path} takes covariates but its export has no "
-                          f"assets.extra/{COVARIATES_ASSET} naming them; train it again")
+    model.require_covariates_asset("; train it again")
     return read_response(config, model) if config.response else make_request(config, model)
 
 

@@ -42,37 +42,23 @@ from trainer.util.cli import (
 
 from trainer.data.forecast_files import draw_plot, quantile_column, write_forecast_csv
 from trainer.data.forecast_inputs import (
-    READ_DEFAULTS,
+    ForecastReading,
     read_forecast_series,
-    reading_flag,
-    resolve_reading,
     row_windows,
     series_windows,
     window_inputs,
 )
-from trainer.data.schema import FEATURE_KEY
 from trainer.data.series import Series
-from trainer.model.serving import (
-    COVARIATES_ASSET,
-    ExportedModel,
-    add_forecasts,
-    load_exported_model,
-)
+from trainer.model.serving import ExportedModel, add_forecasts, load_exported_model
 from trainer.util.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
-class PredictConfig:
-    """Flags of `python -m trainer.predict`."""
+class PredictConfig(ForecastReading):
+    """Flags of `python -m trainer.predict`: what it reads (`ForecastReading`), then these."""
 
-    model_dir: str = flag("", "SavedModel directory, or a training output directory (its best "
-                           "export, export/best/<timestamp>, else its newest export/latest/).")
-    series: str = flag("", "Raw series CSV (wide or long, as trainer.prepare reads): forecast "
-                        "after the last n_inputs values of each series.")
-    rows: str = flag("", "Comma-separated file patterns of prepared rows (n_inputs + n_outputs "
-                      "values, or n_inputs values only).")
     output: str = flag("", "Forecast CSV to write (local or gs://).")
     plot: str = flag("", "PNG to draw history, forecast, its intervals (a quantile model) and "
                       "actual values to (needs matplotlib).")
@@ -81,33 +67,14 @@ class PredictConfig:
     # A few horizons: enough to see the series' pattern, few enough to read the forecast.
     plot_history: int = flag(0, "Points of history --plot draws before each forecast (0: four "
                               "horizons, 4 x n_outputs).", type=int_at_least(0))
-    backtest: bool = flag(False, "With --series: hold out the last n_outputs points of each "
-                           "series as actual values and forecast them from the points before.")
-    # How to read --series. Empty: as trainer.prepare read the model's training data (the
-    # export's data.json holds its flags), else trainer.prepare's defaults (`READ_DEFAULTS`).
-    target: str = reading_flag("target")
-    timestamp_column: str = reading_flag("timestamp_column")
-    series_id_column: str = reading_flag("series_id_column")
-    on_bad_values: str = reading_flag("on_bad_values")
-    gap_factor: Optional[float] = reading_flag("gap_factor")
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:
         """The rules between flags (a ConfigError here exits 2, like a bad flag)."""
-        if bool(self.series) == bool(self.rows):
-            raise ConfigError("give exactly one of --series (a raw series CSV) and --rows "
-                              "(prepared rows)")
+        self.check_one_source()
         if not self.output:
             raise ConfigError("give --output, the forecast CSV to write")
-        if self.backtest and self.rows:
-            raise ConfigError("--backtest works with --series; prepared --rows with targets already "
-                              "hold the actual values")
-
-    def reading(self, model: ExportedModel) -> Dict[str, Any]:
-        """How to read --series: each flag given, else as trainer.prepare read the model's
-        training data, else `READ_DEFAULTS`."""
-        return resolve_reading({key: getattr(self, key) for key in READ_DEFAULTS},
-                               model.data.get("reading", {}))
+        self.check_backtest()
 
 
 def forecast_series(model: ExportedModel, series_list: Sequence[Series], *, backtest: bool,
@@ -131,12 +98,10 @@ def plot_history_points(config: "PredictConfig", model: ExportedModel) -> int:
 def predict(config: PredictConfig) -> str:
     """Forecast, write the CSV (and the plot); returns the closing summary."""
     model = load_exported_model(config.model_dir)
-    if set(model.inputs) - {FEATURE_KEY} and not model.covariates:
-        raise ConfigError(f"the model at {model.path} takes covariates but its export has no "
-                          f"assets.extra/{COVARIATES_ASSET} naming them (an export of an older "
-                          "version?); train it again, or call its SavedModel directly")
-    reading = config.reading(model)
-    trained_on = model.data.get("reading", {}).get("target")
+    model.require_covariates_asset(" (an export of an older version?); train it again, or call "
+                                   "its SavedModel directly")
+    reading = config.reading(model.data_reading)
+    trained_on = model.data_reading.get("target")
     if config.series and config.target and trained_on and config.target != trained_on:
         logger.warning("--target %s: the model at %s was trained on %r; forecasting another column "
                        "with it assumes the two behave alike", config.target, model.path, trained_on)

@@ -6,9 +6,11 @@ covariates their inputs over the window and its horizon (`trainer.data.covariate
 prepared rows (`row_windows`): each row's first `n_inputs` values, and its targets when it has
 them. Each window is a dict (see `trainer.data.forecast_files`) that gets its forecast later;
 `trainer.predict` forecasts them with the loaded model, `trainer.instances` turns them into the
-JSON a deployed model takes and its answer back into the same table.
+JSON a deployed model takes and its answer back into the same table. Both take their flags of
+what to read, and the rules between them, from one dataclass (`ForecastReading`).
 """
 
+import dataclasses
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -24,8 +26,8 @@ from trainer.data.series import (
     read_series,
     time_value,
 )
-from trainer.util.cli import flag, float_above
-from trainer.util.errors import DataError
+from trainer.util.cli import flag, float_above, model_dir_flag
+from trainer.util.errors import ConfigError, DataError
 
 # How trainer.prepare reads a raw series by default: what predict and instances fall back on for
 # a flag not given and not in the model's data.json.
@@ -69,6 +71,47 @@ def resolve_reading(given: Mapping[str, Any], prepared: Mapping[str, Any]) -> Di
         value = given.get(key)
         resolved[key] = value if value not in ("", None) else prepared.get(key, default)
     return resolved
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastReading:
+    """What a forecast reads, the flags of trainer.predict and trainer.instances both: the model
+    (`--model_dir`), a raw series CSV (`--series`) or prepared rows (`--rows`), `--backtest`, and
+    how to read the series (`reading`). Each command's config extends it with its own flags
+    (trainer.instances with its own words for the first four) and checks its rules in its
+    `__post_init__`: `check_one_source`, its own, then `check_backtest`."""
+
+    model_dir: str = model_dir_flag()
+    series: str = flag("", "Raw series CSV (wide or long, as trainer.prepare reads): forecast "
+                        "after the last n_inputs values of each series.")
+    rows: str = flag("", "Comma-separated file patterns of prepared rows (n_inputs + n_outputs "
+                      "values, or n_inputs values only).")
+    backtest: bool = flag(False, "With --series: hold out the last n_outputs points of each "
+                           "series as actual values and forecast them from the points before.")
+    # How to read --series. Empty: as trainer.prepare read the model's training data (the
+    # export's data.json holds its flags), else trainer.prepare's defaults (`READ_DEFAULTS`).
+    target: str = reading_flag("target")
+    timestamp_column: str = reading_flag("timestamp_column")
+    series_id_column: str = reading_flag("series_id_column")
+    on_bad_values: str = reading_flag("on_bad_values")
+    gap_factor: Optional[float] = reading_flag("gap_factor")
+
+    def check_one_source(self) -> None:
+        """A ConfigError unless exactly one of --series and --rows is given."""
+        if bool(self.series) == bool(self.rows):
+            raise ConfigError("give exactly one of --series (a raw series CSV) and --rows "
+                              "(prepared rows)")
+
+    def check_backtest(self) -> None:
+        """A ConfigError for --backtest with --rows."""
+        if self.backtest and self.rows:
+            raise ConfigError("--backtest works with --series; prepared --rows with targets already "
+                              "hold the actual values")
+
+    def reading(self, prepared: Mapping[str, Any]) -> Dict[str, Any]:
+        """How to read --series: each flag given, else as trainer.prepare read the model's
+        training data (`prepared`: its data.json's "reading"), else `READ_DEFAULTS`."""
+        return resolve_reading({key: getattr(self, key) for key in READ_DEFAULTS}, prepared)
 
 
 def read_forecast_series(path: str, *, covariates: Sequence[Covariate], target: str,

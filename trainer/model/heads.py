@@ -24,7 +24,6 @@ Like the canned estimators' heads and neuralforecast's losses, a new head is one
 """
 
 import abc
-import json
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
@@ -35,8 +34,6 @@ PREDICTIONS_KEY = "predicted"  # the point forecast in every head's predictions 
 QUANTILES_KEY = "quantiles"  # [batch, n_outputs, Q] in a quantile head's predictions
 QUANTILE_LEVELS_KEY = "quantile_levels"  # [batch, Q]: the levels, beside every forecast
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)  # an 80% interval around the median
-# In every export: the head's loss and quantile levels, so evaluate and predict need no flag.
-HEAD_ASSET = "head.json"
 
 
 class Head(abc.ABC):
@@ -58,7 +55,8 @@ class Head(abc.ABC):
         return None
 
     def describe(self) -> Dict[str, Any]:
-        """What `HEAD_ASSET` holds: the loss, the levels and what `predicted` is."""
+        """What head.json holds (`trainer.model.export_assets`): the loss, the levels and what
+        `predicted` is."""
         return {"loss": self.name, "quantiles": list(self.levels),
                 "predicted": self.predicted_note}
 
@@ -239,11 +237,6 @@ def parse_quantiles(text: str) -> Tuple[float, ...]:
         raise ValueError(f"quantile levels {text!r} are not comma-separated numbers; give e.g. "
                          "0.1,0.5,0.9") from None
     return check_quantiles(levels)
-
-
-def head_json(head: Head) -> str:
-    """The text of `HEAD_ASSET`."""
-    return json.dumps(head.describe(), indent=2) + "\n"
 
 
 # The one registry of heads, by `--loss` name: the class, and the note --help shows.

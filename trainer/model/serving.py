@@ -9,7 +9,8 @@ values, in the series' units), and for a model trained with covariates the input
 intervals, `trainer.model.calibration`) `quantiles` [batch, n_outputs, Q] and
 `quantile_levels` [batch, Q]. Every export carries `assets.extra/head.json` (the loss, the
 levels, what `predicted` is and, when calibrated, the calibration) and
-`assets.extra/data.json` (the training run's season and data, and how its raw CSV was read).
+`assets.extra/data.json` (the training run's season and data, and how its raw CSV was read),
+both written and read by `trainer.model.export_assets`.
 `make_serving_input_receiver_fn` builds that input through `trainer.data.schema.build_features`,
 the transform training uses too; `load_exported_model` loads any export, reads n_inputs and
 n_outputs from its signature, the head from its asset, and forecasts in batches
@@ -21,7 +22,6 @@ into a directory of its own choosing (Vertex AI's $AIP_MODEL_DIR), where it is l
 """
 
 import dataclasses
-import json
 import logging
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -29,10 +29,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from trainer.data.covariates import Covariate, covariates_of
+from trainer.data.covariates import Covariate
 from trainer.data.schema import COVARIATE_KEY, FEATURE_KEY, build_features
 from trainer.model.covariate_inputs import of_kind
-from trainer.model.heads import HEAD_ASSET, PREDICTIONS_KEY, QUANTILES_KEY
+from trainer.model.export_assets import COVARIATES_ASSET, HEAD_ASSET, read_export_assets
+from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
 from trainer.util.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -41,61 +42,10 @@ EXPORT_DIR = "export"  # under the run directory: export/latest/<timestamp>, exp
 LATEST_EXPORTER = "latest"
 BEST_EXPORTER = "best"
 PREDICT_BATCH_SIZE = 4096
-# In an export of a model with covariates: their names, kinds, vocabularies and statistics.
-COVARIATES_ASSET = "covariates.json"
 SAVED_MODEL_FILE = "saved_model.pb"
 # What a SavedModel directory holds besides SAVED_MODEL_FILE; `copy_saved_model` replaces
 # these and leaves every other name in the destination alone.
 SAVED_MODEL_PARTS = ("variables", "assets", "assets.extra", "fingerprint.pb")
-# In every export: what the model was trained on (`data_json`), so that the tools need no flag
-# the training run already had.
-DATA_ASSET = "data.json"
-
-
-def covariates_json(covariates: Sequence[Covariate]) -> str:
-    """The text of `COVARIATES_ASSET`."""
-    return json.dumps({"covariates": [c.to_json() for c in covariates]}, indent=2) + "\n"
-
-
-def read_covariates_asset(path: str) -> Tuple[Covariate, ...]:
-    """The covariates an export was trained with (none when it has no such asset)."""
-    asset = f"{path}/assets.extra/{COVARIATES_ASSET}"
-    if not tf.io.gfile.exists(asset):
-        return ()
-    with tf.io.gfile.GFile(asset, "r") as handle:
-        return tuple(covariates_of(json.loads(handle.read()), source=asset))
-
-
-def data_json(*, season: int, data_dir: str, stats_file: str, reading: Dict[str, Any]) -> str:
-    """The text of `DATA_ASSET`: the trainer's `--season` (of the seasonal naive baseline and
-    MASE), its `--data_dir` or `--stats_file`, and how trainer.prepare read the raw CSV of that
-    data (`reading`: target, timestamp_column, series_id_column, on_bad_values, gap_factor).
-
-    >>> json.loads(data_json(season=7, data_dir="prepared", stats_file="", reading={}))["season"]
-    7
-    """
-    return json.dumps({"season": season, "data_dir": data_dir, "stats_file": stats_file,
-                       "reading": reading}, indent=2, sort_keys=True) + "\n"
-
-
-def read_data_asset(path: str) -> Dict[str, Any]:
-    """What the export at `path` was trained on (`data_json`); empty for an older export."""
-    asset = f"{path}/assets.extra/{DATA_ASSET}"
-    if not tf.io.gfile.exists(asset):
-        return {}
-    with tf.io.gfile.GFile(asset, "r") as handle:
-        return json.loads(handle.read())
-
-
-def read_head_asset(path: str) -> Dict[str, Any]:
-    """The head an export was trained with: {"loss", "quantiles", "predicted"}, and
-    "calibration" for calibrated intervals (an export without `HEAD_ASSET`, made before it
-    existed, had the mean squared error)."""
-    asset = f"{path}/assets.extra/{HEAD_ASSET}"
-    if not tf.io.gfile.exists(asset):
-        return {"loss": "mse", "quantiles": [], "predicted": "the forecast of the mean squared error"}
-    with tf.io.gfile.GFile(asset, "r") as handle:
-        return json.loads(handle.read())
 
 
 def serving_input_shapes(*, n_inputs: int, n_outputs: int, covariates: Sequence[Covariate] = ()
@@ -143,6 +93,19 @@ class ExportedModel:
     head: Dict[str, Any] = dataclasses.field(default_factory=dict)  # head.json
     outputs: Tuple[str, ...] = ()  # the signature's output names, sorted
     data: Dict[str, Any] = dataclasses.field(default_factory=dict)  # data.json ({} when older)
+
+    @property
+    def data_reading(self) -> Dict[str, Any]:
+        """How trainer.prepare read the raw CSV of the model's training data (data.json's
+        "reading"; {} for an older export)."""
+        return self.data.get("reading", {})
+
+    def require_covariates_asset(self, advice: str) -> None:
+        """A ConfigError when the signature takes covariates that the export does not name (it
+        has no covariates.json to read their columns by); `advice` ends its message."""
+        if set(self.inputs) - {FEATURE_KEY} and not self.covariates:
+            raise ConfigError(f"the model at {self.path} takes covariates but its export has no "
+                              f"assets.extra/{COVARIATES_ASSET} naming them{advice}")
 
     def predict(self, inputs: np.ndarray, covariates: Optional[Dict[str, np.ndarray]] = None
                 ) -> np.ndarray:
@@ -294,7 +257,8 @@ def load_exported_model(model_dir: str) -> ExportedModel:
     n_inputs = signature[FEATURE_KEY].shape[1]
     n_outputs = serve.structured_outputs[PREDICTIONS_KEY].shape[1]
     inputs = {name: (spec.dtype, spec.shape.as_list()) for name, spec in signature.items()}
-    head = read_head_asset(path)
+    assets = read_export_assets(path)
+    head = assets.head
     levels = tuple(float(level) for level in head.get("quantiles", []))
     if bool(levels) != (QUANTILES_KEY in serve.structured_outputs):
         raise ConfigError(f"the export at {path} has {'no ' if not levels else ''}quantile levels "
@@ -305,9 +269,9 @@ def load_exported_model(model_dir: str) -> ExportedModel:
                 if len(inputs) > 1 else "",
                 "; quantiles " + ",".join(f"{level:g}" for level in levels) if levels else "")
     return ExportedModel(path=path, n_inputs=int(n_inputs), n_outputs=int(n_outputs), serve=serve,
-                         inputs=inputs, covariates=read_covariates_asset(path), levels=levels,
+                         inputs=inputs, covariates=assets.covariates, levels=levels,
                          head=head, outputs=tuple(sorted(serve.structured_outputs)),
-                         data=read_data_asset(path))
+                         data=assets.data)
 
 
 def add_forecasts(results: List[Dict[str, Any]], outputs: Dict[str, np.ndarray]) -> None:

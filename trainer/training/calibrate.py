@@ -45,7 +45,8 @@ from trainer.model.calibration import (
     fit_calibration,
     interval_coverage,
 )
-from trainer.model.heads import DEFAULT_QUANTILES, HEAD_ASSET, PREDICTIONS_KEY, QUANTILES_KEY, get_head
+from trainer.model.export_assets import with_calibrated_head
+from trainer.model.heads import DEFAULT_QUANTILES, PREDICTIONS_KEY, QUANTILES_KEY, get_head
 from trainer.model.model_fn import model_fn
 from trainer.model.serving import (
     BEST_EXPORTER,
@@ -68,8 +69,6 @@ from trainer.util.files import write_text_atomically
 logger = logging.getLogger(__name__)
 
 CALIBRATION_FILENAME = "calibration.json"
-# The head.json of the calibrated export, written beside the run's own head.json.
-CALIBRATED_HEAD_FILENAME = "calibrated_head.json"
 CALIBRATION_KEY = "calibration"  # in metrics.json
 
 
@@ -111,15 +110,15 @@ def export_calibrated(estimator: tf.estimator.Estimator, *, calibration: Calibra
                       receiver_fn: Callable[[], Any], assets: Dict[str, str],
                       head_description: Dict[str, Any], output_dir: str) -> str:
     """Export the variables of `export` again, with `calibration` in the model's spec, into
-    OUTPUT_DIR/export/best (a newer version); returns its path."""
-    head_file = f"{output_dir}/{CALIBRATED_HEAD_FILENAME}"
-    write_text_atomically(head_file, json.dumps(head_description, indent=2) + "\n")
+    OUTPUT_DIR/export/best (a newer version), its head.json `head_description` (written beside
+    the run's own, `trainer.model.export_assets.with_calibrated_head`); returns its path."""
+    assets = with_calibrated_head(assets, directory=output_dir, head=head_description)
     calibrated = tf.estimator.Estimator(
         model_fn=model_fn, config=estimator.config,
         params=dataclasses.replace(estimator.params, calibration=calibration))
     path = calibrated.export_saved_model(
         f"{output_dir}/{EXPORT_DIR}/{BEST_EXPORTER}", receiver_fn,
-        assets_extra={**assets, HEAD_ASSET: head_file},
+        assets_extra=assets,
         # An Estimator's SavedModel keeps its variables as a checkpoint of the same names.
         checkpoint_path=f"{export}/variables/variables")
     return path.decode("utf-8") if isinstance(path, bytes) else str(path)

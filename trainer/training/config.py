@@ -87,9 +87,11 @@ class TrainerConfig:
         False, "Train on the windows of the valid split too (a refit of a chosen configuration, "
         "python -m trainer.refit): the evaluation, still on the valid split, is then in-sample.")
 
-    # Series shape: each CSV row is n_inputs past values followed by n_outputs future values.
-    n_inputs: int = flag(20, "Number of past values the model reads (leading CSV columns).",
-                          type=int_at_least(1))
+    # Window shape: n_inputs past values followed by n_outputs future values (a CSV row of the
+    # windows layout holds one window; the series layout's windows are cut in the pipeline).
+    n_inputs: int = flag(20, "Number of past values the model reads per window: the leading CSV "
+                          "columns of a row, or the points before each forecast in a series "
+                          "(--data_dir of the series layout).", type=int_at_least(1))
     n_outputs: int = flag(5, "Number of future values the model predicts (trailing CSV columns).",
                            type=int_at_least(1))
 

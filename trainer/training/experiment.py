@@ -12,17 +12,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from trainer.model.heads import HEAD_ASSET, get_head, head_json
+from trainer.model.export_assets import ExportAssets, data_description, write_export_assets
+from trainer.model.heads import get_head
 from trainer.model.model_fn import model_fn
 from trainer.model.scaling import resolve_statistics
 from trainer.model.serving import (
     BEST_EXPORTER,
-    COVARIATES_ASSET,
-    DATA_ASSET,
     EXPORT_DIR,
     LATEST_EXPORTER,
-    covariates_json,
-    data_json,
     make_serving_input_receiver_fn,
 )
 from trainer.model.spec import ModelSpec
@@ -50,7 +47,6 @@ from trainer.training.tensorboard import TRAIN_RUN, LossSummaryHook
 from trainer.util import environment, gcs
 from trainer.util.cli import split_patterns
 from trainer.util.errors import DataError
-from trainer.util.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -154,15 +150,12 @@ def export_signature(config: TrainerConfig, *, output_dir: str,
     # so that trainer.evaluate and trainer.predict need no flag to use it; and what it was
     # trained on (data.json: the season, the data and how its raw CSV was read), so that they
     # need not be told again.
-    assets = {HEAD_ASSET: f"{output_dir}/{HEAD_ASSET}", DATA_ASSET: f"{output_dir}/{DATA_ASSET}"}
-    write_text_atomically(assets[HEAD_ASSET],
-                          head_json(get_head(config.loss, config.quantile_levels)))
-    write_text_atomically(assets[DATA_ASSET], data_json(
-        season=config.season, data_dir=config.data_dir, stats_file=config.stats_file,
-        reading=reading_of_data(config, summary)))
-    if covariates:
-        assets[COVARIATES_ASSET] = f"{output_dir}/{COVARIATES_ASSET}"
-        write_text_atomically(assets[COVARIATES_ASSET], covariates_json(covariates))
+    assets = write_export_assets(output_dir, ExportAssets(
+        head=get_head(config.loss, config.quantile_levels).describe(),
+        data=data_description(season=config.season, data_dir=config.data_dir,
+                              stats_file=config.stats_file,
+                              reading=reading_of_data(config, summary)),
+        covariates=covariates))
     return receiver_fn, assets
 
 

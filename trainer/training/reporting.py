@@ -132,6 +132,27 @@ def evaluations_since_best(evaluations: List[Dict[str, Any]], metric: str) -> in
     return 0 if best is None else len(evaluations) - 1 - evaluations.index(best)
 
 
+def early_stopping_reason(evaluations: List[Dict[str, Any]], *, metric: str, patience: int
+                          ) -> Optional[str]:
+    """Why the run stops early, the one rule of `--early_stopping_evals` (the exporter of a
+    separate evaluator and `trainer.training.stopping.EarlyStoppingHook` both follow it): once
+    `patience` evaluations in a row after the best did not lower `metric`; None while the run
+    goes on, and always with `patience` 0 (never).
+
+    >>> early_stopping_reason([{"mase": 0.8, "global_step": 10}, {"mase": 0.9, "global_step": 20},
+    ...                        {"mase": 0.85, "global_step": 30}], metric="mase", patience=2)
+    '2 evaluations without a lower mase than 0.8000 at step 10'
+    >>> early_stopping_reason([{"mase": 0.8, "global_step": 10}], metric="mase", patience=2) is None
+    True
+    """
+    waited = evaluations_since_best(evaluations, metric)
+    if not patience or waited < patience:
+        return None
+    best = best_evaluation(evaluations, metric)
+    return (f"{waited} evaluations without a lower {metric} than {best[metric]:.4f} at step "
+            f"{best['global_step']}")
+
+
 class EarlyStopped(Exception):
     """Raised in a separate evaluator once `--early_stopping_evals` evaluations in a row did not
     improve: it ends the evaluator's loop, which would otherwise wait for the last step."""
@@ -181,42 +202,77 @@ class ReportingExporter(tf.estimator.Exporter):
 
     def export(self, estimator: tf.estimator.Estimator, export_path: str, checkpoint_path: str,
                eval_result: Dict[str, Any], is_the_final_export: bool) -> Optional[str]:
-        saved_model_path = _as_text(self._exporter.export(
-            estimator, export_path, checkpoint_path, eval_result, is_the_final_export))
+        export_args = (estimator, export_path, checkpoint_path, eval_result, is_the_final_export)
+        saved_model_path = _as_text(self._exporter.export(*export_args))
         evaluations = read_evaluations(self._output_dir)
         summary = evaluation_summary(eval_result, saved_model_path=saved_model_path)
+        if self._best is not None and self._improves(evaluations, summary):
+            summary["saved_model_path"] = self._export_best(*export_args, latest=saved_model_path)
+        evaluations = self._record(evaluations, summary)
+        best = best_evaluation(evaluations, self._monitored_metric)
+        if self._model_dir:
+            publish_best_model(best, self._model_dir)
+        self._write_metrics(best, summary=summary, evaluations=len(evaluations))
+        if self._tensorboard_dir:
+            self._write_events(summary)
+        self._report_to_hypertune(best, summary=summary)
+        self._log(best, summary=summary)
+        if self._stop_after_patience:
+            self._stop_when_patience_ran_out(evaluations)
+        return saved_model_path
+
+    def _improves(self, evaluations: List[Dict[str, Any]], summary: Dict[str, Any]) -> bool:
+        """Whether the evaluation `summary` has a lower monitored metric than every earlier one."""
         metric = self._monitored_metric
         # Compared with the exported evaluations only: one whose checkpoint went before its
         # export holds no model, and a better one after it must still reach export/best, or
         # the answer would be a latest export, which the latest exports' clean-up deletes.
         previous = best_evaluation([e for e in evaluations if e.get("saved_model_path")], metric)
-        improved = previous is None or _value(summary, metric) < _value(previous, metric)
-        if improved and self._best is not None:
-            best_dir = export_path.rstrip("/").rsplit("/", 1)[0] + "/" + self._best.name
-            best_path = _as_text(self._best.export(
-                estimator, best_dir, checkpoint_path, eval_result, is_the_final_export))
-            if not best_path and saved_model_path:
-                # The checkpoint went between the two exports (the chief deleted it): the latest
-                # export is this model, and a copy in best_dir outlives the latest exports' clean-up.
-                best_path = copy_export(saved_model_path, best_dir)
-                logger.info("%s: copied %s to %s", self._best.name, saved_model_path, best_path)
-            summary["saved_model_path"] = best_path or saved_model_path
-        evaluations.append(summary)
+        return previous is None or _value(summary, metric) < _value(previous, metric)
+
+    def _export_best(self, estimator: tf.estimator.Estimator, export_path: str,
+                     checkpoint_path: str, eval_result: Dict[str, Any], is_the_final_export: bool,
+                     *, latest: Optional[str]) -> Optional[str]:
+        """Export the evaluated model to export/best, or copy its export `latest` there; returns
+        the best export's path (`latest` when there is neither)."""
+        best_dir = export_path.rstrip("/").rsplit("/", 1)[0] + "/" + self._best.name
+        best_path = _as_text(self._best.export(
+            estimator, best_dir, checkpoint_path, eval_result, is_the_final_export))
+        if not best_path and latest:
+            # The checkpoint went between the two exports (the chief deleted it): the latest
+            # export is this model, and a copy in best_dir outlives the latest exports' clean-up.
+            best_path = copy_export(latest, best_dir)
+            logger.info("%s: copied %s to %s", self._best.name, latest, best_path)
+        return best_path or latest
+
+    def _record(self, evaluations: List[Dict[str, Any]], summary: Dict[str, Any]
+                ) -> List[Dict[str, Any]]:
+        """The history with the evaluation `summary` at its end, written to evaluations.json."""
+        evaluations = [*evaluations, summary]
         write_evaluations(self._output_dir, evaluations)
-        best = best_evaluation(evaluations, metric)
-        answer = dict(best, last_global_step=summary["global_step"], evaluations=len(evaluations),
-                      monitored_metric=metric, hypertune_metric=self._hypertune_metric)
+        return evaluations
+
+    def _write_metrics(self, best: Dict[str, Any], *, summary: Dict[str, Any], evaluations: int
+                       ) -> None:
+        """metrics.json: the best evaluation, the last step, how many `evaluations` there were,
+        the metrics, and the model directory that holds the best model."""
+        answer = dict(best, last_global_step=summary["global_step"], evaluations=evaluations,
+                      monitored_metric=self._monitored_metric,
+                      hypertune_metric=self._hypertune_metric)
         if self._model_dir:
-            publish_best_model(best, self._model_dir)
             answer["model_dir"] = self._model_dir
         write_metrics_json(self._output_dir, answer)
-        if self._tensorboard_dir:
-            self._write_events(summary)
+
+    def _report_to_hypertune(self, best: Dict[str, Any], *, summary: Dict[str, Any]) -> None:
         # The tag is the name the tuning job expects (--hypertune_metric_tag); the value is the
         # best evaluation's, by the monitored metric: the model the trial would deploy.
         report_to_hypertune(tag=self._metric_tag, value=best[self._hypertune_metric],
                             global_step=summary["global_step"])
-        # The usual figures, the monitored metric's among them, and a quantile head's.
+
+    def _log(self, best: Dict[str, Any], *, summary: Dict[str, Any]) -> None:
+        """The evaluation's line: the usual figures, the monitored metric's among them, and a
+        quantile head's; its export; the best so far when this is not it."""
+        metric = self._monitored_metric
         shown = list(dict.fromkeys(["rmse", "mae", "naive_rmse", metric] + [
             key for key in ("wql", "naive_wql", "coverage_80", "msis") if key in summary]))
         logger.info("evaluation at step %d: %s  -> %s%s", summary["global_step"],
@@ -224,12 +280,13 @@ class ReportingExporter(tf.estimator.Exporter):
                     summary["saved_model_path"] or NOT_EXPORTED,
                     "" if best is summary else f"  (best {metric} {best[metric]:.4f} "
                     f"at step {best['global_step']})")
-        waited = evaluations_since_best(evaluations, metric)
-        if self._stop_after_patience and self._early_stopping_evals and \
-                waited >= self._early_stopping_evals:
-            raise EarlyStopped(f"{waited} evaluations without a lower {metric} than "
-                               f"{best[metric]:.4f} at step {best['global_step']}")
-        return saved_model_path
+
+    def _stop_when_patience_ran_out(self, evaluations: List[Dict[str, Any]]) -> None:
+        """Raise `EarlyStopped` once --early_stopping_evals evaluations did not improve."""
+        reason = early_stopping_reason(evaluations, metric=self._monitored_metric,
+                                       patience=self._early_stopping_evals)
+        if reason is not None:
+            raise EarlyStopped(reason)
 
     def _write_events(self, summary: Dict[str, Any]) -> None:
         """The evaluation's figures (every number but the step) to TENSORBOARD_DIR/eval."""

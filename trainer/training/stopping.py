@@ -34,7 +34,7 @@ from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
-from trainer.training.reporting import best_evaluation, evaluations_since_best, read_evaluations
+from trainer.training.reporting import early_stopping_reason, read_evaluations
 from trainer.util.errors import Stopped, TrainerError
 
 logger = logging.getLogger(__name__)
@@ -190,13 +190,10 @@ class EarlyStoppingHook(tf.estimator.SessionRunHook):
         self.stopped_reason: Optional[str] = None
 
     def _check(self, run_context: tf.estimator.SessionRunContext) -> None:
-        evaluations = read_evaluations(self._output_dir)
-        waited = evaluations_since_best(evaluations, self._metric)
-        if waited >= self._patience and self.stopped_reason is None:
-            best = best_evaluation(evaluations, self._metric)
-            self.stopped_reason = (
-                f"{waited} evaluations without a lower {self._metric} than {best[self._metric]:.4f}"
-                f" at step {best['global_step']}")
+        reason = early_stopping_reason(read_evaluations(self._output_dir), metric=self._metric,
+                                       patience=self._patience)
+        if reason is not None and self.stopped_reason is None:
+            self.stopped_reason = reason
             logger.info("early stopping: %s (--early_stopping_evals %d); the best evaluation and "
                         "its export are the run's answer", self.stopped_reason, self._patience)
         if self.stopped_reason is not None:

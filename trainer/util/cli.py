@@ -89,6 +89,18 @@ def flag(default: Any, help: str, **argparse_kwargs: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, **argparse_kwargs})
 
 
+# What --model_dir takes, in every command that loads an export (`trainer.model.serving`'s
+# `resolve_saved_model` finds the export in it).
+MODEL_DIR_HELP = ("SavedModel directory, or a training output directory (its best export, "
+                  "export/best/<timestamp>, else its newest export/latest/).")
+
+
+def model_dir_flag(help: str = MODEL_DIR_HELP) -> Any:
+    """The field of --model_dir, the exported model a command loads (`help`: a command's own
+    words for it)."""
+    return flag("", help)
+
+
 def choices_help(notes: Mapping[str, str]) -> str:
     """'a (note), b or c' for the choices of a registry, each with its note when it has one.
 
