@@ -161,14 +161,18 @@ def export_signature(config: TrainerConfig, *, output_dir: str,
 
 def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool = False,
                    tensorboard_dir: str = "", model_dir: str = "",
-                   summary: Optional[Dict[str, Any]] = UNREAD) -> List[tf.estimator.Exporter]:
+                   summary: Optional[Dict[str, Any]] = UNREAD,
+                   signature: Optional[Tuple[Callable[[], Any], Dict[str, str]]] = None
+                   ) -> List[tf.estimator.Exporter]:
     """The run's one exporter: the latest export after every evaluation, the best (by
     --monitored_metric) when it improved, the history, metrics.json and the tuning report
     (`trainer.training.reporting.ReportingExporter`), the evaluation's events in
     `tensorboard_dir` and the best model copied to `model_dir` (each when given). A separate
     evaluator (`is_evaluator`) also stops itself after --early_stopping_evals evaluations
-    without improvement. `summary`: the data's prepare.json, when read already."""
-    receiver_fn, assets = export_signature(config, output_dir=output_dir, summary=summary)
+    without improvement. `summary`: the data's prepare.json, when read already; `signature`:
+    `export_signature`'s result, when made already."""
+    receiver_fn, assets = signature or export_signature(config, output_dir=output_dir,
+                                                        summary=summary)
     latest = tf.estimator.LatestExporter(LATEST_EXPORTER, receiver_fn, assets_extra=assets,
                                          exports_to_keep=EXPORTS_TO_KEEP)
     # Exported only when an evaluation improves on every earlier one: the newest is the best.
@@ -307,13 +311,16 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                                               is_distributed=task.is_distributed))
     train_spec = tf.estimator.TrainSpec(data.train_input_fn, max_steps=config.train_steps,
                                         hooks=hooks)
+    # The receiver and assets of every export: written once, used by the exporters and the
+    # calibration's export.
+    signature = export_signature(config, output_dir=output_dir, summary=summary)
     eval_spec = tf.estimator.EvalSpec(
         data.eval_input_fn,
         steps=config.eval_steps or None,
         exporters=make_exporters(config, output_dir=output_dir,
                                  is_evaluator=task.task_type == "evaluator",
                                  tensorboard_dir=dirs.tensorboard_dir, model_dir=dirs.model_dir,
-                                 summary=summary),
+                                 summary=summary, signature=signature),
         start_delay_secs=config.eval_start_delay_secs,
         throttle_secs=eval_throttle_secs(config, is_evaluator=task.task_type == "evaluator"))
     try:
@@ -343,7 +350,7 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
     if not (task.writes_evaluation_outputs or config.solver == "closed_form"):
         return None
     # The answer's intervals, calibrated on the valid windows and exported again (when asked).
-    receiver_fn, assets = export_signature(config, output_dir=output_dir, summary=summary)
+    receiver_fn, assets = signature
     calibrate_run(config, output_dir=output_dir, model_dir=dirs.model_dir, estimator=estimator,
                   eval_input_fn=data.eval_input_fn, receiver_fn=receiver_fn, assets=assets)
     return read_metrics_json(output_dir)
