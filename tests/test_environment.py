@@ -13,7 +13,6 @@ from trainer.util.environment import (
     resolve_cluster,
     resolve_output_dir,
     resolve_output_dirs,
-    task_info,
     trial_id,
 )
 from trainer.util.errors import ConfigError
@@ -23,6 +22,11 @@ CLUSTER = {
     "worker": ["127.0.0.1:2221", "127.0.0.1:2222"],
     "ps": ["127.0.0.1:2223"],
 }
+
+
+def task_info(environ):
+    """The role that `apply_cluster` would resolve from `environ`, without writing TF_CONFIG."""
+    return resolve_cluster(environ)[1]
 
 
 def tf_config(task_type, index=0, *, evaluator=False, **task_extra):

@@ -92,7 +92,9 @@ class TrainerConfig:
     n_inputs: int = flag(20, "Number of past values the model reads per window: the leading CSV "
                           "columns of a row, or the points before each forecast in a series "
                           "(--data_dir of the series layout).", type=int_at_least(1))
-    n_outputs: int = flag(5, "Number of future values the model predicts (trailing CSV columns).",
+    n_outputs: int = flag(5, "Number of future values the model predicts: the trailing CSV columns "
+                           "of a row, or the points after each forecast's inputs in a series "
+                           "(--data_dir of the series layout).",
                            type=int_at_least(1))
 
     # Scaling inside the graph (the SavedModel takes and returns original units), and the
@@ -314,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_config(argv: Optional[Sequence[str]] = None) -> TrainerConfig:
-    """Parse command-line flags into a validated TrainerConfig (exits 2 on a bad flag)."""
+    """Parse command-line flags into a validated TrainerConfig (exits 2 on a bad flag): a trainer
+    command line read without running it (`benchmarks.run` reads its trainer flags so)."""
     return parse_flags(build_parser(), argv, make_config)
 
 

@@ -1,14 +1,18 @@
-"""Estimator wiring: model spec, run config, train and eval specs, exporters, `train_and_evaluate`
-(which ends with the calibration of the answer's intervals, `trainer.training.calibrate`).
+"""Estimator wiring: model spec, run config, train and eval specs, exporters, and one training
+process in three steps: `set_up_run` (directories, role, run directory), `build_run` (data,
+Estimator, hooks, specs) and `run_built` (train and evaluate, the error translation, then the
+calibration of the answer's intervals, `trainer.training.calibrate`); `train_and_evaluate`
+calls them in turn, and a parameter server serves its variables after the first.
 
     from trainer.training.config import make_config
     from trainer.training.experiment import train_and_evaluate
     metrics = train_and_evaluate(make_config(output_dir="/tmp/run", train_steps=500))
 """
 
+import dataclasses
 import logging
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, NoReturn, Optional
 
 import tensorflow as tf
 
@@ -28,6 +32,7 @@ from trainer.training.closed_form_fit import fit_closed_form
 from trainer.training.config import TrainerConfig
 from trainer.training.data_source import (
     UNREAD,
+    TrainingData,
     data_covariates,
     read_data_summary,
     reading_of_data,
@@ -51,6 +56,12 @@ from trainer.util.errors import DataError
 logger = logging.getLogger(__name__)
 
 EXPORTS_TO_KEEP = 5
+# The ModelSpec fields that are flags of the same name and meaning, copied as given; the others
+# are resolved in `model_spec` (quantiles from --quantiles, the statistics from prepare.json).
+RESOLVED_IN_MODEL_SPEC = frozenset({"head", "quantiles", "scale_mean", "scale_std", "mase_scale",
+                                    "rmsse_scale", "series_count", "covariates", "calibration"})
+FLAGS_OF_THE_MODEL = tuple(field.name for field in dataclasses.fields(ModelSpec)
+                           if field.name not in RESOLVED_IN_MODEL_SPEC)
 
 
 def model_spec(config: TrainerConfig, *, series_count: int = 0,
@@ -63,16 +74,11 @@ def model_spec(config: TrainerConfig, *, series_count: int = 0,
                                     scale_mean=config.scale_mean, scale_std=config.scale_std,
                                     season=config.season, summary=summary)
     return ModelSpec(
-        model=config.model, hidden_units=config.hidden_units, n_inputs=config.n_inputs,
-        n_outputs=config.n_outputs, head=config.loss, quantiles=config.quantile_levels,
-        optimizer=config.optimizer, dropout=config.dropout, lr_schedule=config.lr_schedule,
-        warmup_steps=config.warmup_steps,
-        learning_rate=config.learning_rate, clip_gradient_norm=config.clip_gradient_norm,
-        scaling=config.scaling, season=config.season, scale_mean=statistics["scale_mean"],
-        scale_std=statistics["scale_std"], mase_scale=statistics["mase_scale"],
-        rmsse_scale=statistics["rmsse_scale"], series_count=series_count,
-        steps_per_run=config.steps_per_run, train_steps=config.train_steps,
-        covariates=data_covariates(config, summary))
+        **{name: getattr(config, name) for name in FLAGS_OF_THE_MODEL},
+        head=config.loss, quantiles=config.quantile_levels,
+        scale_mean=statistics["scale_mean"], scale_std=statistics["scale_std"],
+        mase_scale=statistics["mase_scale"], rmsse_scale=statistics["rmsse_scale"],
+        series_count=series_count, covariates=data_covariates(config, summary))
 
 
 def make_run_config(config: TrainerConfig, *, output_dir: str) -> tf.estimator.RunConfig:
@@ -134,10 +140,16 @@ def make_early_stopping_hook(config: TrainerConfig, *, output_dir: str,
                              interval_secs=5.0 if is_distributed else 0.0)
 
 
+class ExportSignature(NamedTuple):
+    """What every export of a run serves with: its receiver, and its assets ({asset name: file
+    in the run directory}), as `tf.estimator.Exporter`s take them."""
+
+    receiver_fn: Callable[[], tf.estimator.export.ServingInputReceiver]
+    assets: Dict[str, str]
+
+
 def export_signature(config: TrainerConfig, *, output_dir: str,
-                     summary: Optional[Dict[str, Any]] = UNREAD
-                     ) -> Tuple[Callable[[], tf.estimator.export.ServingInputReceiver],
-                                Dict[str, str]]:
+                     summary: Optional[Dict[str, Any]] = UNREAD) -> ExportSignature:
     """The serving receiver of every export of the run and its assets ({asset name: file in
     `output_dir`}, written here); `summary`: the data's prepare.json, when read already."""
     summary = read_data_summary(config) if summary is UNREAD else summary
@@ -156,13 +168,13 @@ def export_signature(config: TrainerConfig, *, output_dir: str,
                               stats_file=config.stats_file,
                               reading=reading_of_data(config, summary)),
         covariates=covariates))
-    return receiver_fn, assets
+    return ExportSignature(receiver_fn, assets)
 
 
 def make_exporters(config: TrainerConfig, *, output_dir: str, is_evaluator: bool = False,
                    tensorboard_dir: str = "", model_dir: str = "",
                    summary: Optional[Dict[str, Any]] = UNREAD,
-                   signature: Optional[Tuple[Callable[[], Any], Dict[str, str]]] = None
+                   signature: Optional[ExportSignature] = None
                    ) -> List[tf.estimator.Exporter]:
     """The run's one exporter: the latest export after every evaluation, the best (by
     --monitored_metric) when it improved, the history, metrics.json and the tuning report
@@ -227,7 +239,7 @@ def evaluate_and_export(estimator: tf.estimator.Estimator, eval_spec: tf.estimat
     return eval_result
 
 
-def serve_parameters(run_config: tf.estimator.RunConfig) -> None:
+def serve_parameters(run_config: tf.estimator.RunConfig) -> NoReturn:
     """Run this process's parameter server until a signal stops it (`Stopped`).
 
     What the Estimator's own parameter server does (start a server, then wait), except that
@@ -243,28 +255,48 @@ def serve_parameters(run_config: tf.estimator.RunConfig) -> None:
         time.sleep(3600)
 
 
-def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
-    """Train, evaluate and export as one process of the TF_CONFIG cluster (or alone).
+@dataclasses.dataclass(frozen=True)
+class RunSetup:
+    """Where one training process writes, its role in the cluster and the data's prepare.json:
+    what `set_up_run` resolved before any data is read."""
 
-    Returns the last evaluation's figures (what metrics.json holds) in the process that
-    evaluates, None in the others; that process then calibrates the intervals of the run's
-    answer when --calibrate_intervals asks for it (`trainer.training.calibrate`). SIGTERM and
-    SIGINT stop it cleanly (`trainer.training.stopping`): it raises `Stopped` after the chief
-    has saved a checkpoint.
-    """
-    with SignalStop(role="trainer") as stop:
-        return _train_and_evaluate(config, stop)
+    config: TrainerConfig
+    dirs: environment.OutputDirs
+    task: environment.TaskInfo
+    summary: Optional[Dict[str, Any]]  # the data's prepare.json, read once for the run
+
+    @property
+    def output_dir(self) -> str:
+        return self.dirs.output_dir
 
 
-def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dict[str, Any]]:
-    dirs = environment.resolve_output_dirs(config.output_dir)
-    output_dir = dirs.output_dir
-    task = environment.apply_cluster()
-    stop.role = task.task_type
+@dataclasses.dataclass(frozen=True)
+class BuiltRun:
+    """The data, Estimator and specs of one training process (`build_run`)."""
+
+    data: TrainingData
+    estimator: tf.estimator.Estimator
+    train_spec: tf.estimator.TrainSpec
+    eval_spec: tf.estimator.EvalSpec
+    divergence: DivergenceHook  # turns the Estimator's NaN error into the trainer's own
+    signature: ExportSignature  # the exporters' and the calibration's receiver and assets
+
+
+def has_nothing_to_do(config: TrainerConfig, task: environment.TaskInfo) -> bool:
+    """Whether this task of a cluster leaves the run to the others (and says so): with
+    --solver closed_form the chief fits, evaluates and exports alone."""
     if config.solver == "closed_form" and task.is_distributed and not task.is_chief:
         logger.info("--solver closed_form: the chief fits, evaluates and exports alone; %s %d has "
                     "nothing to do and exits", task.task_type, task.task_index)
-        return None
+        return True
+    return False
+
+
+def set_up_run(config: TrainerConfig, *, dirs: environment.OutputDirs,
+               task: environment.TaskInfo) -> RunSetup:
+    """Step 1 of a run: say where it writes and as what, check the buckets, read prepare.json
+    once and prepare the run directory (config.json, the resume and --overwrite rules)."""
+    output_dir = dirs.output_dir
     where = (f"writing to {output_dir} (from {dirs.output_dir_source})"
              + (f", TensorBoard events also to {dirs.tensorboard_dir}" if dirs.tensorboard_dir else "")
              + (f", the best model to {dirs.model_dir}" if dirs.model_dir else ""))
@@ -280,16 +312,20 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                        "--data_dir": [config.data_dir] if config.data_dir else [],
                        "--train_data_paths": split_patterns(config.train_data_paths),
                        "--eval_data_paths": split_patterns(config.eval_data_paths)})
-    summary = read_data_summary(config)  # the data's prepare.json, read once for the run
+    summary = read_data_summary(config)
     prepare_output_dir(config, output_dir=output_dir, is_chief=task.is_chief,
                        job_id=environment.job_id(), directories=dirs.to_dict(),
                        covariates=covariate_shapes(data_covariates(config, summary)))
-    if task.task_type == "ps":  # a parameter server only holds variables
-        serve_parameters(make_run_config(config, output_dir=output_dir))
-    else:
-        data = resolve_training_data(config, output_dir=output_dir, task=task, summary=summary)
-        logger.info("%s", data.description)
+    return RunSetup(config=config, dirs=dirs, task=task, summary=summary)
 
+
+def build_run(setup: RunSetup, *, stop: SignalStop) -> BuiltRun:
+    """Step 2 of a training process (not a parameter server's): its data, its Estimator, its
+    hooks (progress, divergence, signals, TensorBoard, early stopping) and its train and eval
+    specs with their exporters (whose assets are written here, once)."""
+    config, task, dirs, output_dir = setup.config, setup.task, setup.dirs, setup.output_dir
+    data = resolve_training_data(config, output_dir=output_dir, task=task, summary=setup.summary)
+    logger.info("%s", data.description)
     start_step = latest_global_step(output_dir)
     if start_step is not None and task.is_chief and config.solver == "gradient":
         logger.info("resuming from the checkpoint at step %d (target %d)", start_step,
@@ -299,7 +335,7 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                            "train; raise --train_steps to continue", start_step, config.train_steps)
 
     estimator = make_estimator(config, output_dir=output_dir, series_count=data.series_count,
-                               summary=summary)
+                               summary=setup.summary)
     divergence = DivergenceHook(learning_rate=config.learning_rate, scaling=config.scaling,
                                 clip_gradient_norm=config.clip_gradient_norm)
     hooks = [make_progress_hook(config), divergence,
@@ -311,37 +347,44 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
                                               is_distributed=task.is_distributed))
     train_spec = tf.estimator.TrainSpec(data.train_input_fn, max_steps=config.train_steps,
                                         hooks=hooks)
-    # The receiver and assets of every export: written once, used by the exporters and the
-    # calibration's export.
-    signature = export_signature(config, output_dir=output_dir, summary=summary)
+    signature = export_signature(config, output_dir=output_dir, summary=setup.summary)
     eval_spec = tf.estimator.EvalSpec(
         data.eval_input_fn,
         steps=config.eval_steps or None,
-        exporters=make_exporters(config, output_dir=output_dir,
-                                 is_evaluator=task.task_type == "evaluator",
+        exporters=make_exporters(config, output_dir=output_dir, is_evaluator=task.is_evaluator,
                                  tensorboard_dir=dirs.tensorboard_dir, model_dir=dirs.model_dir,
-                                 summary=summary, signature=signature),
+                                 summary=setup.summary, signature=signature),
         start_delay_secs=config.eval_start_delay_secs,
-        throttle_secs=eval_throttle_secs(config, is_evaluator=task.task_type == "evaluator"))
+        throttle_secs=eval_throttle_secs(config, is_evaluator=task.is_evaluator))
+    return BuiltRun(data=data, estimator=estimator, train_spec=train_spec, eval_spec=eval_spec,
+                    divergence=divergence, signature=signature)
+
+
+def run_built(setup: RunSetup, run: BuiltRun) -> Optional[Dict[str, Any]]:
+    """Step 3: train and evaluate (or fit in closed form), turning the Estimator's failures
+    into the trainer's messages, then calibrate the answer's intervals in the process that
+    writes the evaluation outputs; returns metrics.json there, None elsewhere."""
+    config, task, output_dir = setup.config, setup.task, setup.output_dir
+    estimator, eval_spec = run.estimator, run.eval_spec
     try:
         if config.solver == "closed_form":
-            fit_closed_form(config, spec=estimator.params, fit_input_fn=data.fit_input_fn,
+            fit_closed_form(config, spec=estimator.params, fit_input_fn=run.data.fit_input_fn,
                             output_dir=output_dir, session_config=estimator.config.session_config,
                             evaluate=lambda path: evaluate_and_export(estimator, eval_spec, path))
         else:
-            run_train_and_evaluate(estimator, train_spec, eval_spec, task_type=task.task_type)
+            run_train_and_evaluate(estimator, run.train_spec, eval_spec, task_type=task.task_type)
             if task.is_distributed and task.is_chief and not task.has_evaluator:
                 evaluate_and_export(estimator, eval_spec)
     except EarlyStopped as reason:  # a separate evaluator, after its last useful evaluation
         logger.info("early stopping: %s (--early_stopping_evals %d); the evaluator is done",
                     reason, config.early_stopping_evals)
     except tf.compat.v1.train.NanLossDuringTrainingError:  # the Estimator's own check, if first
-        raise divergence.error(None, float("nan")) from None
+        raise run.divergence.error(None, float("nan")) from None
     except tf.errors.InvalidArgumentError as error:
         # The vectorized decoder cannot say which file a bad row came from: find it.
         logger.error("the input pipeline failed (%s); scanning the files for the bad row",
                      error.message.splitlines()[0])
-        problem = data.find_bad_row()
+        problem = run.data.find_bad_row()
         if problem is None:
             raise
         raise DataError(f"{problem}. Fix or remove that row and rerun: training resumes from "
@@ -350,7 +393,29 @@ def _train_and_evaluate(config: TrainerConfig, stop: SignalStop) -> Optional[Dic
     if not (task.writes_evaluation_outputs or config.solver == "closed_form"):
         return None
     # The answer's intervals, calibrated on the valid windows and exported again (when asked).
-    receiver_fn, assets = signature
-    calibrate_run(config, output_dir=output_dir, model_dir=dirs.model_dir, estimator=estimator,
-                  eval_input_fn=data.eval_input_fn, receiver_fn=receiver_fn, assets=assets)
+    calibrate_run(config, output_dir=output_dir, model_dir=setup.dirs.model_dir,
+                  estimator=estimator, eval_input_fn=run.data.eval_input_fn,
+                  receiver_fn=run.signature.receiver_fn, assets=run.signature.assets)
     return read_metrics_json(output_dir)
+
+
+def train_and_evaluate(config: TrainerConfig) -> Optional[Dict[str, Any]]:
+    """Train, evaluate and export as one process of the TF_CONFIG cluster (or alone).
+
+    Returns the last evaluation's figures (what metrics.json holds) in the process that
+    evaluates, None in the others; that process then calibrates the intervals of the run's
+    answer when --calibrate_intervals asks for it (`trainer.training.calibrate`). SIGTERM and
+    SIGINT stop it cleanly (`trainer.training.stopping`): it raises `Stopped` after the chief
+    has saved a checkpoint. The three steps, `set_up_run`, `build_run` and `run_built`, are
+    what a caller that drives many runs can call one by one.
+    """
+    with SignalStop(role="trainer") as stop:
+        dirs = environment.resolve_output_dirs(config.output_dir)
+        task = environment.apply_cluster()
+        stop.role = task.task_type
+        if has_nothing_to_do(config, task):
+            return None
+        setup = set_up_run(config, dirs=dirs, task=task)
+        if task.task_type == "ps":  # a parameter server only holds variables, until stopped
+            serve_parameters(make_run_config(config, output_dir=setup.output_dir))
+        return run_built(setup, build_run(setup, stop=stop))

@@ -202,11 +202,6 @@ def apply_cluster(environ: MutableMapping[str, str] = os.environ) -> TaskInfo:
     return info
 
 
-def task_info(environ: Mapping[str, str] = os.environ) -> TaskInfo:
-    """This process's role, from TF_CONFIG or CLUSTER_SPEC."""
-    return resolve_cluster(environ)[1]
-
-
 def trial_id(environ: Mapping[str, str] = os.environ) -> Optional[str]:
     """The tuning trial of this process: `task.trial` of TF_CONFIG or CLUSTER_SPEC, else
     CLOUD_ML_TRIAL_ID, else None."""
