@@ -3,7 +3,7 @@ python-package jobs (they build or install this sdist), and for local use (`pip 
 
 from setuptools import find_packages, setup
 
-# Why each one is here: README "Dependencies".
+# Why each one is here: docs/layout.md, "Dependencies".
 REQUIRED_PACKAGES = [
     "tensorflow>=2.13,<2.16",  # tf.estimator was removed in TF 2.16
     "numpy<2",  # TF 2.13-2.15 are built against NumPy 1.x

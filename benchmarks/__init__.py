@@ -3,5 +3,5 @@
     ./scripts/benchmark.sh                      # 1M rows, 3 measured repeats, prints a table
     ./scripts/benchmark.sh --json bench.json -- --batch_size 512
 
-See `benchmarks.run` for the flags and the README's Performance section for the figures.
+See `benchmarks.run` for the flags and docs/performance.md for the figures.
 """

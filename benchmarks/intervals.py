@@ -20,7 +20,7 @@ Runs the package's own commands (`trainer.prepare`, `trainer.task --loss quantil
   over its train points, then averaged over the series, for the model and for the naive
   forecast with the empirical intervals of `trainer.model.metrics.baseline_quantiles`.
 
-Settings are those chosen on the validation splits for the point forecast (README,
+Settings are those chosen on the validation splits for the point forecast (docs/data.md,
 "Covariates"); the quantile head adds no setting of its own. Each run calibrates its intervals
 on the valid split (`--calibrate_intervals auto`, the default for the quantile head), and both
 SavedModels are scored on test: the `uncalibrated_*` figures are the head as trained.
@@ -187,7 +187,7 @@ def m4_run(work: Path, seed: int, *, steps: int, prepared: Path,
             **valid_coverage(valid)}
 
 
-# --point_models: the point forecasts chosen in the README's Accuracy section, given intervals
+# --point_models: the point forecasts chosen in docs/accuracy.md, given intervals
 # by conformal calibration alone (`--calibrate_intervals on`): no quantile head is trained.
 POINT_MODELS = {
     "etth2": ["--model", "nlinear", "--solver", "closed_form", "--scaling", "global_zscore",

@@ -5,7 +5,7 @@
 #   upload         `gcloud ai models upload` of the SavedModel at --model-dir (gs://, the
 #                  directory that holds saved_model.pb) as the model --model-id, served by
 #                  Vertex AI's prebuilt TensorFlow 2.15 image (tf2-cpu.2-15, which runs
-#                  TensorFlow Serving: the request format is README "Serving and deployment").
+#                  TensorFlow Serving: the request format is in docs/serving.md).
 #   deploy         `gcloud ai endpoints create --endpoint-id` (not with --existing-endpoint),
 #                  then `gcloud ai endpoints deploy-model`: the model on --machine-type, between
 #                  --min-replica-count and --max-replica-count replicas, all traffic to it.

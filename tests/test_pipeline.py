@@ -133,7 +133,7 @@ def test_steps_per_run_stacks_whole_batches_of_intact_rows(tiny_data):
 
 
 def test_training_pipeline_runs_without_the_autotuner(tiny_data):
-    # The autotuner sometimes left one of two cores idle for a whole pass (README, Performance).
+    # The autotuner sometimes left one of two cores idle for a whole pass (docs/performance.md).
     dataset = make_fn(tiny_data["train_files"], training=True)()
     assert dataset.options().autotune.enabled is False
     assert dataset.element_spec[1].shape.as_list() == [BATCH, N_OUTPUTS]

@@ -11,7 +11,7 @@ import pytest
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
-from tests.conftest import REPO_ROOT
+from tests.docs_pages import section
 from tests.exported_models import COVARIATES, LEVELS, export_model, serve_request
 from trainer.data.schema import CATEGORIES_KEY, FEATURE_KEY, FUTURE_CATEGORIES_KEY, PAST_KEY
 from trainer.model.prediction_json import (
@@ -141,10 +141,10 @@ def test_a_response_that_does_not_fit_is_an_error_saying_why(response, message):
 
 
 def test_the_readme_examples_have_the_shapes_of_a_real_signature():
-    """README "Serving and deployment": n_inputs 4, n_outputs 2, the covariates of COVARIATES."""
-    section = (REPO_ROOT / "README.md").read_text().split("## Serving and deployment", 1)[1]
-    blocks = [json.loads(block) for block in
-              re.findall(r"```json\n(.*?)```", section.split("\n## ", 1)[0], re.DOTALL)]
+    """docs/serving.md, "Serving and deployment": n_inputs 4, n_outputs 2, the covariates of
+    COVARIATES."""
+    serving = section("docs/serving.md", "## Serving and deployment")
+    blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", serving, re.DOTALL)]
     plain, covariates = [block for block in blocks if "instances" in block]
     point, quantile = [block for block in blocks if "predictions" in block]
     (job,) = [block for block in blocks if "inputConfig" in block]

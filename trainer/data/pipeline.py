@@ -106,7 +106,7 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
     `shuffle_buffer_size` rows from several files are pooled and shuffled by one permutation,
     and the pool is cut into whole batches by one reshape. A per-row pipeline (decode each
     line, shuffle buffer of rows, batch) spends most of its time in per-element overhead; see
-    the README's Performance section.
+    docs/performance.md.
     """
     files = list(files)
     shard_files = training and 1 < num_workers <= len(files)

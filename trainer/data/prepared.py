@@ -292,7 +292,7 @@ def training_mean_std(summary: Dict[str, Any]) -> Tuple[float, float]:
     if "statistics" not in summary:
         raise ConfigError(f"{summary.get('_path', SUMMARY_FILENAME)} has no 'statistics' (mean, std "
                           "of the training split), which --scaling global_zscore needs: add them "
-                          "(see the README's data layout) or use --scaling window_zscore")
+                          "(see docs/data.md, Data layouts) or use --scaling window_zscore")
     return float(summary["statistics"]["mean"]), float(summary["statistics"]["std"])
 
 

@@ -104,7 +104,7 @@ def open_prepared(data_dir: str, *, summary: Optional[Dict[str, Any]] = None) ->
                         "again or copy the whole directory")
     if not files:
         raise DataError(f"{data_dir} holds no {SERIES_SHARD_PREFIX}-*.csv shards; write them "
-                        "beside prepare.json (see the README's data layout)")
+                        "beside prepare.json (see docs/data.md, Data layouts)")
     return PreparedSeries(data_dir=data_dir, summary=summary, files=files, covariates=covariates)
 
 
@@ -613,7 +613,7 @@ def survey_series_files(files: Sequence[str], *, n_inputs: int, n_outputs: int,
         except pa.ArrowInvalid as error:
             problem = _first_bad_line(path, names)
             raise DataError(f"{problem or path + ': ' + str(error).splitlines()[0]}; fix the "
-                            "shard (see the README's data layout)") from error
+                            "shard (see docs/data.md, Data layouts)") from error
         columns = {name: tf.constant(value) for name, value in arrays.items()}
         _check_categories(path, arrays, covariates)
         _check_order(path, arrays, series_count=len(series_ids) if series_ids else None)

@@ -454,7 +454,7 @@ class Network:
     """One `--model` choice: its function and what the flag's help and checks say of it."""
 
     build: NetworkFunction
-    summary: str  # the README's models table
+    summary: str  # the models table of docs/models.md
     flag_note: str = ""  # shown beside the name in --model's help, when there is something to say
     min_n_inputs: int = 1  # fewer inputs than this cannot build the network
     min_n_inputs_reason: str = ""

@@ -2,7 +2,7 @@
 the resolved config.json of the run that owns its checkpoints (saved, and compared on resume
 so that a run can never silently continue with another architecture).
 
-Layout (see README "Output directory"):
+Layout (see docs/outputs.md):
 
     OUTPUT_DIR/
       config.json        the resolved flags of the latest run
