@@ -3,9 +3,9 @@ choice (network, optimizer) is named in one registry only, and the export assets
 data.json, covariates.json) have one writer.
 
 Layers, lowest first: `trainer.util` (helpers) <- `trainer.data` <- `trainer.model` <-
-`trainer.training` (run wiring) <- the command modules `trainer.<command>`. A module may import
-its own layer or a lower one; a command imports no other command. Every import counts,
-including those inside functions.
+`trainer.training` (run wiring) <- `trainer.search` (the model search, over many runs) <- the
+command modules `trainer.<command>`. A module may import its own layer or a lower one; a
+command imports no other command. Every import counts, including those inside functions.
 """
 
 import ast
@@ -24,7 +24,7 @@ from trainer.model.export_assets import (
 from trainer.model.networks import NETWORKS
 from trainer.model.optimizers import OPTIMIZERS
 
-LAYERS = ("util", "data", "model", "training")  # then the commands, above them all
+LAYERS = ("util", "data", "model", "training", "search")  # then the commands, above them all
 COMMAND_LAYER = len(LAYERS)
 
 Graph = Dict[str, Set[str]]
