@@ -13,13 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer.data.prepared import SERIES_COLUMNS
-from trainer.data.series_pipeline import (
-    make_series_input_fn,
-    open_prepared,
-    read_split_windows,
-    survey_series_files,
-)
+from trainer.data.prepared import SERIES_COLUMNS, open_prepared
+from trainer.data.series_pipeline import make_series_input_fn
+from trainer.data.series_reads import read_split_windows
+from trainer.data.series_survey import survey_series_files
 from trainer.prepare import PrepareConfig, prepare
 from trainer.util.errors import ConfigError, DataError
 
@@ -285,7 +282,8 @@ def test_the_gather_runs_in_graph_mode_as_the_estimator_calls_it(tmp_path):
 @pytest.mark.parametrize("channels", [None, 3])
 @pytest.mark.parametrize("shape", [(4,), (2, 3)])
 def test_the_xla_slicer_cuts_the_windows_that_the_index_gather_cuts(channels, shape):
-    from trainer.data.series_pipeline import gather_windows, make_window_slicer
+    from trainer.data.series_decode import gather_windows
+    from trainer.data.series_pipeline import make_window_slicer
 
     rng = np.random.default_rng(5)
     points = 50
