@@ -7,24 +7,25 @@ values by index (`gather_windows`). No Python runs per window or per row, and no
 stored: `--n_inputs` and `--n_outputs` are free at training time.
 
 - Training (`make_series_input_fn(training=True)`) takes the files of this process (one file
-  in `num_workers` when there are enough, as the row pipeline does), decodes each once and
-  keeps it in memory for the run, takes them in a new order each pass, pools up to
-  `POOL_FILES` of them, shuffles the starts of the pool together (across series and files)
-  and cuts them into whole batches of `batch_size * steps_per_run`; the starts left over
-  that fill no whole batch are left out of that pass only, a different few each pass (a pool
-  smaller than one batch is repeated to fill one).
+  in `num_workers` when there are enough: `trainer.data.pipeline.process_files`, the row
+  pipeline's rule too), decodes each once and keeps it in memory for the run, takes them in a
+  new order each pass, pools up to `POOL_FILES` of them, shuffles the starts of the pool
+  together (across series and files) and cuts them into whole batches of
+  `batch_size * steps_per_run`; the starts left over that fill no whole batch are left out of
+  that pass only, a different few each pass (a pool smaller than one batch is repeated to fill
+  one).
 - Evaluation makes one ordered pass over every window of the split, stride 1, none dropped.
 """
 
 import functools
-import logging
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla as tf_xla
 
 from trainer.data.covariates import Covariate
+from trainer.data.pipeline import log_process_files, process_files
 from trainer.data.schema import MASE_SCALE_KEY, RMSSE_SCALE_KEY, SERIES_INDEX_KEY, build_features
 from trainer.data.series_decode import (
     gather_windows,
@@ -34,8 +35,6 @@ from trainer.data.series_decode import (
     window_starts,
 )
 from trainer.data.series_scales import SeriesScales
-
-logger = logging.getLogger(__name__)
 
 POOL_FILES = 8  # files whose windows are shuffled together in training
 # Files decoded at once in training: one decode of a large file already takes a core, and more
@@ -141,13 +140,6 @@ def _pool_batches(values: tf.Tensor, groups: tf.Tensor) -> tf.data.Dataset:
                                 tf.data.Dataset.from_tensor_slices(groups)))
 
 
-def process_files(files: Sequence[str], *, num_workers: int, worker_index: int) -> List[str]:
-    """The files training process `worker_index` of `num_workers` reads: one in `num_workers`
-    when there are at least as many files as processes, else all of them."""
-    files = list(files)
-    return files[worker_index::num_workers] if 1 < num_workers <= len(files) else files
-
-
 def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, batch_size: int,
                          n_inputs: int, n_outputs: int, seed: int = 0, num_workers: int = 1,
                          worker_index: int = 0, steps_per_run: int = 1,
@@ -163,10 +155,9 @@ def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, ba
     (`series_features`), which the metrics score per series; with `stride` > 1, every
     `stride`-th window from the split's end (`window_starts`).
     """
-    files = list(files)
-    shard_files = training and 1 < num_workers <= len(files)
-    if shard_files:
-        files = process_files(files, num_workers=num_workers, worker_index=worker_index)
+    all_files = list(files)
+    files = (process_files(all_files, num_workers=num_workers, worker_index=worker_index)
+             if training else all_files)
     width = n_inputs + n_outputs
     cut = functools.partial(_file_windows, n_inputs=n_inputs, n_outputs=n_outputs, split=split,
                             covariate_count=len(covariates))
@@ -196,13 +187,8 @@ def make_series_input_fn(*, files: Sequence[str], split: str, training: bool, ba
             dataset = tf.data.Dataset.from_tensor_slices(files).map(with_series)
             return dataset.flat_map(file_batches).map(to_evaluation).prefetch(tf.data.AUTOTUNE)
 
-        if shard_files:
-            logger.info("training process %d of %d reads %d of the series files", worker_index,
-                        num_workers, len(files))
-        elif num_workers > 1:
-            logger.warning("only %d series files for %d training processes: each reads all of "
-                           "them, in its own shuffled order; prepare with --shards %d or more to "
-                           "split them", len(files), num_workers, num_workers)
+        log_process_files(all_files, kind="series", num_workers=num_workers,
+                          worker_index=worker_index)
         worker_seed = seed + worker_index
         group = batch_size * steps_per_run
         # Each file is read and decoded once per run: its series and window starts are kept in

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from trainer.data import synthetic
 from trainer.data.covariates import Covariate, covariates_of
-from trainer.data.pipeline import make_input_fn
+from trainer.data.pipeline import make_input_fn, process_files
 from trainer.data.prepared import (
     SERIES_LAYOUT,
     WINDOWS_LAYOUT,
@@ -31,7 +31,7 @@ from trainer.data.prepared import (
 )
 from trainer.data.schema import check_files, expand_file_patterns, find_first_bad_row
 from trainer.data.series_decode import TRAIN_AND_VALID
-from trainer.data.series_pipeline import make_series_input_fn, process_files
+from trainer.data.series_pipeline import make_series_input_fn
 from trainer.data.series_scales import ScaleSums, describe_missing, stored_scales
 from trainer.data.series_survey import survey_series_files
 from trainer.data.windows import evaluation_stride, expected_windows
