@@ -52,7 +52,8 @@ import tensorflow as tf
 
 from benchmarks.input_pipelines import Drained, drain_timed, read_through
 from benchmarks.measure import Result, Stopwatch
-from trainer.data.series_pipeline import make_series_input_fn, open_prepared
+from trainer.data.prepared import open_prepared
+from trainer.data.series_pipeline import make_series_input_fn
 from trainer.prepare import PrepareConfig, prepare
 from trainer.training.config import TrainerConfig
 from trainer.training.data_source import make_train_input_fn

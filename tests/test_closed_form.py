@@ -15,7 +15,8 @@ import tensorflow as tf
 from tests.conftest import run_task, run_tool, write_rows
 from tests.test_covariates import write_covariate_csv
 from tests.test_networks import two_seasons
-from trainer.data.series_pipeline import open_prepared, read_split_examples
+from trainer.data.prepared import open_prepared
+from trainer.data.series_reads import read_split_examples
 from trainer.model.closed_form import NormalEquations, Solver, design
 from trainer.model.metrics import compute_metrics
 from trainer.model.spec import ModelSpec

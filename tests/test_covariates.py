@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tests.conftest import run_task, run_tool
 from trainer.data.covariates import encode_covariates
+from trainer.data.prepared import open_prepared
 from trainer.data.schema import (
     CATEGORIES_KEY,
     FEATURE_KEY,
@@ -25,7 +26,7 @@ from trainer.data.schema import (
     STATIC_KEY,
 )
 from trainer.data.series import read_series
-from trainer.data.series_pipeline import open_prepared, read_split_examples
+from trainer.data.series_reads import read_split_examples
 from trainer.data.windows import split_codes
 from trainer.model.heads import get_head
 from trainer.model.model_fn import forward

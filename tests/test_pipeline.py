@@ -5,7 +5,13 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import N_INPUTS, N_OUTPUTS, write_rows
-from trainer.data.pipeline import cut_into_batches, make_input_fn, read_lines
+from trainer.data.pipeline import (
+    cut_into_batches,
+    log_process_files,
+    make_input_fn,
+    process_files,
+    read_lines,
+)
 from trainer.data.schema import FEATURE_KEY
 
 BATCH = 5  # != N_INPUTS != N_OUTPUTS
@@ -118,6 +124,19 @@ def test_fewer_files_than_workers_reads_everything_and_says_so(tiny_data, caplog
     values = {round(float(v), 5) for f, _ in dataset.take(80) for v in f[FEATURE_KEY][:, 0]}
     assert len(values) == 120
     assert "only 3 training files for 5 training processes" in caplog.text
+
+
+def test_both_layouts_share_one_rule_for_the_files_of_a_training_process(caplog):
+    files = [f"series-{i}.csv" for i in range(5)]
+    assert process_files(files, num_workers=2, worker_index=1) == ["series-1.csv", "series-3.csv"]
+    assert process_files(files, num_workers=6, worker_index=1) == files
+    assert process_files(files, num_workers=1, worker_index=0) == files
+    with caplog.at_level("INFO"):
+        log_process_files(files, kind="series", num_workers=2, worker_index=1)
+        log_process_files(files, kind="series", num_workers=6, worker_index=1)
+    assert "training process 1 of 2 reads 2 of the series files" in caplog.text
+    assert ("only 5 series files for 6 training processes: each reads all of them, in its own "
+            "shuffled order; shard the data into at least 6 files to split it") in caplog.text
 
 
 def test_steps_per_run_stacks_whole_batches_of_intact_rows(tiny_data):

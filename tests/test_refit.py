@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import run_task, run_tool
-from trainer.data.series_pipeline import open_prepared, read_split_windows
+from trainer.data.prepared import open_prepared
+from trainer.data.series_reads import read_split_windows
 from trainer.training.config import make_config
 from trainer.training.data_source import resolve_training_data
 from trainer.util.environment import TaskInfo

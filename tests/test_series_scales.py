@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from trainer.data.series_pipeline import open_prepared, read_series_file
+from trainer.data.prepared import open_prepared
+from trainer.data.series_decode import read_series_file
 from trainer.data.series_scales import (
     ScaleSums,
     compute_scales,

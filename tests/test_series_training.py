@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import run_task, run_tool
-from trainer.data.series_pipeline import open_prepared, read_split_windows, read_windows_and_series
+from trainer.data.prepared import open_prepared
+from trainer.data.series_reads import read_split_windows, read_windows_and_series
 
 pytestmark = pytest.mark.e2e
 

@@ -49,10 +49,10 @@ from trainer.util.cli import (
 import numpy as np
 import tensorflow as tf
 
-from trainer.data.prepared import mase_scale, read_summary, rmsse_scale
+from trainer.data.prepared import mase_scale, open_prepared, read_summary, rmsse_scale
 from trainer.data.schema import read_rows
 from trainer.data.schema import FEATURE_KEY
-from trainer.data.series_pipeline import open_prepared, read_examples_and_series
+from trainer.data.series_reads import read_examples_and_series
 from trainer.data.series_scales import ScaleSums, SeriesScales, describe_missing, stored_scales
 from trainer.data.windows import SPLITS, evaluation_stride
 from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY

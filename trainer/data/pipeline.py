@@ -9,7 +9,7 @@ or `os.path`, so `gs://` works everywhere.
 
 import functools
 import logging
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -23,6 +23,27 @@ CHUNK_ROWS = 1024  # training decodes lines this many at a time
 # reading ahead a larger block per request (few requests on gs://).
 READ_PIECE_BYTES = 128 << 10
 READ_AHEAD_BYTES = 1 << 20
+
+
+def process_files(files: Sequence[str], *, num_workers: int, worker_index: int) -> List[str]:
+    """The files training process `worker_index` of `num_workers` reads: one in `num_workers`
+    when there are at least as many files as processes, else all of them (in both layouts)."""
+    files = list(files)
+    return files[worker_index::num_workers] if 1 < num_workers <= len(files) else files
+
+
+def log_process_files(files: Sequence[str], *, kind: str, num_workers: int, worker_index: int
+                      ) -> None:
+    """Log the share of `files` (`kind`: "training", "series") that training process
+    `worker_index` reads (`process_files`), or warn when there are too few to share out."""
+    mine = process_files(files, num_workers=num_workers, worker_index=worker_index)
+    if len(mine) < len(files):
+        logger.info("training process %d of %d reads %d of the %s files", worker_index,
+                    num_workers, len(mine), kind)
+    elif num_workers > 1:
+        logger.warning("only %d %s files for %d training processes: each reads all of them, in "
+                       "its own shuffled order; shard the data into at least %d files to split it",
+                       len(files), kind, num_workers, num_workers)
 
 
 def cut_into_batches(leftover: tf.Tensor, rows: tf.Tensor, *, batch_size: int, n_inputs: int,
@@ -108,21 +129,16 @@ def make_input_fn(*, files: Sequence[str], training: bool, batch_size: int, n_in
     line, shuffle buffer of rows, batch) spends most of its time in per-element overhead; see
     docs/performance.md.
     """
-    files = list(files)
-    shard_files = training and 1 < num_workers <= len(files)
-    if shard_files:
-        files = files[worker_index::num_workers]
+    all_files = list(files)
+    files = (process_files(all_files, num_workers=num_workers, worker_index=worker_index)
+             if training else all_files)
     decode = functools.partial(decode_csv_batch, n_inputs=n_inputs, n_outputs=n_outputs)
     decode_values = functools.partial(decode_csv_values, n_values=n_inputs + n_outputs)
 
     def input_fn() -> tf.data.Dataset:
-        if shard_files:
-            logger.info("training process %d of %d reads %d of the training files", worker_index,
-                        num_workers, len(files))
-        elif training and num_workers > 1:
-            logger.warning("only %d training files for %d training processes: each reads all of "
-                           "them, in its own shuffled order; shard the data into at least %d "
-                           "files to split it", len(files), num_workers, num_workers)
+        if training:
+            log_process_files(all_files, kind="training", num_workers=num_workers,
+                              worker_index=worker_index)
         dataset = tf.data.Dataset.from_tensor_slices(files)
         if not training:
             dataset = dataset.interleave(

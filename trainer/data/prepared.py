@@ -34,10 +34,13 @@ prepare.json holds, in both layouts, `layout` and `version`, the input, the spli
 series also the `columns`, the `series_ids` (the vocabulary of the `series` column), the
 `time_kind` and the median `step` between points. This module owns the shard names, the
 writing and reading of prepare.json, and what is read from it: the training mean and std (for
-`--scaling global_zscore`) and the in-sample seasonal naive MAE (the scale of MASE).
+`--scaling global_zscore`) and the in-sample seasonal naive MAE (the scale of MASE). A directory
+of the series layout is opened by `open_prepared`: its prepare.json checked, its covariates and
+its shard files (`PreparedSeries`).
 """
 
 import concurrent.futures
+import dataclasses
 import io
 import json
 import os
@@ -46,6 +49,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from trainer.data.covariates import Covariate, covariates_of
 from trainer.data.schema import format_rows
 from trainer.data.series import Series
 from trainer.data.windows import SPLITS, ranges_of_codes
@@ -214,6 +218,46 @@ def read_summary(path: str) -> Dict[str, Any]:
         raise ConfigError(f"{path} has no 'statistics'; is it a prepare.json from trainer.prepare?")
     summary["_path"] = path
     return summary
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedSeries:
+    """A prepared directory of the series layout: its prepare.json and its shard files."""
+
+    data_dir: str
+    summary: Dict[str, Any]
+    files: List[str]
+    covariates: Tuple[Covariate, ...] = ()
+
+
+def open_prepared(data_dir: str, *, summary: Optional[Dict[str, Any]] = None) -> PreparedSeries:
+    """Read DIR/prepare.json (unless its `summary` is given, read already), check it is of the
+    series layout, and list its shards.
+
+    The shards are prepare.json's `files` (names in the directory, or full paths), or, when it
+    lists none (shards written by other tools), every `DIR/series-*.csv`.
+    """
+    data_dir = data_dir.rstrip("/")
+    source = f"{data_dir}/prepare.json"
+    summary = read_summary(data_dir) if summary is None else summary
+    check_layout(summary, layout=SERIES_LAYOUT, source=source)
+    covariates = tuple(covariates_of(summary, source=source))
+    expected = [*SERIES_COLUMNS, *(covariate.name for covariate in covariates)]
+    columns = summary.get("columns", expected)
+    if list(columns) != expected:
+        raise ConfigError(f"{source}: its columns {columns} are not {expected}, the columns of a "
+                          "series shard followed by its covariates")
+    names = summary.get("files") or []
+    files = ([name if "/" in name else f"{data_dir}/{name}" for name in names] if names
+             else sorted(tf.io.gfile.glob(f"{data_dir}/{SERIES_SHARD_PREFIX}-*.csv")))
+    missing = [path for path in files if not tf.io.gfile.exists(path)]
+    if missing:
+        raise DataError(f"{source} lists {missing[0]}, which does not exist; prepare the data "
+                        "again or copy the whole directory")
+    if not files:
+        raise DataError(f"{data_dir} holds no {SERIES_SHARD_PREFIX}-*.csv shards; write them "
+                        "beside prepare.json (see docs/data.md, Data layouts)")
+    return PreparedSeries(data_dir=data_dir, summary=summary, files=files, covariates=covariates)
 
 
 # How trainer.prepare read the raw CSV, saved in prepare.json: what trainer.predict needs to read

@@ -3,8 +3,9 @@
 - `--data_dir DIR` of the series layout: windows of `--n_inputs` + `--n_outputs` cut from the
   series inside tf.data (`trainer.data.series_pipeline`), the train split for training and
   every window of the valid split for evaluation. Every file is checked and its windows
-  counted before training; series too short for one training window are skipped and counted,
-  and a split with no window at all is an error that says what to lower.
+  counted before training (`trainer.data.series_survey`); series too short for one training
+  window are skipped and counted, and a split with no window at all is an error that says what
+  to lower.
 - `--data_dir DIR` of the windows layout: its `train-*` and `valid-*` shards, as rows.
 - `--train_data_paths` / `--eval_data_paths`: files of rows (`trainer.data.pipeline`).
 - none of them: the built-in synthetic rows, written by the chief under OUTPUT_DIR/data (the
@@ -19,23 +20,20 @@ import tensorflow as tf
 
 from trainer.data import synthetic
 from trainer.data.covariates import Covariate, covariates_of
-from trainer.data.pipeline import make_input_fn
+from trainer.data.pipeline import make_input_fn, process_files
 from trainer.data.prepared import (
     SERIES_LAYOUT,
     WINDOWS_LAYOUT,
     check_layout,
+    open_prepared,
     read_summary,
     reading_of,
 )
 from trainer.data.schema import check_files, expand_file_patterns, find_first_bad_row
-from trainer.data.series_pipeline import (
-    TRAIN_AND_VALID,
-    make_series_input_fn,
-    open_prepared,
-    process_files,
-    survey_series_files,
-)
+from trainer.data.series_decode import TRAIN_AND_VALID
+from trainer.data.series_pipeline import make_series_input_fn
 from trainer.data.series_scales import ScaleSums, describe_missing, stored_scales
+from trainer.data.series_survey import survey_series_files
 from trainer.data.windows import evaluation_stride, expected_windows
 from trainer.training.config import TrainerConfig
 from trainer.util import environment

@@ -1,0 +1,75 @@
+"""Every window of a split of series shards, read into NumPy in order: what `trainer.evaluate
+--data_dir` scores, with the series of each window (and, when asked, every `stride`-th window
+only: backtest windows), decoded and cut as the tf.data pipeline cuts them
+(`trainer.data.series_decode`).
+"""
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.data.covariates import Covariate
+from trainer.data.series_decode import (
+    gather_windows,
+    point_values,
+    read_series_file,
+    window_features,
+    window_starts,
+)
+from trainer.data.series_scales import ScaleSums
+
+
+def read_split_windows(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
+                       covariate_count: int = 0) -> np.ndarray:
+    """Every window of `split` in `files`, in order, as NumPy [windows, n_inputs + n_outputs]
+    (with covariates [windows, width, 1 + covariates], the target first)."""
+    return read_windows_and_series(files, split=split, n_inputs=n_inputs, n_outputs=n_outputs,
+                                   covariate_count=covariate_count)[0]
+
+
+def read_windows_and_series(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
+                            covariate_count: int = 0, scale_sums: Optional[ScaleSums] = None,
+                            stride: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+    """Every window of `split` in `files`, in order, as NumPy [windows, n_inputs + n_outputs]
+    (with covariates [windows, width, 1 + covariates], the target first), and the series of
+    each [windows]. Each file's points are added to `scale_sums` when given."""
+    width = n_inputs + n_outputs
+    parts, series = [], []
+    for path in files:
+        arrays = read_series_file(path, covariate_count=covariate_count)
+        if scale_sums is not None:
+            scale_sums.add(arrays)
+        columns = {name: tf.constant(value) for name, value in arrays.items()}
+        starts = window_starts(columns, n_inputs=n_inputs, n_outputs=n_outputs, split=split,
+                               stride=stride)
+        parts.append(gather_windows(point_values(columns), starts, width=width).numpy())
+        series.append(arrays["series"][starts.numpy()])
+    shape = (0, width, 1 + covariate_count) if covariate_count else (0, width)
+    if not parts:
+        return np.zeros(shape), np.zeros(0, np.int64)
+    return np.concatenate(parts).astype(np.float64), np.concatenate(series).astype(np.int64)
+
+
+def read_split_examples(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
+                        covariates: Sequence[Covariate] = ()
+                        ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """Every window of `split` as (features, labels) in NumPy, with the keys the model's serving
+    signature takes."""
+    return read_examples_and_series(files, split=split, n_inputs=n_inputs, n_outputs=n_outputs,
+                                    covariates=covariates)[:2]
+
+
+def read_examples_and_series(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
+                             covariates: Sequence[Covariate] = (),
+                             scale_sums: Optional[ScaleSums] = None, stride: int = 1
+                             ) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """`read_split_examples` and the series of each window (what `trainer.evaluate --data_dir`
+    scores); each file's points are added to `scale_sums` when given."""
+    windows, series = read_windows_and_series(files, split=split, n_inputs=n_inputs,
+                                              n_outputs=n_outputs, covariate_count=len(covariates),
+                                              scale_sums=scale_sums, stride=stride)
+    features, labels = window_features(tf.constant(windows), n_inputs=n_inputs,
+                                       covariates=covariates)
+    return ({key: value.numpy() for key, value in features.items()},
+            labels.numpy().astype(np.float64), series)
