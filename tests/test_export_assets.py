@@ -7,6 +7,7 @@ from trainer.model.export_assets import (
     CALIBRATED_HEAD_FILENAME,
     COVARIATES_ASSET,
     DATA_ASSET,
+    ENSEMBLE_ASSET,
     HEAD_ASSET,
     OLDER_EXPORT_HEAD,
     ExportAssets,
@@ -28,10 +29,11 @@ def test_written_assets_read_back(tmp_path):
         head=get_head("quantile", (0.1, 0.5, 0.9)).describe(),
         data=data_description(season=7, data_dir="prepared", stats_file="",
                               reading={"target": "value"}),
-        covariates=COVARIATES)
+        covariates=COVARIATES,
+        ensemble={"members": [{"name": "seasonal", "kind": "seasonal_naive", "weight": 1.0}]})
     files = write_export_assets(str(directory), assets)
     assert files == {name: str(directory / name)
-                     for name in (HEAD_ASSET, DATA_ASSET, COVARIATES_ASSET)}
+                     for name in (HEAD_ASSET, DATA_ASSET, COVARIATES_ASSET, ENSEMBLE_ASSET)}
     assert read_export_assets(str(tmp_path)) == assets
     # The texts: indented JSON ending in a new line; data.json's keys sorted.
     assert (directory / HEAD_ASSET).read_text() == json.dumps(assets.head, indent=2) + "\n"
@@ -40,6 +42,7 @@ def test_written_assets_read_back(tmp_path):
         indent=2) + "\n"
     assert json.loads((directory / COVARIATES_ASSET).read_text()) == {
         "covariates": [c.to_json() for c in COVARIATES]}
+    assert (directory / ENSEMBLE_ASSET).read_text() == json.dumps(assets.ensemble, indent=2) + "\n"
 
 
 def test_only_the_head_without_data_or_covariates(tmp_path):
@@ -50,7 +53,7 @@ def test_only_the_head_without_data_or_covariates(tmp_path):
 
 def test_an_older_export_without_assets(tmp_path):
     assets = read_export_assets(str(tmp_path))
-    assert assets == ExportAssets(head=OLDER_EXPORT_HEAD, data={}, covariates=())
+    assert assets == ExportAssets(head=OLDER_EXPORT_HEAD, data={}, covariates=(), ensemble={})
     assert assets.head is not OLDER_EXPORT_HEAD
 
 

@@ -1,6 +1,6 @@
 """The package's structure: imports point down the layers and never form a cycle, each
 choice (network, optimizer) is named in one registry only, and the export assets (head.json,
-data.json, covariates.json) have one writer.
+data.json, covariates.json, ensemble.json) have one writer.
 
 Layers, lowest first: `trainer.util` (helpers) <- `trainer.data` <- `trainer.model` <-
 `trainer.training` (run wiring) <- `trainer.search` (the model search, over many runs) <- the
@@ -19,6 +19,7 @@ from trainer.model.export_assets import (
     CALIBRATED_HEAD_FILENAME,
     COVARIATES_ASSET,
     DATA_ASSET,
+    ENSEMBLE_ASSET,
     HEAD_ASSET,
 )
 from trainer.model.networks import NETWORKS
@@ -200,7 +201,8 @@ def test_each_choice_is_named_in_its_registry_only(registry, home):
             assert not named, f"{path.relative_to(REPO_ROOT)} names {sorted(named)}; read {home}"
 
 
-EXPORT_ASSET_NAMES = (HEAD_ASSET, DATA_ASSET, COVARIATES_ASSET, CALIBRATED_HEAD_FILENAME)
+EXPORT_ASSET_NAMES = (HEAD_ASSET, DATA_ASSET, COVARIATES_ASSET, ENSEMBLE_ASSET,
+                      CALIBRATED_HEAD_FILENAME)
 EXPORT_ASSETS_HOME = "trainer/model/export_assets.py"
 
 

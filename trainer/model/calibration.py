@@ -319,8 +319,16 @@ def interval_coverage(actual: np.ndarray, quantiles: np.ndarray, levels: Sequenc
             "width": {i.name: float(tf.reduce_mean(terms[f"width_{i.name}"])) for i in intervals}}
 
 
-def calibrated_head_description(head: Head, calibration: Calibration) -> Dict[str, Any]:
-    """What head.json holds for a calibrated export: the head's description, the calibrated
-    levels as its `quantiles` (a point head gains them) and the calibration itself."""
-    return {**head.describe(), "quantiles": list(calibration.levels),
+def calibrated_description(description: Dict[str, Any], calibration: Calibration
+                           ) -> Dict[str, Any]:
+    """What head.json holds for a calibrated export of a forecaster described by `description`
+    (a head's, an ensemble's): the description, the calibrated levels as its `quantiles` (a
+    point forecast gains them) and the calibration itself."""
+    return {**description, "quantiles": list(calibration.levels),
             "calibration": calibration.to_json()}
+
+
+def calibrated_head_description(head: Head, calibration: Calibration) -> Dict[str, Any]:
+    """What head.json holds for a calibrated export of a model with the head `head`
+    (`calibrated_description` of its description)."""
+    return calibrated_description(head.describe(), calibration)

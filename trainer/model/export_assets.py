@@ -5,12 +5,16 @@
 - `data.json` (`DATA_ASSET`), in a training run's exports: what the model was trained on
   (`--season`, `--data_dir` or `--stats_file`, how trainer.prepare read the raw CSV);
 - `covariates.json` (`COVARIATES_ASSET`), in the export of a model with covariates: their names,
-  kinds, vocabularies and statistics.
+  kinds, vocabularies and statistics;
+- `ensemble.json` (`ENSEMBLE_ASSET`), in the export of an ensemble (`trainer.model.ensemble`):
+  its members, their kinds, weights, paths, look-backs and seasons.
 
 With them trainer.evaluate, trainer.predict and trainer.instances need no flag the training run
 already had. A run writes the files once into its output directory (`write_export_assets`:
 {asset name: file}, what an exporter's `assets_extra` takes), and every export copies them;
-the calibrated export takes the same files with another head (`with_calibrated_head`).
+the calibrated export takes the same files with another head (`with_calibrated_head`); an
+export written by `tf.saved_model.save` (an ensemble) gets them written into its own
+`ASSETS_EXTRA` folder.
 `read_export_assets` reads them back from an export, an older one (made before an asset
 existed) included.
 
@@ -28,6 +32,8 @@ import tensorflow as tf
 from trainer.data.covariates import Covariate, covariates_of
 from trainer.util.files import write_text_atomically
 
+# The folder of an export that holds its assets.
+ASSETS_EXTRA = "assets.extra"
 # In every export: the head's loss and quantile levels, so evaluate and predict need no flag.
 HEAD_ASSET = "head.json"
 # In every export: what the model was trained on (`data_json`), so that the tools need no flag
@@ -35,6 +41,8 @@ HEAD_ASSET = "head.json"
 DATA_ASSET = "data.json"
 # In an export of a model with covariates: their names, kinds, vocabularies and statistics.
 COVARIATES_ASSET = "covariates.json"
+# In the export of an ensemble: its members (`trainer.model.ensemble.Member`) and their weights.
+ENSEMBLE_ASSET = "ensemble.json"
 # The head.json of the calibrated export, written beside the run's own head.json.
 CALIBRATED_HEAD_FILENAME = "calibrated_head.json"
 # The head of an export without `HEAD_ASSET`, made before it existed: the mean squared error.
@@ -49,6 +57,7 @@ class ExportAssets:
     head: Dict[str, Any]  # head.json
     data: Dict[str, Any] = dataclasses.field(default_factory=dict)  # data.json ({}: none)
     covariates: Tuple[Covariate, ...] = ()  # covariates.json (none: no file)
+    ensemble: Dict[str, Any] = dataclasses.field(default_factory=dict)  # ensemble.json ({}: none)
 
 
 def head_json(description: Dict[str, Any]) -> str:
@@ -79,9 +88,16 @@ def covariates_json(covariates: Sequence[Covariate]) -> str:
     return json.dumps({"covariates": [c.to_json() for c in covariates]}, indent=2) + "\n"
 
 
+def ensemble_json(ensemble: Dict[str, Any]) -> str:
+    """The text of `ENSEMBLE_ASSET`."""
+    return json.dumps(ensemble, indent=2) + "\n"
+
+
 def write_export_assets(directory: str, assets: ExportAssets) -> Dict[str, str]:
-    """Write the files of `assets` into `directory` (head.json; data.json and covariates.json
-    when there are any); returns {asset name: file}, an exporter's `assets_extra`."""
+    """Write the files of `assets` into `directory`, made if missing (head.json; data.json,
+    covariates.json and ensemble.json when there are any); returns {asset name: file}, an
+    exporter's `assets_extra`."""
+    tf.io.gfile.makedirs(directory)
     files = {HEAD_ASSET: f"{directory}/{HEAD_ASSET}"}
     write_text_atomically(files[HEAD_ASSET], head_json(assets.head))
     if assets.data:
@@ -90,6 +106,9 @@ def write_export_assets(directory: str, assets: ExportAssets) -> Dict[str, str]:
     if assets.covariates:
         files[COVARIATES_ASSET] = f"{directory}/{COVARIATES_ASSET}"
         write_text_atomically(files[COVARIATES_ASSET], covariates_json(assets.covariates))
+    if assets.ensemble:
+        files[ENSEMBLE_ASSET] = f"{directory}/{ENSEMBLE_ASSET}"
+        write_text_atomically(files[ENSEMBLE_ASSET], ensemble_json(assets.ensemble))
     return files
 
 
@@ -104,7 +123,7 @@ def with_calibrated_head(files: Dict[str, str], *, directory: str, head: Dict[st
 
 def _read_asset(path: str, name: str) -> Any:
     """The JSON of the asset `name` of the export at `path`, None when it has none."""
-    asset = f"{path}/assets.extra/{name}"
+    asset = f"{path}/{ASSETS_EXTRA}/{name}"
     if not tf.io.gfile.exists(asset):
         return None
     with tf.io.gfile.GFile(asset, "r") as handle:
@@ -113,13 +132,15 @@ def _read_asset(path: str, name: str) -> Any:
 
 def read_export_assets(path: str) -> ExportAssets:
     """The assets of the export at `path`: its head (`OLDER_EXPORT_HEAD` when it has no
-    head.json), what it was trained on ({} when older) and its covariates (none without the
-    asset)."""
+    head.json), what it was trained on ({} when older), its covariates (none without the
+    asset) and, for an ensemble, its members ({} otherwise)."""
     head = _read_asset(path, HEAD_ASSET)
     data = _read_asset(path, DATA_ASSET)
     covariates = _read_asset(path, COVARIATES_ASSET)
+    ensemble = _read_asset(path, ENSEMBLE_ASSET)
     return ExportAssets(
         head=dict(OLDER_EXPORT_HEAD) if head is None else head,
         data={} if data is None else data,
         covariates=() if covariates is None else tuple(covariates_of(
-            covariates, source=f"{path}/assets.extra/{COVARIATES_ASSET}")))
+            covariates, source=f"{path}/{ASSETS_EXTRA}/{COVARIATES_ASSET}")),
+        ensemble={} if ensemble is None else ensemble)

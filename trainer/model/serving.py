@@ -93,6 +93,9 @@ class ExportedModel:
     head: Dict[str, Any] = dataclasses.field(default_factory=dict)  # head.json
     outputs: Tuple[str, ...] = ()  # the signature's output names, sorted
     data: Dict[str, Any] = dataclasses.field(default_factory=dict)  # data.json ({} when older)
+    # The loaded SavedModel, which owns the variables `serve` reads: whatever saves `serve` inside
+    # another SavedModel (`trainer.model.ensemble`) must keep it.
+    root: Any = None
 
     @property
     def data_reading(self) -> Dict[str, Any]:
@@ -252,7 +255,8 @@ def copy_export(export: str, directory: str) -> str:
 def load_exported_model(model_dir: str) -> ExportedModel:
     """Load the SavedModel's serving signature and read its n_inputs and n_outputs."""
     path = resolve_saved_model(model_dir)
-    serve = tf.saved_model.load(path).signatures["serving_default"]
+    root = tf.saved_model.load(path)
+    serve = root.signatures["serving_default"]
     signature = serve.structured_input_signature[1]
     n_inputs = signature[FEATURE_KEY].shape[1]
     n_outputs = serve.structured_outputs[PREDICTIONS_KEY].shape[1]
@@ -271,7 +275,7 @@ def load_exported_model(model_dir: str) -> ExportedModel:
     return ExportedModel(path=path, n_inputs=int(n_inputs), n_outputs=int(n_outputs), serve=serve,
                          inputs=inputs, covariates=assets.covariates, levels=levels,
                          head=head, outputs=tuple(sorted(serve.structured_outputs)),
-                         data=assets.data)
+                         data=assets.data, root=root)
 
 
 def add_forecasts(results: List[Dict[str, Any]], outputs: Dict[str, np.ndarray]) -> None:
