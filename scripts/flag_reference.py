@@ -36,6 +36,7 @@ def command_parsers() -> List[Tuple[str, str, argparse.ArgumentParser]]:
     """(module, `forecast` subcommand, parser) of each command with flags, in `forecast --help`'s
     order. `trainer.storage` is left out: its one subcommand takes files, not flags."""
     from trainer.__main__ import SUBCOMMANDS
+    from trainer.auto import AutoConfig
     from trainer.evaluate import EvaluateConfig
     from trainer.instances import InstancesConfig
     from trainer.local_cluster import build_parser as cluster_parser
@@ -48,7 +49,8 @@ def command_parsers() -> List[Tuple[str, str, argparse.ArgumentParser]]:
     parsers = {
         "trainer.task": trainer_parser(), "trainer.local_cluster": cluster_parser(),
         **{f"trainer.{name}": build_flag_parser(config, prog=f"python -m trainer.{name}", description="")
-           for name, config in (("prepare", PrepareConfig), ("evaluate", EvaluateConfig),
+           for name, config in (("prepare", PrepareConfig), ("auto", AutoConfig),
+                                ("evaluate", EvaluateConfig),
                                 ("refit", RefitConfig), ("predict", PredictConfig),
                                 ("instances", InstancesConfig))}}
     return [(module, subcommand, parsers[module]) for subcommand, (module, _) in SUBCOMMANDS.items()

@@ -97,3 +97,14 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="no series has windows and an in-sample scale"):
         greedy_selection(np.ones((2, 5, 2)), targets=targets, series=np.zeros(5, np.int64),
                          scales=np.array([0.0]))
+
+
+def test_a_required_member_is_in_the_bag_even_when_another_is_better():
+    """Member 0 is perfect; the bag must hold member 1 or 2: it starts from the better, 1."""
+    targets = np.ones((4, 3))
+    forecasts = np.stack([np.ones((4, 3)), np.full((4, 3), 2.0), np.full((4, 3), 4.0)])
+    selection = greedy_selection(forecasts, targets=targets, series=np.zeros(4, np.int64),
+                                 scales=np.array([1.0]), rounds=8, required=[1, 2])
+    assert selection.round_scores[0] == pytest.approx(1.0)  # member 1 alone
+    assert selection.weights[1] > 0 and selection.weights[0] > 0 and selection.weights[2] == 0
+    assert selection.score < 1.0

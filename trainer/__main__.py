@@ -22,6 +22,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "prepare": ("trainer.prepare", "cut a raw series CSV into a prepared directory (prepare.json)"),
     "train": ("trainer.task", "train, evaluate and export a model"),
     "evaluate": ("trainer.evaluate", "score an exported model on a prepared split"),
+    "auto": ("trainer.auto", "search models on backtests; export their ensemble as one SavedModel"),
     "refit": ("trainer.refit", "train a run's chosen configuration again on train and valid"),
     "predict": ("trainer.predict", "forecast with an exported model; CSV and plot"),
     "instances": ("trainer.instances", "the JSON request of a deployed model; its answer as a CSV"),

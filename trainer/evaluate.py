@@ -52,9 +52,9 @@ import tensorflow as tf
 from trainer.data.prepared import mase_scale, open_prepared, read_summary, rmsse_scale
 from trainer.data.schema import read_rows
 from trainer.data.schema import FEATURE_KEY
-from trainer.data.series_reads import read_examples_and_series
-from trainer.data.series_scales import ScaleSums, SeriesScales, describe_missing, stored_scales
-from trainer.data.windows import SPLITS, evaluation_stride
+from trainer.data.series_reads import read_scored_split
+from trainer.data.series_scales import SeriesScales, describe_missing
+from trainer.data.windows import SPLITS
 from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
 from trainer.model.metrics import (
     BASELINES,
@@ -127,21 +127,16 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
     series, scales = None, None
     if prepared is not None:
         series_ids = prepared.summary.get("series_ids")
-        sums = ScaleSums(series_count=len(series_ids or ()), season=season)
-        stride = evaluation_stride(prepared.summary.get("boundaries", {}), config.split,
-                                   n_outputs=exported.n_outputs)
-        features, labels, window_series = read_examples_and_series(
-            prepared.files, split=config.split, n_inputs=exported.n_inputs,
-            n_outputs=exported.n_outputs, covariates=prepared.covariates, scale_sums=sums,
-            stride=stride)
+        scored = read_scored_split(prepared, split=config.split, n_inputs=exported.n_inputs,
+                                   n_outputs=exported.n_outputs, season=season)
+        features, labels, window_series = scored.features, scored.labels, scored.series
         if not len(labels):
             raise DataError(f"--data_dir {config.data_dir}: the {config.split} split has no window "
                             f"of the model's {exported.n_inputs} + {exported.n_outputs} points")
         inputs = features.pop(FEATURE_KEY).astype(np.float64)
         data = {"inputs": inputs, "actual": labels, "files": prepared.files,
                 "covariates": features}
-        scales = (stored_scales(prepared.summary, season=season, split=config.split,
-                                series_count=sums.series_count) or sums.scales(config.split))
+        scales = scored.scales
         series = SeriesInfo(index=window_series, mase_scale=scales.mae_season[window_series],
                             rmsse_scale=scales.mse_1[window_series], count=scales.count)
         present = np.bincount(window_series, minlength=scales.count) > 0

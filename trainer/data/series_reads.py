@@ -4,12 +4,14 @@ only: backtest windows), decoded and cut as the tf.data pipeline cuts them
 (`trainer.data.series_decode`).
 """
 
+import dataclasses
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from trainer.data.covariates import Covariate
+from trainer.data.prepared import PreparedSeries
 from trainer.data.series_decode import (
     gather_windows,
     point_values,
@@ -17,7 +19,8 @@ from trainer.data.series_decode import (
     window_features,
     window_starts,
 )
-from trainer.data.series_scales import ScaleSums
+from trainer.data.series_scales import ScaleSums, SeriesScales, stored_scales
+from trainer.data.windows import evaluation_stride
 
 
 def read_split_windows(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,
@@ -73,3 +76,31 @@ def read_examples_and_series(files: Sequence[str], *, split: str, n_inputs: int,
                                        covariates=covariates)
     return ({key: value.numpy() for key, value in features.items()},
             labels.numpy().astype(np.float64), series)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredSplit:
+    """The windows of a split as they are scored: the features (the serving signature's keys)
+    and labels of each window, its series, and each series' in-sample scales."""
+
+    features: Dict[str, np.ndarray]
+    labels: np.ndarray  # [windows, n_outputs], float64
+    series: np.ndarray  # [windows], int64
+    scales: SeriesScales
+
+
+def read_scored_split(prepared: PreparedSeries, *, split: str, n_inputs: int, n_outputs: int,
+                      season: int) -> ScoredSplit:
+    """The windows of `split` that `trainer.evaluate` and the model search score: one per
+    horizon when the split was cut into backtest windows (else every window), with each
+    series' scales for `season` from prepare.json (computed from the shards when it holds
+    none for that season)."""
+    series_ids = prepared.summary.get("series_ids")
+    sums = ScaleSums(series_count=len(series_ids or ()), season=season)
+    stride = evaluation_stride(prepared.summary.get("boundaries", {}), split, n_outputs=n_outputs)
+    features, labels, window_series = read_examples_and_series(
+        prepared.files, split=split, n_inputs=n_inputs, n_outputs=n_outputs,
+        covariates=prepared.covariates, scale_sums=sums, stride=stride)
+    scales = (stored_scales(prepared.summary, season=season, split=split,
+                            series_count=sums.series_count) or sums.scales(split))
+    return ScoredSplit(features=features, labels=labels, series=window_series, scales=scales)

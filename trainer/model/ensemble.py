@@ -175,6 +175,21 @@ def _check_agreement(models: Sequence[Tuple[Member, ExportedModel]], *, what: st
                              "must agree")
 
 
+def member_features(features: Dict[str, Any], inputs: Dict[str, Tuple[Any, List[Optional[int]]]]
+                    ) -> Dict[str, Any]:
+    """What a member of look-back n_i reads of the ensemble's `features` (tensors or arrays of
+    the longest look-back): the last steps of each input its signature takes (`inputs`: name ->
+    (dtype, shape), `ExportedModel.inputs`). That is n_i steps of rawdata and of the past
+    covariates, n_i + n_outputs of the future ones; a static input has the same width in every
+    signature, so its "last steps" are all of it.
+
+    >>> member_features({"rawdata": tf.reshape(tf.range(6.0), [1, 6])},
+    ...                 {"rawdata": (tf.float32, [None, 4])})["rawdata"].numpy().tolist()
+    [[2.0, 3.0, 4.0, 5.0]]
+    """
+    return {name: features[name][:, -shape[1]:] for name, (_, shape) in inputs.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class _Ensemble:
     """The checked members (normalised), each export loaded, and what the export will be."""
@@ -200,11 +215,7 @@ class _Ensemble:
                 points.append(member.weight * member.baseline_forecast(
                     rawdata, n_outputs=self.n_outputs))
                 continue
-            # The last steps of each input: n_i of rawdata and the past covariates, n_i + n_outputs
-            # of the future ones; a static input has the same width in every signature, so its
-            # "last steps" are all of it.
-            outputs = model.serve(**{name: features[name][:, -shape[1]:]
-                                     for name, (_, shape) in model.inputs.items()})
+            outputs = model.serve(**member_features(features, model.inputs))
             points.append(member.weight * outputs[PREDICTIONS_KEY])
             if QUANTILES_KEY in outputs:
                 quantiles.append((member.weight, outputs[QUANTILES_KEY]))

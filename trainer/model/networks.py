@@ -20,7 +20,7 @@ the check of `n_inputs` and the benchmark's candidates are all read from the reg
 """
 
 import dataclasses
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -460,18 +460,24 @@ class Network:
     min_n_inputs_reason: str = ""
     # A network linear in its variables gives them here (`--solver closed_form` can fit it).
     linear_terms: Optional[Callable[[tf.Tensor, Optional[tf.Tensor]], LinearTerms]] = None
+    # The model search (`forecast auto`) trains the networks with a rank, lowest first, with
+    # these flags of their own (widths that train in minutes on a CPU, as the accuracy
+    # benchmark's); 0: it trains this one only in closed form (`linear_terms`) or not at all.
+    search_rank: int = 0
+    search_flags: Tuple[Tuple[str, Any], ...] = ()
 
 
 NETWORKS: Dict[str, Network] = {
     "lstm": Network(lstm, "the paper's model: one LSTM cell unrolled over the `n_inputs` steps, "
                     "last output times a weight matrix plus a bias",
                     flag_note="the paper's LSTM cell unrolled over the inputs, last output "
-                    "through matmul+bias"),
+                    "through matmul+bias", search_rank=5, search_flags=(("hidden_units", 32),)),
     "lstm2": Network(lstm2, "two stacked LSTM cells, same head", flag_note="two stacked LSTMs"),
     "gru": Network(gru, "a GRU cell unrolled over the inputs, same head"),
     "cnn": Network(cnn, "two 1-D convolutions (kernel 3) with max pooling, then a dense output",
                    min_n_inputs=3, min_n_inputs_reason="its kernel spans 3 steps"),
-    "dnn": Network(dnn, "two ReLU layers (`hidden_units`, then half), linear output"),
+    "dnn": Network(dnn, "two ReLU layers (`hidden_units`, then half), linear output",
+                   search_rank=1, search_flags=(("hidden_units", 128),)),
     "linear": Network(linear, "a linear map from inputs to outputs", linear_terms=linear_terms),
     "dlinear": Network(dlinear, f"DLinear (arXiv 2205.13504): a moving average ({DLINEAR_KERNEL_SIZE} "
                        "steps, or fewer when `n_inputs` is shorter) splits the inputs into trend "
@@ -485,14 +491,17 @@ NETWORKS: Dict[str, Network] = {
     "nbeats": Network(nbeats, f"N-BEATS generic (arXiv 1905.10437): {NBEATS_BLOCKS} blocks of "
                       f"{NBEATS_LAYERS} ReLU layers (`hidden_units`), each forecasting and removing "
                       "its backcast from the inputs of the next; forecasts summed",
-                      flag_note=f"N-BEATS generic, {NBEATS_BLOCKS} blocks"),
+                      flag_note=f"N-BEATS generic, {NBEATS_BLOCKS} blocks",
+                      search_rank=2, search_flags=(("hidden_units", 128),)),
     "tide": Network(tide, "TiDE (arXiv 2304.08424): residual dense encoder and decoder over the inputs, "
                     "per-step covariate projections and the context, plus a linear map from the inputs",
-                    flag_note="TiDE's dense encoder-decoder of width hidden_units"),
+                    flag_note="TiDE's dense encoder-decoder of width hidden_units",
+                    search_rank=3, search_flags=(("hidden_units", 128), ("dropout", 0.1))),
     "patchtst": Network(patchtst, "PatchTST (arXiv 2211.14730): the target in patches of 16 (stride 8) "
                         "through a 2-layer Transformer encoder and a flatten head; covariates added "
                         "linearly",
-                        flag_note="PatchTST's Transformer over patches, d_model hidden_units"),
+                        flag_note="PatchTST's Transformer over patches, d_model hidden_units",
+                        search_rank=4, search_flags=(("hidden_units", 32), ("dropout", 0.1))),
 }
 DEFAULT_NETWORK = "lstm"  # the paper's
 

@@ -33,6 +33,9 @@ OPTIMIZERS: Dict[str, Optimizer] = {
     "rmsprop": Optimizer(tf.compat.v1.train.RMSPropOptimizer, "RMSprop"),
 }
 DEFAULT_OPTIMIZER = "sgd"  # the paper's
+# What the model search (`forecast auto`) trains with: the accuracy benchmark's shared setting,
+# which trained every network there in minutes (docs/accuracy.md).
+SEARCH_OPTIMIZER = "adam"
 
 # The one registry of `--lr_schedule` choices, with the note --help shows beside each.
 SCHEDULES: Dict[str, str] = {

@@ -60,7 +60,8 @@ class Selection:
 
 
 def greedy_selection(forecasts: np.ndarray, *, targets: np.ndarray, series: np.ndarray,
-                     scales: np.ndarray, rounds: int = 25) -> Selection:
+                     scales: np.ndarray, rounds: int = 25,
+                     required: Sequence[int] = ()) -> Selection:
     """Select an ensemble of the members' validation `forecasts` [members, windows, steps].
 
     Args:
@@ -69,6 +70,8 @@ def greedy_selection(forecasts: np.ndarray, *, targets: np.ndarray, series: np.n
       scales: [series], each series' in-sample scale (MASE's); a series without a positive,
         finite scale is left out of the score.
       rounds: how many members the bag may hold (with repeats).
+      required: members of which the bag must hold at least one (e.g. the trained ones, when
+        the export needs one); when round 1 would pick none of them, it picks the best of them.
     Ties go to the member listed first, so list the cheaper ones first.
     """
     forecasts = np.asarray(forecasts, np.float64)
@@ -89,6 +92,10 @@ def greedy_selection(forecasts: np.ndarray, *, targets: np.ndarray, series: np.n
     for size in range(1, rounds + 1):
         candidates = [mean_scaled_error((bag_sum + member) / size, targets=targets,
                                         series=series, scales=scales) for member in forecasts]
+        if size == 1 and required:  # start from the best of the required members
+            allowed = np.full(len(candidates), np.inf)
+            allowed[list(required)] = np.asarray(candidates)[list(required)]
+            candidates = list(np.where(np.isnan(allowed), np.inf, allowed))
         pick = int(np.nanargmin(candidates)) if not np.all(np.isnan(candidates)) else 0
         counts[pick] += 1
         bag_sum += forecasts[pick]

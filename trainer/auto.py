@@ -1,0 +1,122 @@
+"""Search for a forecaster: train a portfolio of candidates, choose an ensemble of them on the
+valid split's backtest windows, and export it as one SavedModel.
+
+    forecast prepare --input sales.csv ... --output_dir prepared --valid_windows 3
+    forecast auto --data_dir prepared --output_dir runs/auto --time_limit 3600
+    forecast evaluate --model_dir runs/auto --data_dir prepared --split test
+
+The candidates, cheapest first (`trainer.search.portfolio`): naive and seasonal naive, the
+linear networks fitted in closed form, then the ranked networks trained, at each look-back,
+with a small grid of settings and more seeds. Each is an ordinary run in
+RUN/members/NAME, so a search run again resumes, and a candidate that fails is a line in the
+leaderboard. The ensemble is chosen by greedy selection with replacement on the members'
+validation forecasts (`trainer.search.selection`) and exported to RUN/export/best: evaluate,
+predict, instances and deploy_vertex.sh take RUN as they take a training run.
+"""
+
+import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+import shlex
+import sys
+from typing import List, Optional, Sequence
+
+from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, float_above, int_at_least, run_command
+
+from trainer.data.prepared import open_prepared
+from trainer.model.heads import parse_quantiles
+from trainer.search.auto import SearchPlan, check_look_backs, run_search, summarize
+from trainer.util.errors import ConfigError
+
+# The share of --time_limit kept for the selection and the ensemble's export at the end.
+RESERVE_SHARE = 0.05
+
+
+def _int_list(text: str, *, flag_name: str) -> List[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag_name} {text!r}: give whole numbers separated by commas, "
+                          "e.g. 26,52") from None
+    if any(value < 1 for value in values):
+        raise ConfigError(f"{flag_name} {text!r}: every value must be at least 1")
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoConfig:
+    """Flags of `python -m trainer.auto`."""
+
+    data_dir: str = flag("", "A prepared directory of the series layout (forecast prepare), "
+                         "local or gs://, with a valid split: the search chooses on its windows.")
+    output_dir: str = flag("", "Where the search writes: members/NAME (one run per candidate), "
+                           "export/best (the ensemble) and the leaderboard. Run again, it resumes.")
+    time_limit: float = flag(3600.0, "Seconds for the whole search: candidates are started "
+                             "while time is left, and one still training at the end is stopped "
+                             "cleanly (its last evaluation counts).", type=float_above(0.0))
+    candidate_time_limit: float = flag(0.0, "Seconds for one trained candidate at most (0: a "
+                                       "quarter of --time_limit).",
+                                       type=float_above(0.0, inclusive=True))
+    look_backs: str = flag("", "Look-backs (n_inputs) to search, comma-separated, the first "
+                           "searched most (empty: prepare.json's n_inputs).")
+    seeds: str = flag("1", "Seeds of the trained candidates, comma-separated: the first for "
+                      "every candidate, the others for the ranked networks again.")
+    include: str = flag("", "Search only the candidates whose names match one of these "
+                        "comma-separated patterns (fnmatch: 'dnn-*,*closed_form*'; the names are "
+                        "in the leaderboard); empty: all.")
+    max_candidates: int = flag(0, "Train at most this many candidates of the portfolio, in its "
+                               "order (0: as many as --time_limit allows).", type=int_at_least(0))
+    ensemble_rounds: int = flag(25, "Rounds of greedy ensemble selection: the most members the "
+                                "ensemble holds, counting repeats.", type=int_at_least(1))
+    quantiles: str = flag("0.025,0.1,0.5,0.9,0.975", "Levels of the ensemble's intervals, "
+                          "calibrated on its own residuals on the backtest windows (the 80%% "
+                          "and 95%% intervals by default; empty: a point forecast only).")
+    trainer_flags: str = flag("", "More trainer.task flags for every candidate that trains, "
+                              "after the portfolio's own, so that they override them (e.g. "
+                              "'--train_steps 1000 --batch_size 32').")
+    verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
+
+    def __post_init__(self) -> None:
+        if not self.data_dir:
+            raise ConfigError("give --data_dir, a prepared directory of the series layout "
+                              "(forecast prepare --output_dir ...)")
+        if not self.output_dir:
+            raise ConfigError("give --output_dir, where the search writes its members and the "
+                              "ensemble")
+        if self.quantiles:
+            try:
+                parse_quantiles(self.quantiles)
+            except ValueError as error:
+                raise ConfigError(f"--quantiles: {error}") from None
+
+
+def make_plan(config: AutoConfig) -> SearchPlan:
+    """The search's plan: the flags, with the window and season of the data's prepare.json."""
+    prepared = open_prepared(config.data_dir)  # checks that it is of the series layout
+    summary = prepared.summary
+    look_backs = (_int_list(config.look_backs, flag_name="--look_backs") if config.look_backs
+                  else [int(summary["n_inputs"])])
+    season = int(summary.get("season", 1))
+    check_look_backs(look_backs, season=season)
+    return SearchPlan(
+        prepared=prepared, output_dir=config.output_dir.rstrip("/"),
+        time_limit=config.time_limit,
+        candidate_time_limit=config.candidate_time_limit or config.time_limit / 4,
+        reserve=RESERVE_SHARE * config.time_limit, look_backs=look_backs,
+        seeds=_int_list(config.seeds, flag_name="--seeds"), n_outputs=int(summary["n_outputs"]),
+        season=season, max_candidates=config.max_candidates,
+        include=tuple(part.strip() for part in config.include.split(",") if part.strip()),
+        ensemble_rounds=config.ensemble_rounds,
+        trainer_flags=tuple(shlex.split(config.trainer_flags)),
+        levels=parse_quantiles(config.quantiles) if config.quantiles else ())
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_flag_parser(AutoConfig, prog="python -m trainer.auto",
+                               description="Search a portfolio of forecasters on the valid "
+                               "split's backtest windows and export their ensemble as one "
+                               "SavedModel.")
+    return run_command(lambda config: summarize(run_search(make_plan(config))), argv,
+                       parser=parser, make_config=AutoConfig, quiet_absl=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
