@@ -34,7 +34,7 @@ setup(
                  *BENCH],
         "bench": BENCH,
     },
-    # `forecast prepare|train|auto|evaluate|refit|predict|instances|cluster|storage ...`
+    # `forecast prepare|train|auto|ensemble|evaluate|refit|predict|instances|cluster|storage ...`
     # (trainer/__main__.py's SUBCOMMANDS); the
     # older lstm-forecast-train is `forecast train`.
     entry_points={"console_scripts": ["forecast=trainer.__main__:main",

@@ -27,7 +27,8 @@ fail() {
   exit 1
 }
 
-# Parse the arguments both submit scripts take into globals: SUBCOMMAND (train|tune),
+# Parse the arguments both submit scripts take into globals: SUBCOMMAND (one of
+# $ALLOWED_SUBCOMMANDS, by default train and tune),
 # DRY_RUN, BUILD, PROJECT, REGION, IMAGE, BUCKET, JOB_NAME, TRAINER_ARGS (after --), and
 # MACHINE_TYPE when the caller sets ACCEPTS_MACHINE_TYPE=1. The caller defines usage().
 parse_submit_args() {
@@ -62,10 +63,11 @@ parse_submit_args() {
     esac
     shift
   done
-  case "$SUBCOMMAND" in
-    train | tune) ;;
-    "") usage_error "missing subcommand: train or tune" ;;
-    *) usage_error "unknown subcommand '$SUBCOMMAND' (expected train or tune)" ;;
+  local allowed="${ALLOWED_SUBCOMMANDS:-train tune}"
+  [ -n "$SUBCOMMAND" ] || usage_error "missing subcommand: ${allowed// / or }"
+  case " $allowed " in
+    *" $SUBCOMMAND "*) ;;
+    *) usage_error "unknown subcommand '$SUBCOMMAND' (expected ${allowed// / or })" ;;
   esac
 }
 

@@ -37,6 +37,7 @@ def command_parsers() -> List[Tuple[str, str, argparse.ArgumentParser]]:
     order. `trainer.storage` is left out: its one subcommand takes files, not flags."""
     from trainer.__main__ import SUBCOMMANDS
     from trainer.auto import AutoConfig
+    from trainer.ensemble import EnsembleConfig
     from trainer.evaluate import EvaluateConfig
     from trainer.instances import InstancesConfig
     from trainer.local_cluster import build_parser as cluster_parser
@@ -50,6 +51,7 @@ def command_parsers() -> List[Tuple[str, str, argparse.ArgumentParser]]:
         "trainer.task": trainer_parser(), "trainer.local_cluster": cluster_parser(),
         **{f"trainer.{name}": build_flag_parser(config, prog=f"python -m trainer.{name}", description="")
            for name, config in (("prepare", PrepareConfig), ("auto", AutoConfig),
+                                ("ensemble", EnsembleConfig),
                                 ("evaluate", EvaluateConfig),
                                 ("refit", RefitConfig), ("predict", PredictConfig),
                                 ("instances", InstancesConfig))}}

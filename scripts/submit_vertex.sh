@@ -12,6 +12,10 @@
 #   tune   `gcloud ai hp-tuning-jobs create --config FILE`, FILE being a copy of
 #          scripts/vertex_hptuning.yaml with IMAGE_URI, MACHINE_TYPE, TRAINER_ARGS and
 #          OUTPUT_URI_PREFIX (gs://BUCKET/JOB, the trials' baseOutputDirectory) filled in.
+#   auto   the same command with a copy of scripts/vertex_auto.yaml: one trial per candidate
+#          of the model search (`python -m trainer.auto --list_candidates` with the search
+#          flags after --), each `python -m trainer.auto --candidate=NAME`; the summary then
+#          gives the `forecast ensemble` command that builds the ensemble of the trials.
 #
 # From the base output directory Vertex AI sets AIP_MODEL_DIR, AIP_CHECKPOINT_DIR and
 # AIP_TENSORBOARD_LOG_DIR, which the trainer follows (it gets no --output_dir): the best
@@ -34,6 +38,8 @@ REPO_ROOT=$PWD
 source scripts/_cloud.sh
 
 TEMPLATE="$REPO_ROOT/scripts/vertex_hptuning.yaml"
+AUTO_TEMPLATE="$REPO_ROOT/scripts/vertex_auto.yaml"
+ALLOWED_SUBCOMMANDS="train tune auto"
 # Replicas of the `train` cluster besides the chief.
 WORKER_COUNT=2
 PARAMETER_SERVER_COUNT=1
@@ -41,11 +47,14 @@ EVALUATOR_COUNT=1
 
 usage() {
   cat <<EOF
-Usage: $PROG train|tune [OPTIONS] [-- TRAINER_ARGS...]
+Usage: $PROG train|tune|auto [OPTIONS] [-- TRAINER_ARGS...]
 
 Submit the LSTM forecaster to Vertex AI as a custom container job.
   train   a custom job: chief, $WORKER_COUNT workers, $PARAMETER_SERVER_COUNT parameter server, $EVALUATOR_COUNT evaluator
   tune    a hyperparameter tuning job from scripts/vertex_hptuning.yaml (one machine per trial)
+  auto    the model search as a tuning job (scripts/vertex_auto.yaml): one trial per candidate
+          of python -m trainer.auto, whose flags go after -- (--data_dir gs://... and
+          --look_backs needed); then forecast ensemble builds the ensemble of the trials
 
 Options (default in brackets; an environment variable sets the default):
   --project P        Google Cloud project [\$PROJECT, else gcloud's default project]
@@ -60,7 +69,8 @@ Options (default in brackets; an environment variable sets the default):
   --dry-run          print the commands (shell-quoted, one per line) instead of running them
   -h, --help         show this help
 
-Everything after -- goes to python -m trainer.task (see its --help), except --output_dir:
+Everything after -- goes to python -m trainer.task (see its --help; for auto, to
+python -m trainer.auto), except --output_dir:
 Vertex AI gives the trainer gs://B/JOB/model (the best SavedModel), gs://B/JOB/checkpoints
 (the run directory) and gs://B/JOB/logs (TensorBoard), below gs://B/JOB/TRIAL/ for each
 trial of a tuning job. Example:
@@ -126,12 +136,18 @@ join_container_args() {
   ARGS_VALUE="${joined%"$delimiter"}"
 }
 
-# Copy the tuning template to $1 with its four placeholders filled in; fail if the
-# template no longer has exactly one of each.
+# Copy the tuning template $1 to $2 with its placeholders filled in: IMAGE_URI, MACHINE_TYPE,
+# the container args (TRAINER_ARGS, or SEARCH_ARGS in the search's template) and
+# OUTPUT_URI_PREFIX once each; the search's CANDIDATES and TRIAL_COUNT (once, twice) from
+# the CANDIDATES array. Fail if the template no longer has what it should.
 fill_tuning_template() {
-  local line arg args_yaml="" images=0 machines=0 arg_lists=0 prefixes=0
+  local template=$1 line arg args_yaml="" values_yaml="" images=0 machines=0 arg_lists=0
+  local prefixes=0 candidate_lists=0 counts=0
   for arg in ${CONTAINER_ARGS[@]+"${CONTAINER_ARGS[@]}"}; do
     args_yaml="$args_yaml${args_yaml:+, }$(yaml_quote "$arg")"
+  done
+  for arg in ${CANDIDATES[@]+"${CANDIDATES[@]}"}; do
+    values_yaml="$values_yaml${values_yaml:+, }$(yaml_quote "$arg")"
   done
   while IFS= read -r line || [ -n "$line" ]; do
     case "$line" in
@@ -139,19 +155,73 @@ fill_tuning_template() {
         line="${line%%imageUri:*}imageUri: $(yaml_quote "$IMAGE")"; images=$((images + 1)) ;;
       *"machineType: MACHINE_TYPE"*)
         line="${line%%machineType:*}machineType: $MACHINE_TYPE"; machines=$((machines + 1)) ;;
-      *"args: [TRAINER_ARGS]"*)
+      *"args: [TRAINER_ARGS]"* | *"args: [SEARCH_ARGS]"*)
         line="${line%%args:*}args: [$args_yaml]"; arg_lists=$((arg_lists + 1)) ;;
       *"outputUriPrefix: OUTPUT_URI_PREFIX"*)
         line="${line%%outputUriPrefix:*}outputUriPrefix: $(yaml_quote "$OUTPUT_DIR")"
         prefixes=$((prefixes + 1)) ;;
+      *"values: [CANDIDATES]"*)
+        line="${line%%values:*}values: [$values_yaml]"; candidate_lists=$((candidate_lists + 1)) ;;
+      *": TRIAL_COUNT"*)
+        line="${line%%TRIAL_COUNT*}${#CANDIDATES[@]}"; counts=$((counts + 1)) ;;
     esac
     printf '%s\n' "$line"
-  done <"$TEMPLATE" >"$1"
+  done <"$template" >"$2"
   if [ "$images" != 1 ] || [ "$machines" != 1 ] || [ "$arg_lists" != 1 ] || [ "$prefixes" != 1 ]; then
-    fail "$TEMPLATE must hold exactly one each of 'imageUri: IMAGE_URI'," \
-         "'machineType: MACHINE_TYPE', 'args: [TRAINER_ARGS]' and 'outputUriPrefix: OUTPUT_URI_PREFIX'" \
-         "(found $images, $machines, $arg_lists and $prefixes)"
+    fail "$template must hold exactly one each of 'imageUri: IMAGE_URI'," \
+         "'machineType: MACHINE_TYPE', 'args: [TRAINER_ARGS]' (or [SEARCH_ARGS]) and" \
+         "'outputUriPrefix: OUTPUT_URI_PREFIX' (found $images, $machines, $arg_lists and $prefixes)"
   fi
+  if [ "$SUBCOMMAND" = auto ] && { [ "$candidate_lists" != 1 ] || [ "$counts" != 2 ]; }; then
+    fail "$template must hold one 'values: [CANDIDATES]' and two ': TRIAL_COUNT'" \
+         "(found $candidate_lists and $counts)"
+  fi
+}
+
+# The value of the search flag $1 among TRAINER_ARGS ("--flag VALUE" or "--flag=VALUE"), or
+# nothing.
+trainer_flag_value() {
+  local arg take_next=0
+  for arg in ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}; do
+    if [ "$take_next" = 1 ]; then
+      printf '%s\n' "$arg"
+      return 0
+    fi
+    case "$arg" in
+      "$1="*) printf '%s\n' "${arg#"$1"=}"; return 0 ;;
+      "$1") take_next=1 ;;
+    esac
+  done
+}
+
+# CANDIDATES: the names of the search's candidates that train, from the package itself
+# (python -m trainer.auto --list_candidates; PYTHON, else .venv/bin/python, else python3).
+# The trials run in the cloud, so the data must be there: --data_dir gs://..., and the
+# look-backs given (the listing then reads no data).
+list_search_candidates() {
+  local data_dir python output
+  data_dir="$(trainer_flag_value --data_dir)"
+  case "$data_dir" in
+    gs://*) ;;
+    "") usage_error "auto needs the search's --data_dir after --: a prepared directory in Cloud" \
+                    "Storage (forecast prepare --output_dir gs://BUCKET/prepared)" ;;
+    *) usage_error "--data_dir $data_dir is not in Cloud Storage, where the trials could read it:" \
+                   "prepare into gs://BUCKET/... or upload it (forecast storage upload)" ;;
+  esac
+  [ -n "$(trainer_flag_value --look_backs)" ] ||
+    usage_error "auto needs --look_backs after -- (e.g. --look_backs 52,104): every trial and the" \
+                "candidate list must agree on them"
+  python="${PYTHON:-}"
+  if [ -z "$python" ]; then
+    if [ -x "$REPO_ROOT/.venv/bin/python" ]; then python="$REPO_ROOT/.venv/bin/python"; else python=python3; fi
+  fi
+  local log
+  if ! output=$("$python" -m trainer.auto --list_candidates "${TRAINER_ARGS[@]}" 2>"$WORK_DIR/list.log"); then
+    mapfile -t log <"$WORK_DIR/list.log"
+    fail "python -m trainer.auto --list_candidates failed: ${log[${#log[@]}-1]:-no message}"
+  fi
+  mapfile -t CANDIDATES <<<"$output"
+  [ "${#CANDIDATES[@]}" -gt 0 ] && [ -n "${CANDIDATES[0]}" ] || fail "the search lists no candidate"
 }
 
 # Write $1: the part of the custom job's CustomJobSpec that gcloud has no flag for.
@@ -186,7 +256,7 @@ trainer_data_dir() {
 report_output_locations() {
   local base="$OUTPUT_DIR" heading="$PROG: job $JOB_NAME writes" data_dir
   data_dir="$(trainer_data_dir)"
-  if [ "$SUBCOMMAND" = tune ]; then
+  if [ "$SUBCOMMAND" != train ]; then
     base="$OUTPUT_DIR/TRIAL"
     heading="$PROG: job $JOB_NAME writes each trial below its id, TRIAL"
     heading="$heading (gcloud ai hp-tuning-jobs describe names the best trial)"
@@ -199,6 +269,17 @@ $heading:
   $base/model        the best SavedModel (AIP_MODEL_DIR)
   $base/checkpoints  the run directory: checkpoints, metrics.json, export/ (AIP_CHECKPOINT_DIR)
   $base/logs         TensorBoard events (AIP_TENSORBOARD_LOG_DIR)
+EOF
+  if [ "$SUBCOMMAND" = auto ]; then
+    cat >&2 <<EOF
+When the trials are done, the ensemble of the ${#CANDIDATES[@]} candidates, for example:
+  python -m trainer.ensemble --data_dir $data_dir --members '$OUTPUT_DIR/*/checkpoints' --output_dir $OUTPUT_DIR/ensemble
+  python -m trainer.evaluate --model_dir $OUTPUT_DIR/ensemble --data_dir $data_dir --split test
+  ./scripts/deploy_vertex.sh upload --model-dir <the SavedModel that trainer.ensemble names>
+EOF
+    return 0
+  fi
+  cat >&2 <<EOF
 Then, for example:
   ./scripts/deploy_vertex.sh upload --model-dir $base/model
   python -m trainer.evaluate --model_dir $base/model --data_dir $data_dir --split test
@@ -228,7 +309,16 @@ case "$SUBCOMMAND" in
   tune)
     make_work_dir submit_vertex
     CONFIG="$WORK_DIR/vertex_hptuning.yaml"
-    fill_tuning_template "$CONFIG"
+    fill_tuning_template "$TEMPLATE" "$CONFIG"
+    note_generated "$CONFIG"
+    run_or_print gcloud ai hp-tuning-jobs create \
+      --project="$PROJECT" --region="$REGION" --display-name="$JOB_NAME" --config="$CONFIG"
+    ;;
+  auto)
+    make_work_dir submit_vertex
+    list_search_candidates
+    CONFIG="$WORK_DIR/vertex_auto.yaml"
+    fill_tuning_template "$AUTO_TEMPLATE" "$CONFIG"
     note_generated "$CONFIG"
     run_or_print gcloud ai hp-tuning-jobs create \
       --project="$PROJECT" --region="$REGION" --display-name="$JOB_NAME" --config="$CONFIG"

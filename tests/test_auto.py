@@ -125,3 +125,38 @@ def test_bad_flags_and_data_say_what_to_do(prepared, tmp_path):
     assert result.returncode == 2 and "--quantiles" in result.stderr
     result = run_tool("trainer.auto", "--output_dir", str(tmp_path / "r"))
     assert result.returncode == 2 and "give --data_dir" in result.stderr
+
+
+def test_forecast_ensemble_builds_the_ensemble_of_finished_runs(search, prepared, tmp_path):
+    """The runs of a search's members (as a tuning job's trials would be), ensembled again."""
+    run, _ = search
+    output = tmp_path / "ensemble"
+    result = run_tool("trainer.ensemble", "--data_dir", str(prepared), "--members",
+                      f"{run}/members/*", "--output_dir", str(output), "--quantiles", "")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["member"]: row for row in json.loads((output / "leaderboard.json").read_text())}
+    searched = {row["member"]: row for row in json.loads((run / "leaderboard.json").read_text())}
+    for name in ("dnn-L8-s1", "nlinear-closed_form-L12-window_zscore"):
+        assert rows[name]["status"] == "done"
+        assert rows[name]["valid_mase"] == pytest.approx(searched[name]["valid_mase"], rel=1e-9)
+        assert "model=" in rows[name]["settings"] and "n_inputs=" in rows[name]["settings"]
+    assert rows["ensemble"]["valid_mase"] == pytest.approx(searched["ensemble"]["valid_mase"])
+    exported = load_exported_model(str(output))
+    assert exported.levels == ()  # --quantiles "": a point forecast
+    done = [row for row in rows.values() if row["status"] == "done"]
+    assert f"{len(done)} member runs scored" in result.stdout
+
+
+def test_forecast_ensemble_and_a_trial_name_what_is_wrong(prepared, tmp_path):
+    result = run_tool("trainer.ensemble", "--data_dir", str(prepared), "--members",
+                      str(tmp_path / "nothing-*"), "--output_dir", str(tmp_path / "e"))
+    assert result.returncode == 1 and "matches nothing" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = run_tool("trainer.ensemble", "--data_dir", str(prepared), "--members",
+                      str(tmp_path / "empty"), "--output_dir", str(tmp_path / "e"))
+    assert result.returncode == 1 and "holds an export to ensemble" in result.stderr
+    result = run_tool("trainer.auto", "--data_dir", str(prepared), "--look_backs", "8",
+                      "--candidate", "prophet-L8-s1")
+    assert result.returncode == 1
+    assert "--candidate prophet-L8-s1 is not a candidate" in result.stderr
+    assert "--list_candidates" in result.stderr

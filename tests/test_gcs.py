@@ -282,3 +282,56 @@ def test_vertex_directories_on_gcs(gcs, bucket, tiny_data, tmp_path):
     assert max(int(step) for step in found["events"]["train/loss"]) == 100
     assert set(found["events"]["eval/rmse"]) == {"50", "100"}
     assert found["events"]["eval/rmse"][str(metrics["global_step"])] == pytest.approx(metrics["rmse"])
+
+
+def test_the_model_search_and_an_ensemble_of_cloud_trials_on_gcs(gcs, bucket, tmp_path):
+    """forecast auto with its members on gs://, a tuning trial (`--candidate`, Vertex AI's
+    AIP_* directories on gs://), then forecast ensemble of both runs' exports there."""
+    lines = ["series_id,timestamp,value"]
+    rng = np.random.default_rng(0)
+    for s in range(4):
+        lines += [f"s{s},{t},{(s + 1) * (5 + np.sin(2 * np.pi * t / 4) + 0.2 * rng.normal()):.4f}"
+                  for t in range(100)]
+    (tmp_path / "raw.csv").write_text("\n".join(lines) + "\n")
+    prepared = f"gs://{bucket}/prepared"
+    result = gcs.run([sys.executable, "-m", "trainer.prepare", "--input", str(tmp_path / "raw.csv"),
+                      "--output_dir", prepared, "--n_inputs", "8", "--n_outputs", "3",
+                      "--valid_windows", "5", "--test_windows", "2", "--season", "4"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    search = f"gs://{bucket}/search"
+    result = gcs.run([sys.executable, "-m", "trainer.auto", "--data_dir", prepared, "--output_dir",
+                      search, "--time_limit", "300", "--include",
+                      "naive,seasonal_naive,linear-closed_form-L8-window_zscore"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    objects = listing(gcs, f"{search}/")
+    assert {"leaderboard.csv", "leaderboard.json",
+            "members/linear-closed_form-L8-window_zscore/search.json",
+            "members/linear-closed_form-L8-window_zscore/train.log",
+            "members/linear-closed_form-L8-window_zscore/metrics.json"} <= set(objects)
+    assert [name for name in objects if name.startswith("export/best/")
+            and name.endswith("assets.extra/ensemble.json")]
+    assert not [name for name in objects if ".tmp-" in name or "temp-" in name]
+
+    job = f"gs://{bucket}/job"
+    trial = gcs.run([sys.executable, "-m", "trainer.auto", "--data_dir", prepared, "--look_backs",
+                     "8", "--candidate=nlinear-closed_form-L8-window_zscore"],
+                    env={"AIP_CHECKPOINT_DIR": f"{job}/7/checkpoints/",
+                         "AIP_MODEL_DIR": f"{job}/7/model/",
+                         "AIP_TENSORBOARD_LOG_DIR": f"{job}/7/logs/", "CLOUD_ML_TRIAL_ID": "7"})
+    assert trial.returncode == 0, trial.stderr[-3000:]
+    assert gcs_json(gcs, f"{job}/7/checkpoints/config.json")["model"] == "nlinear"
+
+    ensemble = f"{job}/ensemble"
+    result = gcs.run([sys.executable, "-m", "trainer.ensemble", "--data_dir", prepared,
+                      "--members", f"{job}/*/checkpoints,{search}/members/*",
+                      "--output_dir", ensemble])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["member"]: row for row in gcs_json(gcs, f"{ensemble}/leaderboard.json")}
+    assert {row["status"] for row in rows.values()} == {"baseline", "done", "ensemble"}
+    assert len([row for row in rows.values() if row["status"] == "done"]) == 2
+    evaluated = gcs.run([sys.executable, "-m", "trainer.evaluate", "--model_dir", ensemble,
+                         "--data_dir", prepared, "--split", "valid", "--output",
+                         str(tmp_path / "valid.json")])
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    metrics = json.loads((tmp_path / "valid.json").read_text())["metrics"]
+    assert metrics["mase"] == pytest.approx(rows["ensemble"]["valid_mase"], rel=1e-4)

@@ -453,3 +453,46 @@ def test_a_real_run_without_gcloud_says_so(tool_dir, script):
     assert result.returncode == 1
     assert "gcloud not found" in result.stderr and "--dry-run" in result.stderr
 
+
+
+# --- submit_vertex.sh auto: the model search as a tuning job ------------------------------------
+
+SEARCH_ARGS = ["--data_dir", "gs://data/prepared", "--look_backs", "8,12", "--seeds", "1",
+               "--include", "dnn-*,*closed_form*"]
+
+
+def test_vertex_auto_dry_run_makes_one_trial_per_candidate_of_the_search(tool_dir):
+    result = run_script(SUBMIT_VERTEX, ["auto", "--dry-run", *COMMON, "--", *SEARCH_ARGS],
+                        tool_dir=tool_dir, env={"PYTHON": sys.executable})
+    (command,) = commands(result)
+    assert command[:4] == ["gcloud", "ai", "hp-tuning-jobs", "create"]
+    config = load_yaml(options(command)["--config"][0])
+    job = parse_as(aiplatform_v1.HyperparameterTuningJob, {"displayName": "job_7", **config})
+    listed = subprocess.run([sys.executable, "-m", "trainer.auto", "--list_candidates", *SEARCH_ARGS],
+                            cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split()
+    # Six closed-form fits per look-back; dnn at both look-backs and its three grid settings.
+    assert len(listed) == 12 + 5 and listed[-1] == "dnn-mae-L8-s1"
+    (parameter,) = job.study_spec.parameters
+    assert parameter.parameter_id == "candidate"
+    assert list(parameter.categorical_value_spec.values) == listed
+    assert job.max_trial_count == job.max_failed_trial_count == len(listed)
+    assert job.study_spec.algorithm == aiplatform_v1.StudySpec.Algorithm.GRID_SEARCH
+    assert [metric.metric_id for metric in job.study_spec.metrics] == ["mase"]
+    (pool,) = job.trial_job_spec.worker_pool_specs
+    assert list(pool.container_spec.command) == ["python", "-m", "trainer.auto"]
+    assert list(pool.container_spec.args) == SEARCH_ARGS and pool.container_spec.image_uri == IMAGE
+    assert job.trial_job_spec.base_output_directory.output_uri_prefix == OUTPUT_DIR
+    assert (f"python -m trainer.ensemble --data_dir gs://data/prepared --members "
+            f"'{OUTPUT_DIR}/*/checkpoints' --output_dir {OUTPUT_DIR}/ensemble") in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--data_dir", "prepared", "--look_backs", "8"], "--data_dir prepared is not in Cloud Storage"),
+    (["--look_backs", "8"], "auto needs the search's --data_dir"),
+    (["--data_dir", "gs://data/prepared"], "auto needs --look_backs"),
+])
+def test_vertex_auto_refuses_what_a_cloud_trial_could_not_use(tool_dir, args, message):
+    result = run_script(SUBMIT_VERTEX, ["auto", "--dry-run", "--job-name", "j", "--", *args],
+                        tool_dir=tool_dir, env={"PYTHON": sys.executable})
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and result.stdout == ""

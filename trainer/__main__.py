@@ -23,6 +23,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "train": ("trainer.task", "train, evaluate and export a model"),
     "evaluate": ("trainer.evaluate", "score an exported model on a prepared split"),
     "auto": ("trainer.auto", "search models on backtests; export their ensemble as one SavedModel"),
+    "ensemble": ("trainer.ensemble", "the ensemble of finished runs (a tuning job's trials)"),
     "refit": ("trainer.refit", "train a run's chosen configuration again on train and valid"),
     "predict": ("trainer.predict", "forecast with an exported model; CSV and plot"),
     "instances": ("trainer.instances", "the JSON request of a deployed model; its answer as a CSV"),

@@ -15,19 +15,34 @@ predict, instances and deploy_vertex.sh take RUN as they take a training run.
 """
 
 import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+import os
 import shlex
 import sys
-from typing import List, Optional, Sequence
+from typing import List, NoReturn, Optional, Sequence, Tuple
 
 from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, float_above, int_at_least, run_command
 
 from trainer.data.prepared import open_prepared
 from trainer.model.heads import parse_quantiles
-from trainer.search.auto import SearchPlan, check_look_backs, run_search, summarize
+from trainer.search.auto import (
+    SearchPlan,
+    check_look_backs,
+    run_search,
+    select_candidates,
+    summarize,
+)
+from trainer.search.members import trainer_command
+from trainer.search.portfolio import Candidate
 from trainer.util.errors import ConfigError
 
 # The share of --time_limit kept for the selection and the ensemble's export at the end.
 RESERVE_SHARE = 0.05
+# A trial reports the scale-free metric that the search chooses by to the tuning service.
+TRIAL_METRIC = "--hypertune_metric=mase"
+
+
+def _patterns(text: str) -> Tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _int_list(text: str, *, flag_name: str) -> List[int]:
@@ -69,16 +84,23 @@ class AutoConfig:
     quantiles: str = flag("0.025,0.1,0.5,0.9,0.975", "Levels of the ensemble's intervals, "
                           "calibrated on its own residuals on the backtest windows (the 80%% "
                           "and 95%% intervals by default; empty: a point forecast only).")
+    candidate: str = flag("", "Train this one candidate as a trial of a tuning job, then exit "
+                          "(`scripts/submit_vertex.sh auto`: the trial's parameter): trainer.task "
+                          "with its flags, writing where Vertex AI's AIP_* variables say unless "
+                          "--output_dir is given.")
+    list_candidates: bool = flag(False, "Print the names of the candidates that train (one a "
+                                 "line, in the portfolio's order) and exit; needs no data when "
+                                 "--look_backs is given.")
     trainer_flags: str = flag("", "More trainer.task flags for every candidate that trains, "
                               "after the portfolio's own, so that they override them (e.g. "
                               "'--train_steps 1000 --batch_size 32').")
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:
-        if not self.data_dir:
+        if not (self.data_dir or self.list_candidates):
             raise ConfigError("give --data_dir, a prepared directory of the series layout "
                               "(forecast prepare --output_dir ...)")
-        if not self.output_dir:
+        if not (self.output_dir or self.candidate or self.list_candidates):
             raise ConfigError("give --output_dir, where the search writes its members and the "
                               "ensemble")
         if self.quantiles:
@@ -103,10 +125,46 @@ def make_plan(config: AutoConfig) -> SearchPlan:
         reserve=RESERVE_SHARE * config.time_limit, look_backs=look_backs,
         seeds=_int_list(config.seeds, flag_name="--seeds"), n_outputs=int(summary["n_outputs"]),
         season=season, max_candidates=config.max_candidates,
-        include=tuple(part.strip() for part in config.include.split(",") if part.strip()),
+        include=_patterns(config.include),
         ensemble_rounds=config.ensemble_rounds,
         trainer_flags=tuple(shlex.split(config.trainer_flags)),
         levels=parse_quantiles(config.quantiles) if config.quantiles else ())
+
+
+def listed_candidates(config: AutoConfig) -> List[Candidate]:
+    """The candidates that train, of --look_backs (or prepare.json's n_inputs), --seeds,
+    --include and --max_candidates."""
+    look_backs = (_int_list(config.look_backs, flag_name="--look_backs") if config.look_backs
+                  else [int(open_prepared(config.data_dir).summary["n_inputs"])])
+    return [candidate for candidate in select_candidates(
+        look_backs=look_backs, seeds=_int_list(config.seeds, flag_name="--seeds"),
+        include=_patterns(config.include), max_candidates=config.max_candidates)
+        if not candidate.baseline]
+
+
+def train_trial(config: AutoConfig) -> NoReturn:
+    """Become `python -m trainer.task` with the flags of --candidate (the process is replaced,
+    so that the tuning service's signals and exit status are the trainer's own)."""
+    by_name = {candidate.name: candidate for candidate in listed_candidates(config)}
+    if config.candidate not in by_name:
+        raise ConfigError(f"--candidate {config.candidate} is not a candidate of --look_backs "
+                          f"{config.look_backs or '(prepare.json)'} and --seeds {config.seeds}; "
+                          "list them with --list_candidates")
+    command = trainer_command(by_name[config.candidate], data_dir=config.data_dir,
+                              output_dir=config.output_dir,
+                              extra_flags=[TRIAL_METRIC, *shlex.split(config.trainer_flags)])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
+
+
+def run(config: AutoConfig) -> str:
+    """The command: list the candidates, train one trial, or search."""
+    if config.list_candidates:
+        return "\n".join(candidate.name for candidate in listed_candidates(config))
+    if config.candidate:
+        train_trial(config)
+    return summarize(run_search(make_plan(config)))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -114,8 +172,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                description="Search a portfolio of forecasters on the valid "
                                "split's backtest windows and export their ensemble as one "
                                "SavedModel.")
-    return run_command(lambda config: summarize(run_search(make_plan(config))), argv,
-                       parser=parser, make_config=AutoConfig, quiet_absl=True)
+    return run_command(run, argv, parser=parser, make_config=AutoConfig, quiet_absl=True)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,16 @@ import dataclasses
 import fnmatch
 import logging
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import tensorflow as tf
 
 from trainer.data.prepared import PreparedSeries
 from trainer.data.schema import FEATURE_KEY
 from trainer.model.calibration import CALIBRATION_MIN_WINDOWS, Calibration, fit_calibration
 from trainer.model.ensemble import SAVED_MODEL_MEMBER, Member, export_ensemble
+from trainer.model.metrics import BASELINES
 from trainer.model.serving import BEST_EXPORTER, EXPORT_DIR, load_exported_model
 from trainer.search.backtest import (
     Backtest,
@@ -33,11 +35,15 @@ from trainer.search.leaderboard import Row, table, write_leaderboard
 from trainer.search.members import DONE, MemberRun, run_member
 from trainer.search.portfolio import SEASONAL_NAIVE, Candidate, portfolio
 from trainer.search.selection import Selection, combine, greedy_selection
+from trainer.training.run_dir import load_config_dict
 from trainer.util.errors import ConfigError, TrainerError
 
 logger = logging.getLogger(__name__)
 
 MEMBERS_DIR = "members"
+# The flags of a member run's config.json that the leaderboard shows for it.
+RUN_SETTINGS = ("model", "solver", "n_inputs", "scaling", "loss", "learning_rate", "hidden_units",
+                "dropout", "seed")
 # A candidate is started only with at least this much time left for it.
 MIN_CANDIDATE_SECS = 30.0
 ENSEMBLE = "ensemble"
@@ -89,17 +95,25 @@ def _format_secs(secs: float) -> str:
     return f"{secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
 
 
-def candidates_of(plan: SearchPlan) -> List[Candidate]:
-    """The portfolio of the plan: the candidates --include names, cut to --max_candidates."""
-    candidates = portfolio(look_backs=plan.look_backs, seeds=plan.seeds)
-    if plan.include:
+def select_candidates(*, look_backs: Sequence[int], seeds: Sequence[int],
+                      include: Sequence[str] = (), max_candidates: int = 0) -> List[Candidate]:
+    """The portfolio's candidates whose names match one of `include` (fnmatch; () for all),
+    the first `max_candidates` of them (0: all)."""
+    candidates = portfolio(look_backs=look_backs, seeds=seeds)
+    if include:
         candidates = [c for c in candidates
-                      if any(fnmatch.fnmatchcase(c.name, pattern) for pattern in plan.include)]
+                      if any(fnmatch.fnmatchcase(c.name, pattern) for pattern in include)]
         if not candidates:
-            raise ConfigError(f"--include {','.join(plan.include)} matches no candidate; the "
-                              "names are like " + ", ".join(c.name for c in portfolio(
-                                  look_backs=plan.look_backs, seeds=plan.seeds)[::9]))
-    return candidates[:plan.max_candidates] if plan.max_candidates else candidates
+            raise ConfigError(f"--include {','.join(include)} matches no candidate; the names "
+                              "are like " + ", ".join(c.name for c in portfolio(
+                                  look_backs=look_backs, seeds=seeds)[::9]))
+    return candidates[:max_candidates] if max_candidates else candidates
+
+
+def candidates_of(plan: SearchPlan) -> List[Candidate]:
+    """The candidates of the plan (`select_candidates`)."""
+    return select_candidates(look_backs=plan.look_backs, seeds=plan.seeds, include=plan.include,
+                             max_candidates=plan.max_candidates)
 
 
 def _score_member(backtest: Backtest, member: MemberRun, candidate: Candidate) -> Optional[Scored]:
@@ -150,17 +164,16 @@ def run_search(plan: SearchPlan) -> SearchResult:
                 "(look-back %d for all, the shorter members reading its end), by MASE per series",
                 backtest.windows, backtest.n_inputs)
     candidates = candidates_of(plan)
+    baselines = {s.candidate.baseline: (s, row) for s, row in zip(*score_baselines(backtest))}
     scored: List[Scored] = []
     rows: List[Row] = []
     trained = 0
     for number, candidate in enumerate(candidates, 1):
         left = deadline - plan.reserve - time.monotonic()
         if candidate.baseline:
-            forecast = baseline_forecast(backtest, candidate.baseline)
-            scored.append(Scored(candidate=candidate, forecast=forecast,
-                                 score=backtest.score(forecast), seconds=0.0))
-            rows.append(Row(member=candidate.name, settings=candidate.describe(),
-                            status="baseline", valid_mase=scored[-1].score, seconds=0.0))
+            baseline, row = baselines[candidate.baseline]
+            scored.append(baseline)
+            rows.append(row)
         elif left < MIN_CANDIDATE_SECS:
             rows.append(Row(member=candidate.name, settings=candidate.describe(),
                             status="not run", valid_mase=None, seconds=0.0,
@@ -186,31 +199,53 @@ def run_search(plan: SearchPlan) -> SearchResult:
                     number, len(candidates), candidate.name,
                     "-" if rows[-1].valid_mase is None else f"{rows[-1].valid_mase:.4f}",
                     rows[-1].status, best, _format_secs(deadline - time.monotonic()))
-    trained_members = [index for index, s in enumerate(scored) if s.path]
-    if not trained_members:
+    if not any(s.path for s in scored):
         raise SearchError(f"no candidate trained and evaluated within --time_limit "
                           f"{plan.time_limit:.0f} s (see {plan.output_dir}/{MEMBERS_DIR}/*/train.log);"
                           " give the search more time, or fewer trainer steps with --trainer_flags")
+    return build_ensemble(scored, rows, backtest=backtest, output_dir=plan.output_dir,
+                          rounds=plan.ensemble_rounds, levels=plan.levels, trained=trained,
+                          start=start)
+
+
+def score_baselines(backtest: Backtest) -> Tuple[List[Scored], List[Row]]:
+    """The naive and seasonal naive forecasts of the backtest windows, as members."""
+    scored, rows = [], []
+    for baseline in BASELINES:
+        candidate = Candidate(name=baseline, baseline=baseline)
+        forecast = baseline_forecast(backtest, baseline)
+        scored.append(Scored(candidate=candidate, forecast=forecast,
+                             score=backtest.score(forecast), seconds=0.0))
+        rows.append(Row(member=candidate.name, settings=candidate.describe(), status="baseline",
+                        valid_mase=scored[-1].score, seconds=0.0))
+    return scored, rows
+
+
+def build_ensemble(scored: Sequence[Scored], rows: Sequence[Row], *, backtest: Backtest,
+                   output_dir: str, rounds: int, levels: Sequence[float], trained: int,
+                   start: float) -> SearchResult:
+    """Select the ensemble of the `scored` members (at least one trained) on the backtest
+    windows, export it with its calibrated intervals to OUTPUT_DIR/export/best and write the
+    leaderboard there (`rows`, with the weights and the ensemble's row added)."""
     # The export needs one trained member (it sets the signature and the assets).
     selection = greedy_selection(np.stack([s.forecast for s in scored]),
                                  targets=backtest.scored.labels, series=backtest.scored.series,
-                                 scales=backtest.scored.scales.mae_season,
-                                 rounds=plan.ensemble_rounds, required=trained_members)
+                                 scales=backtest.scored.scales.mae_season, rounds=rounds,
+                                 required=[index for index, s in enumerate(scored) if s.path])
     weights: Dict[str, float] = {s.candidate.name: float(w)
                                  for s, w in zip(scored, selection.weights)}
     rows = [dataclasses.replace(row, weight=weights.get(row.member, 0.0)) for row in rows]
-    members = [ensemble_member(s, weight=float(w), season=plan.season)
+    members = [ensemble_member(s, weight=float(w), season=backtest.season)
                for s, w in zip(scored, selection.weights) if w > 0]
     calibration = ensemble_calibration(backtest, combine([s.forecast for s in scored],
-                                                         selection.weights),
-                                       levels=plan.levels)
+                                                         selection.weights), levels=levels)
     export_path = export_ensemble(members, calibration=calibration,
-                                  export_dir_base=f"{plan.output_dir}/{EXPORT_DIR}/{BEST_EXPORTER}")
+                                  export_dir_base=f"{output_dir}/{EXPORT_DIR}/{BEST_EXPORTER}")
     rows.append(Row(member=ENSEMBLE, settings=" + ".join(
         f"{m.weight:.3f} {m.name}" for m in sorted(members, key=lambda m: -m.weight)),
         status=ENSEMBLE, valid_mase=selection.score, seconds=sum(row.seconds for row in rows),
         weight=1.0))
-    files = write_leaderboard(plan.output_dir, rows)
+    files = write_leaderboard(output_dir, rows)
     return SearchResult(rows=rows, selection=selection, export_path=export_path,
                         leaderboard_files=files, members_trained=trained,
                         seconds=time.monotonic() - start)
@@ -234,8 +269,10 @@ def summarize(result: SearchResult) -> str:
                     + ("the ensemble beats seasonal naive on the valid split"
                        if ensemble.valid_mase < naive.valid_mase else
                        "the ensemble does NOT beat seasonal naive on the valid split"))
-    lines += ["", f"{result.members_trained} members trained in {_format_secs(result.seconds)}; "
-              + verdict, f"SavedModel: {result.export_path}",
+    done = (f"{result.members_trained} members trained" if result.members_trained else
+            f"{len(members)} member runs scored")
+    lines += ["", f"{done} in {_format_secs(result.seconds)}; " + verdict,
+              f"SavedModel: {result.export_path}",
               "leaderboard: " + ", ".join(result.leaderboard_files),
               "(valid figures chose the ensemble; score it on held-out data with: forecast "
               "evaluate --model_dir <this directory> --data_dir <the data> --split test)"]
@@ -248,3 +285,78 @@ def check_look_backs(look_backs: Sequence[int], *, season: int) -> None:
     if short:
         raise ConfigError(f"--look_backs {','.join(map(str, short))} shorter than the data's "
                           f"season {season}: give look-backs of at least one season")
+
+
+def _settings_of_run(directory: str) -> str:
+    """What a member run was: the flags of its config.json that tell runs apart."""
+    saved = load_config_dict(directory) or {}
+    return " ".join(f"{name}={saved[name]}" for name in RUN_SETTINGS if name in saved)
+
+
+def _short_names(paths: Sequence[str]) -> List[str]:
+    """The paths without their common prefix of whole folders (gs://b/job/3/checkpoints and
+    gs://b/job/4/checkpoints -> 3/checkpoints and 4/checkpoints)."""
+    if len(paths) < 2:
+        return [path.rstrip("/").rsplit("/", 1)[-1] for path in paths]
+    parts = [path.rstrip("/").split("/") for path in paths]
+    common = 0
+    while all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    return ["/".join(p[common:]) for p in parts]
+
+
+def expand_member_patterns(patterns: Sequence[str]) -> List[str]:
+    """The run directories that the patterns (local or gs://, with * and ?) name, sorted; a
+    ConfigError names a pattern that matches nothing."""
+    directories: List[str] = []
+    for pattern in patterns:
+        found = sorted(tf.io.gfile.glob(pattern.rstrip("/")))
+        if not found:
+            raise ConfigError(f"--members {pattern} matches nothing; give the run directories of "
+                              "the members, e.g. gs://BUCKET/JOB/*/checkpoints for a tuning job's "
+                              "trials")
+        directories += [path for path in found if path not in directories]
+    return directories
+
+
+def ensemble_of_runs(prepared: PreparedSeries, *, run_dirs: Sequence[str], output_dir: str,
+                     season: int, n_outputs: int, rounds: int, levels: Sequence[float]
+                     ) -> SearchResult:
+    """The ensemble of finished runs (a tuning job's trials, a search's members): each one
+    with an export is scored on the valid backtest windows beside the baselines, and the
+    selection, export and leaderboard are the search's own (`build_ensemble`)."""
+    start = time.monotonic()
+    rows: List[Row] = []
+    loaded = []
+    for name, directory in zip(_short_names(run_dirs), run_dirs):
+        try:
+            loaded.append((name, directory, load_exported_model(directory)))
+        except ConfigError as error:  # no export: a trial that failed or never evaluated
+            rows.append(Row(member=name, settings=_settings_of_run(directory), status="failed",
+                            valid_mase=None, seconds=0.0, message=str(error)))
+    if not loaded:
+        raise SearchError(f"none of the {len(run_dirs)} member runs holds an export to ensemble "
+                          f"({', '.join(run_dirs[:3])}...): let them train and evaluate first")
+    backtest = read_backtest(prepared, n_inputs=max(model.n_inputs for _, _, model in loaded),
+                             n_outputs=n_outputs, season=season)
+    scored, baseline_rows = score_baselines(backtest)
+    rows = baseline_rows + rows
+    for name, directory, model in loaded:
+        settings = _settings_of_run(directory)
+        try:
+            forecast = member_forecast(backtest, model)
+        except ValueError as error:  # another horizon than the data's
+            rows.append(Row(member=name, settings=settings, status="failed", valid_mase=None,
+                            seconds=0.0, message=str(error)))
+            continue
+        score = backtest.score(forecast)
+        scored.append(Scored(candidate=Candidate(name=name), forecast=forecast, score=score,
+                             seconds=0.0, path=model.path))
+        rows.append(Row(member=name, settings=settings, status=DONE, valid_mase=score,
+                        seconds=0.0))
+        logger.info("member %s: valid mase %.4f (%s)", name, score, settings)
+    if not any(s.path for s in scored):
+        raise SearchError("no member run forecasts the data's horizon: see the leaderboard's "
+                          "messages")
+    return build_ensemble(scored, rows, backtest=backtest, output_dir=output_dir, rounds=rounds,
+                          levels=levels, trained=0, start=start)

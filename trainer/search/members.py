@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
@@ -66,12 +66,14 @@ def read_member_run(directory: str) -> Optional[MemberRun]:
         return MemberRun(**json.load(handle))
 
 
-def trainer_command(candidate: Candidate, *, data_dir: str, output_dir: str,
-                    extra_flags: Sequence[str] = ()) -> list:
-    """The `python -m trainer.task` command line of `candidate`."""
+def trainer_command(candidate: Candidate, *, data_dir: str, output_dir: str = "",
+                    extra_flags: Sequence[str] = ()) -> List[str]:
+    """The `python -m trainer.task` command line of `candidate` (without --output_dir when
+    `output_dir` is empty: the trainer then follows Vertex AI's AIP_* variables)."""
     flags = [f"--{name}={value}" for name, value in candidate.flags]
-    return [sys.executable, "-m", "trainer.task", f"--data_dir={data_dir}",
-            f"--output_dir={output_dir}", *flags, *extra_flags]
+    output = [f"--output_dir={output_dir}"] if output_dir else []
+    return [sys.executable, "-m", "trainer.task", f"--data_dir={data_dir}", *output, *flags,
+            *extra_flags]
 
 
 def _last_line(text: str) -> str:
