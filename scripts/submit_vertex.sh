@@ -237,18 +237,9 @@ EOF
 # The trainer's --data_dir among TRAINER_ARGS (as "--data_dir DIR" or "--data_dir=DIR"), or
 # PREPARED_DIR, a placeholder, when the job trains from --train_data_paths.
 trainer_data_dir() {
-  local arg take_next=0
-  for arg in ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}; do
-    if [ "$take_next" = 1 ]; then
-      printf '%s\n' "$arg"
-      return 0
-    fi
-    case "$arg" in
-      --data_dir=*) printf '%s\n' "${arg#--data_dir=}"; return 0 ;;
-      --data_dir) take_next=1 ;;
-    esac
-  done
-  printf '%s\n' PREPARED_DIR
+  local value
+  value="$(trainer_flag_value --data_dir)"
+  printf '%s\n' "${value:-PREPARED_DIR}"
 }
 
 # Say where the job's outputs will be, the folders of Vertex AI's AIP_* variables, with the

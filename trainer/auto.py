@@ -23,10 +23,11 @@ from typing import List, NoReturn, Optional, Sequence, Tuple
 from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, float_above, int_at_least, run_command
 
 from trainer.data.prepared import open_prepared
-from trainer.model.heads import parse_quantiles
 from trainer.search.auto import (
+    DEFAULT_LEVELS,
     SearchPlan,
     check_look_backs,
+    interval_levels,
     run_search,
     select_candidates,
     summarize,
@@ -81,7 +82,7 @@ class AutoConfig:
                                "order (0: as many as --time_limit allows).", type=int_at_least(0))
     ensemble_rounds: int = flag(25, "Rounds of greedy ensemble selection: the most members the "
                                 "ensemble holds, counting repeats.", type=int_at_least(1))
-    quantiles: str = flag("0.025,0.1,0.5,0.9,0.975", "Levels of the ensemble's intervals, "
+    quantiles: str = flag(DEFAULT_LEVELS, "Levels of the ensemble's intervals, "
                           "calibrated on its own residuals on the backtest windows (the 80%% "
                           "and 95%% intervals by default; empty: a point forecast only).")
     candidate: str = flag("", "Train this one candidate as a trial of a tuning job, then exit "
@@ -103,11 +104,7 @@ class AutoConfig:
         if not (self.output_dir or self.candidate or self.list_candidates):
             raise ConfigError("give --output_dir, where the search writes its members and the "
                               "ensemble")
-        if self.quantiles:
-            try:
-                parse_quantiles(self.quantiles)
-            except ValueError as error:
-                raise ConfigError(f"--quantiles: {error}") from None
+        interval_levels(self.quantiles)  # checked here: a bad value is a flag error
 
 
 def make_plan(config: AutoConfig) -> SearchPlan:
@@ -128,7 +125,7 @@ def make_plan(config: AutoConfig) -> SearchPlan:
         include=_patterns(config.include),
         ensemble_rounds=config.ensemble_rounds,
         trainer_flags=tuple(shlex.split(config.trainer_flags)),
-        levels=parse_quantiles(config.quantiles) if config.quantiles else ())
+        levels=interval_levels(config.quantiles))
 
 
 def listed_candidates(config: AutoConfig) -> List[Candidate]:

@@ -18,12 +18,14 @@ from typing import Optional, Sequence
 from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, int_at_least, run_command
 
 from trainer.data.prepared import open_prepared
-from trainer.model.heads import parse_quantiles
-from trainer.search.auto import ensemble_of_runs, expand_member_patterns, summarize
+from trainer.search.auto import (
+    DEFAULT_LEVELS,
+    ensemble_of_runs,
+    expand_member_patterns,
+    interval_levels,
+    summarize,
+)
 from trainer.util.errors import ConfigError
-
-DEFAULT_LEVELS = "0.025,0.1,0.5,0.9,0.975"  # the 80% and 95% intervals
-
 
 @dataclasses.dataclass(frozen=True)
 class EnsembleConfig:
@@ -47,11 +49,7 @@ class EnsembleConfig:
             if not getattr(self, name):
                 raise ConfigError(f"give --{name} (python -m trainer.ensemble --help says what "
                                   "each is)")
-        if self.quantiles:
-            try:
-                parse_quantiles(self.quantiles)
-            except ValueError as error:
-                raise ConfigError(f"--quantiles: {error}") from None
+        interval_levels(self.quantiles)  # checked here: a bad value is a flag error
 
 
 def ensemble(config: EnsembleConfig):
@@ -62,7 +60,7 @@ def ensemble(config: EnsembleConfig):
                             season=int(prepared.summary.get("season", 1)),
                             n_outputs=int(prepared.summary["n_outputs"]),
                             rounds=config.ensemble_rounds,
-                            levels=parse_quantiles(config.quantiles) if config.quantiles else ())
+                            levels=interval_levels(config.quantiles))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -23,6 +23,7 @@ from trainer.data.prepared import PreparedSeries
 from trainer.data.schema import FEATURE_KEY
 from trainer.model.calibration import CALIBRATION_MIN_WINDOWS, Calibration, fit_calibration
 from trainer.model.ensemble import SAVED_MODEL_MEMBER, Member, export_ensemble
+from trainer.model.heads import parse_quantiles
 from trainer.model.metrics import BASELINES
 from trainer.model.serving import BEST_EXPORTER, EXPORT_DIR, load_exported_model
 from trainer.search.backtest import (
@@ -277,6 +278,21 @@ def summarize(result: SearchResult) -> str:
               "(valid figures chose the ensemble; score it on held-out data with: forecast "
               "evaluate --model_dir <this directory> --data_dir <the data> --split test)"]
     return "\n".join(lines)
+
+
+# The ensemble's intervals unless --quantiles says otherwise: the 80% and 95% ones.
+DEFAULT_LEVELS = "0.025,0.1,0.5,0.9,0.975"
+
+
+def interval_levels(text: str) -> Tuple[float, ...]:
+    """The levels of --quantiles ('' for none: a point forecast only); a ConfigError names the
+    flag."""
+    if not text:
+        return ()
+    try:
+        return parse_quantiles(text)
+    except ValueError as error:
+        raise ConfigError(f"--quantiles: {error}") from None
 
 
 def check_look_backs(look_backs: Sequence[int], *, season: int) -> None:
