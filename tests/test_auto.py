@@ -160,3 +160,27 @@ def test_forecast_ensemble_and_a_trial_name_what_is_wrong(prepared, tmp_path):
     assert result.returncode == 1
     assert "--candidate prophet-L8-s1 is not a candidate" in result.stderr
     assert "--list_candidates" in result.stderr
+
+
+def test_refit_exports_the_chosen_members_refit_on_train_and_valid(prepared, tmp_path):
+    run = tmp_path / "run"
+    result = run_tool("trainer.auto", "--data_dir", str(prepared), "--output_dir", str(run),
+                      "--time_limit", "300", "--look_backs", "8", "--refit", "--include",
+                      "naive,seasonal_naive,linear-closed_form-L8-window_zscore,"
+                      "nlinear-closed_form-L8-window_zscore")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["member"]: row for row in json.loads((run / "leaderboard.json").read_text())}
+    chosen = [name for name, row in rows.items()
+              if name != "ensemble" and row["weight"] > 0 and row["status"] == "done"]
+    assert chosen
+    members = {m["name"]: m for m in read_export_assets(
+        load_exported_model(str(run)).path).ensemble["members"]}
+    for name in chosen:
+        refit = run / "members" / name / "refit"
+        assert json.loads((refit / "refit.json").read_text())["train_on"] == ["train", "valid"]
+        assert members[name]["path"].startswith(str(refit / "export" / "best"))
+        assert rows[name]["message"].startswith("refit on train and valid: ")
+    # The weights were chosen before the refit, on held-out forecasts.
+    assert {name: members[name]["weight"] for name in members} == pytest.approx(
+        {name: row["weight"] for name, row in rows.items()
+         if name != "ensemble" and row["weight"] > 0})

@@ -85,6 +85,10 @@ class AutoConfig:
     quantiles: str = flag(DEFAULT_LEVELS, "Levels of the ensemble's intervals, "
                           "calibrated on its own residuals on the backtest windows (the 80%% "
                           "and 95%% intervals by default; empty: a point forecast only).")
+    refit: bool = flag(False, "After the search, refit each chosen member on train and valid "
+                       "for its chosen steps (forecast refit) and export the ensemble of the "
+                       "refits, with the weights and interval offsets chosen before (about as "
+                       "long again as training them, beyond --time_limit).")
     candidate: str = flag("", "Train this one candidate as a trial of a tuning job, then exit "
                           "(`scripts/submit_vertex.sh auto`: the trial's parameter): trainer.task "
                           "with its flags, writing where Vertex AI's AIP_* variables say unless "
@@ -125,7 +129,7 @@ def make_plan(config: AutoConfig) -> SearchPlan:
         include=_patterns(config.include),
         ensemble_rounds=config.ensemble_rounds,
         trainer_flags=tuple(shlex.split(config.trainer_flags)),
-        levels=interval_levels(config.quantiles))
+        levels=interval_levels(config.quantiles), refit=config.refit)
 
 
 def listed_candidates(config: AutoConfig) -> List[Candidate]:

@@ -33,7 +33,7 @@ from trainer.search.backtest import (
     read_backtest,
 )
 from trainer.search.leaderboard import Row, table, write_leaderboard
-from trainer.search.members import DONE, MemberRun, run_member
+from trainer.search.members import DONE, MemberRun, refit_member, run_member
 from trainer.search.portfolio import SEASONAL_NAIVE, Candidate, portfolio
 from trainer.search.selection import Selection, combine, greedy_selection
 from trainer.training.run_dir import load_config_dict
@@ -68,6 +68,7 @@ class SearchPlan:
     trainer_flags: Sequence[str] = ()  # after each candidate's own flags
     levels: Sequence[float] = ()  # of the ensemble's calibrated intervals; () for none
     include: Sequence[str] = ()  # fnmatch patterns of the candidates' names; (): all
+    refit: bool = False  # refit the chosen members on train and valid after the search
 
 
 @dataclasses.dataclass
@@ -79,6 +80,7 @@ class Scored:
     score: float
     seconds: float
     path: str = ""  # its SavedModel, for a trained member
+    run_dir: str = ""  # its run directory, for a trained member
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +125,7 @@ def _score_member(backtest: Backtest, member: MemberRun, candidate: Candidate) -
     exported = load_exported_model(member.directory)
     forecast = member_forecast(backtest, exported)
     return Scored(candidate=candidate, forecast=forecast, score=backtest.score(forecast),
-                  seconds=member.seconds, path=exported.path)
+                  seconds=member.seconds, path=exported.path, run_dir=member.directory)
 
 
 class SearchError(TrainerError):
@@ -206,7 +208,8 @@ def run_search(plan: SearchPlan) -> SearchResult:
                           " give the search more time, or fewer trainer steps with --trainer_flags")
     return build_ensemble(scored, rows, backtest=backtest, output_dir=plan.output_dir,
                           rounds=plan.ensemble_rounds, levels=plan.levels, trained=trained,
-                          start=start)
+                          start=start, refit_time_limit=plan.candidate_time_limit if plan.refit
+                          else 0.0)
 
 
 def score_baselines(backtest: Backtest) -> Tuple[List[Scored], List[Row]]:
@@ -222,12 +225,32 @@ def score_baselines(backtest: Backtest) -> Tuple[List[Scored], List[Row]]:
     return scored, rows
 
 
+def refit_members(scored: Sequence[Scored], weights: np.ndarray, *, time_limit: float
+                  ) -> Dict[str, str]:
+    """{name: the refit's SavedModel} of the chosen trained members (weight > 0), each refit on
+    train and valid for its chosen steps (`trainer.search.members.refit_member`); a member
+    whose refit fails keeps its own model."""
+    refits = {}
+    for member, weight in zip(scored, weights):
+        if weight > 0 and member.run_dir:
+            logger.info("refitting %s on train and valid", member.candidate.name)
+            path = refit_member(member.run_dir, time_limit=time_limit)
+            if path:
+                refits[member.candidate.name] = path
+    return refits
+
+
 def build_ensemble(scored: Sequence[Scored], rows: Sequence[Row], *, backtest: Backtest,
                    output_dir: str, rounds: int, levels: Sequence[float], trained: int,
-                   start: float) -> SearchResult:
+                   start: float, refit_time_limit: float = 0.0) -> SearchResult:
     """Select the ensemble of the `scored` members (at least one trained) on the backtest
     windows, export it with its calibrated intervals to OUTPUT_DIR/export/best and write the
-    leaderboard there (`rows`, with the weights and the ensemble's row added)."""
+    leaderboard there (`rows`, with the weights and the ensemble's row added).
+
+    With `refit_time_limit` > 0 the chosen trained members are refit on train and valid first
+    and the ensemble holds the refits, with the weights and the intervals' offsets chosen on
+    the held-out forecasts of the runs before (as `trainer.refit` applies its run's
+    calibration)."""
     # The export needs one trained member (it sets the signature and the assets).
     selection = greedy_selection(np.stack([s.forecast for s in scored]),
                                  targets=backtest.scored.labels, series=backtest.scored.series,
@@ -235,8 +258,14 @@ def build_ensemble(scored: Sequence[Scored], rows: Sequence[Row], *, backtest: B
                                  required=[index for index, s in enumerate(scored) if s.path])
     weights: Dict[str, float] = {s.candidate.name: float(w)
                                  for s, w in zip(scored, selection.weights)}
-    rows = [dataclasses.replace(row, weight=weights.get(row.member, 0.0)) for row in rows]
-    members = [ensemble_member(s, weight=float(w), season=backtest.season)
+    refits = (refit_members(scored, selection.weights, time_limit=refit_time_limit)
+              if refit_time_limit > 0 else {})
+    rows = [dataclasses.replace(row, weight=weights.get(row.member, 0.0),
+                                message=(f"refit on train and valid: {refits[row.member]}"
+                                         if row.member in refits else row.message))
+            for row in rows]
+    members = [ensemble_member(dataclasses.replace(s, path=refits.get(s.candidate.name, s.path)),
+                               weight=float(w), season=backtest.season)
                for s, w in zip(scored, selection.weights) if w > 0]
     calibration = ensemble_calibration(backtest, combine([s.forecast for s in scored],
                                                          selection.weights), levels=levels)
@@ -367,7 +396,7 @@ def ensemble_of_runs(prepared: PreparedSeries, *, run_dirs: Sequence[str], outpu
             continue
         score = backtest.score(forecast)
         scored.append(Scored(candidate=Candidate(name=name), forecast=forecast, score=score,
-                             seconds=0.0, path=model.path))
+                             seconds=0.0, path=model.path, run_dir=directory))
         rows.append(Row(member=name, settings=settings, status=DONE, valid_mase=score,
                         seconds=0.0))
         logger.info("member %s: valid mase %.4f (%s)", name, score, settings)

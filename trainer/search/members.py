@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 MEMBER_FILENAME = "search.json"  # in each candidate's directory
 LOG_FILENAME = "train.log"  # the run's stdout and stderr
+REFIT_DIR = "refit"  # trainer.refit's default output directory, below the run's
+REFIT_LOG_FILENAME = "refit.log"
 DONE, STOPPED, FAILED = "done", "stopped by the time limit", "failed"
 GRACE_SECS = 60  # after SIGTERM, how long a run may take to save its checkpoint and exit
 
@@ -134,3 +136,33 @@ def run_member(candidate: Candidate, *, data_dir: str, directory: str, time_limi
     write_text_atomically(f"{directory}/{MEMBER_FILENAME}",
                           json.dumps(dataclasses.asdict(member), indent=2) + "\n")
     return member
+
+
+def refit_member(directory: str, *, time_limit: float) -> Optional[str]:
+    """Refit the run in `directory` on train and valid for its chosen steps (`python -m
+    trainer.refit`, into DIRECTORY/refit) and return the refit's SavedModel, or None (with a
+    warning naming the log) when the refit failed or ran out of time."""
+    command = [sys.executable, "-m", "trainer.refit", f"--run_dir={directory}"]
+    with tempfile.TemporaryFile(mode="w+") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+        try:
+            exit_code = process.wait(timeout=max(time_limit, 1.0))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=GRACE_SECS)
+            exit_code = None
+        except BaseException:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=GRACE_SECS)
+            raise
+        log.seek(0)
+        text = log.read()
+    write_text_atomically(f"{directory}/{REFIT_LOG_FILENAME}", text)
+    metrics = read_metrics_json(f"{directory}/{REFIT_DIR}") if exit_code == 0 else None
+    if not metrics or not metrics.get("saved_model_path"):
+        logger.warning("the refit of %s %s (%s); the ensemble keeps the run's own model", directory,
+                       "ran out of time" if exit_code is None else f"failed: {_last_line(text)}",
+                       f"{directory}/{REFIT_LOG_FILENAME}")
+        return None
+    return str(metrics["saved_model_path"])
