@@ -239,8 +239,15 @@ def test_batch_predict_says_what_the_api_answered(tool_dir, fakes):
 
 
 @pytest.mark.e2e
-def test_predict_turns_a_series_into_the_forecast_of_the_endpoint(tool_dir, fakes, tmp_path):
+@pytest.mark.parametrize("kind", ["model", "ensemble"])
+def test_predict_turns_a_series_into_the_forecast_of_the_endpoint(tool_dir, fakes, tmp_path, kind):
     model = export_model(tmp_path / "model", n_inputs=5, n_outputs=2)
+    if kind == "ensemble":  # forecast auto's export: a model and seasonal naive in one graph
+        from trainer.model.ensemble import Member, export_ensemble
+
+        model = export_ensemble([Member("saved_model", 0.7, path=model),
+                                 Member("seasonal_naive", 0.3, season=7)],
+                                export_dir_base=str(tmp_path / "ensemble"))
     raw = tmp_path / "my sales.csv"
     raw.write_text("timestamp,value\n" + "".join(f"{t},{100 + (t % 7) * 3.5}\n" for t in range(30)))
     output = tmp_path / "forecast.csv"
