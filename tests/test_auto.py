@@ -184,3 +184,33 @@ def test_refit_exports_the_chosen_members_refit_on_train_and_valid(prepared, tmp
     assert {name: members[name]["weight"] for name in members} == pytest.approx(
         {name: row["weight"] for name, row in rows.items()
          if name != "ensemble" and row["weight"] > 0})
+
+
+def test_the_ensembles_intervals_hold_near_nominal_on_held_out_windows(tmp_path):
+    """40 series, 5 valid and 5 test backtest windows each: the intervals are calibrated on the
+    200 valid windows and scored on the 200 test windows, which nothing chose on."""
+    from trainer.prepare import PrepareConfig, prepare
+
+    rng = np.random.default_rng(7)
+    lines = ["series_id,timestamp,value"]
+    for s in range(40):
+        level, noise = rng.uniform(5, 50), rng.uniform(0.5, 2.0)
+        values = level + 3 * np.sin(2 * np.pi * np.arange(80) / SEASON) + noise * rng.normal(size=80)
+        lines += [f"s{s},{t},{value:.4f}" for t, value in enumerate(values)]
+    (tmp_path / "raw.csv").write_text("\n".join(lines) + "\n")
+    prepare(PrepareConfig(input=str(tmp_path / "raw.csv"), output_dir=str(tmp_path / "prepared"),
+                          n_inputs=8, n_outputs=N_OUTPUTS, valid_windows=5, test_windows=5,
+                          season=SEASON))
+    run = tmp_path / "run"
+    result = run_tool("trainer.auto", "--data_dir", str(tmp_path / "prepared"), "--output_dir",
+                      str(run), "--time_limit", "300", "--include",
+                      "naive,seasonal_naive,linear-closed_form-L8-*")
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = tmp_path / "test.json"
+    result = run_tool("trainer.evaluate", "--model_dir", str(run), "--data_dir",
+                      str(tmp_path / "prepared"), "--split", "test", "--output", str(output))
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluation = json.loads(output.read_text())
+    assert evaluation["windows"] == 200
+    metrics = evaluation["metrics"]
+    assert 72 <= metrics["coverage_80"] <= 88 and 90 <= metrics["coverage_95"] <= 99
