@@ -272,16 +272,18 @@ def setup_logging(verbosity: str) -> None:
 
 def run_command(main_function: Callable[[Any], str], argv: Optional[Sequence[str]], *,
                 parser: argparse.ArgumentParser, make_config: Callable[..., Any],
-                quiet_absl: bool = False) -> int:
+                quiet_absl: bool = False,
+                storage_unused: Callable[[Mapping[str, Any]], bool] = lambda given: False) -> int:
     """Parse flags into a config, set up logging, print `main_function(config)`; the exit status.
 
     With gs:// paths among the flags given, Cloud Storage must answer first (`check_reachable`),
     and any error of it, from the config's own reads (prepare.json) on, becomes one line
-    (`storage_error_message`): the same for every command. `quiet_absl` keeps absl's INFO
-    notes (SavedModel fingerprints) out of the log unless DEBUG.
+    (`storage_error_message`): the same for every command, except with the flags for which
+    `storage_unused(given flags)` says that it reads and writes no gs:// file. `quiet_absl`
+    keeps absl's INFO notes (SavedModel fingerprints) out of the log unless DEBUG.
     """
     given = given_flags(parser, argv)
-    storage_paths = gcs_paths_by_flag(given)
+    storage_paths = {} if storage_unused(given) else gcs_paths_by_flag(given)
     try:
         check_reachable(storage_paths)
         config = build_config(parser, make_config, given)
