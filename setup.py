@@ -9,6 +9,7 @@ REQUIRED_PACKAGES = [
     "numpy<2",  # TF 2.13-2.15 are built against NumPy 1.x
     "cloudml-hypertune>=0.1.0.dev6",  # only pre-releases are published
     "google-cloud-storage>=2.10",  # bucket pre-flight check, upload tool
+    "pandas>=1.5,<3",  # forecast timestamps on the series' calendar (infer_freq, offsets)
     # trainer.prepare's columnar CSV reader and shard writer; recent pyarrow needs NumPy 2
     "pyarrow>=14,<20",
 ]

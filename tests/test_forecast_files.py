@@ -27,7 +27,8 @@ def test_plot_is_titled_per_series_and_draws_a_bounded_history():
 
     days = [datetime.datetime(2015, 1, 1) + datetime.timedelta(days=k) for k in range(3650)]
     result = {"id": "store_a", "history": np.arange(3650.0), "history_keys": days,
-              "forecast": np.full(13, 5.0), "actual": None, "future_keys": None}
+              "forecast": np.full(13, 5.0), "actual": None,
+              "future_keys": [days[-1] + datetime.timedelta(days=k) for k in range(1, 14)]}
     figure = make_figure([result, {**result, "id": "store_b"}], history_points=52)
     titles = [axis.get_title() for axis in figure.axes]
     assert titles == ["series store_a", "series store_b"]

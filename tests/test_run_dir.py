@@ -94,6 +94,27 @@ def test_a_run_without_overwrite_resumes_and_keeps_everything(tmp_path):
     assert json.loads((run / "config.json").read_text())["cloud_ml_job_id"] == "job_2"
 
 
+def test_a_config_without_checkpoints_is_replaced_not_compared(tmp_path, caplog):
+    """A first run that failed before its first checkpoint left only config.json: the next
+    command, with other flags, is a new run, not a refused resume."""
+    run = tmp_path / "run"
+    prepare_output_dir(make_config(n_inputs=500), output_dir=str(run), is_chief=True)
+    prepare_output_dir(make_config(n_inputs=28), output_dir=str(run), is_chief=False)
+    with caplog.at_level(logging.INFO, logger="trainer.training.run_dir"):
+        prepare_output_dir(make_config(n_inputs=28), output_dir=str(run), is_chief=True)
+    assert "saved no checkpoint: nothing to resume" in caplog.text
+    assert load_config_dict(str(run))["n_inputs"] == 28
+    # Once a checkpoint exists, other flags are refused again.
+    (run / "model.ckpt-1.index").write_text("a checkpoint")
+    with pytest.raises(ConfigError, match=r"n_inputs: saved 28, now 500"):
+        prepare_output_dir(make_config(n_inputs=500), output_dir=str(run), is_chief=True)
+    # The Estimator's list of checkpoints counts as one too.
+    (run / "model.ckpt-1.index").unlink()
+    (run / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-1"\n')
+    with pytest.raises(ConfigError, match=r"n_inputs: saved 28, now 500"):
+        prepare_output_dir(make_config(n_inputs=500), output_dir=str(run), is_chief=False)
+
+
 def test_saved_config_round_trips(tmp_path):
     config = make_config(model="gru", hidden_units=7, output_dir=str(tmp_path))
     path = save_config(config, str(tmp_path))
@@ -139,6 +160,7 @@ def test_resume_with_the_covariates_of_other_data_is_refused_naming_both(tmp_pat
     run = str(tmp_path / "run")
     temp = covariate_shapes([Covariate("temp", "past")])
     prepare_output_dir(make_config(), output_dir=run, is_chief=True, covariates=temp)
+    (tmp_path / "run" / "model.ckpt-1.index").write_text("a checkpoint")
     assert load_config_dict(run)["covariates"] == [{"name": "temp", "kind": "past", "categories": 0}]
     prepare_output_dir(make_config(), output_dir=run, is_chief=False, covariates=temp)  # the same
     promo = covariate_shapes([Covariate("temp", "past"),

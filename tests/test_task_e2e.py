@@ -215,6 +215,25 @@ def test_first_row_mismatch_stops_before_training(tiny_data, tmp_path):
     assert not list((tmp_path / "run").glob("model.ckpt-*"))
 
 
+def test_a_rerun_after_a_failed_first_run_starts_afresh(tiny_data, tmp_path):
+    """A first run that failed before its first checkpoint left config.json alone: the corrected
+    command trains, and its flags replace the saved ones (nothing was there to resume)."""
+    output = tmp_path / "run"
+    flags = tiny_trainer_flags(tiny_data, output, steps=20)
+    wrong = list(flags)
+    wrong[wrong.index("--n_outputs") + 1] = "4"
+    result = run_task(wrong)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert json.loads((output / "config.json").read_text())["n_outputs"] == 4
+    assert not list(output.glob("model.ckpt-*"))
+    result = run_task(flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "cannot resume" not in result.stderr and "resuming" not in result.stderr
+    assert json.loads((output / "config.json").read_text())["n_outputs"] == 3
+    assert (output / "model.ckpt-20.index").exists()
+    assert json.loads((output / "metrics.json").read_text())["last_global_step"] == 20
+
+
 def test_empty_file_is_named(tiny_data, tmp_path):
     Path(tiny_data["eval_files"][1]).write_text("")
     result = run_task(tiny_trainer_flags(tiny_data, tmp_path / "run", steps=50))

@@ -173,7 +173,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                description="Search a portfolio of forecasters on the valid "
                                "split's backtest windows and export their ensemble as one "
                                "SavedModel.")
-    return run_command(run, argv, parser=parser, make_config=AutoConfig, quiet_absl=True)
+    # --list_candidates only names them: submit_vertex.sh runs it on a machine that may not
+    # reach the bucket of --data_dir, so Cloud Storage is not checked for it.
+    return run_command(run, argv, parser=parser, make_config=AutoConfig, quiet_absl=True,
+                       storage_unused=lambda given: bool(given.get("list_candidates")))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@
 
 - `--series`: a raw series CSV in the shape `trainer.prepare` reads (wide or long). The model
   forecasts the `n_outputs` points after the last `n_inputs` values of each series, at
-  timestamps continuing the series' median step. With `--backtest` the last `n_outputs`
-  points are held out as the actual values and the forecast is made from the points before.
+  timestamps continuing the series' calendar (`trainer.data.frequency`: month starts stay
+  month starts; irregular timestamps step by their median step, with a warning). With
+  `--backtest` the last `n_outputs` points are held out as the actual values and the forecast
+  is made from the points before.
   Output columns: `series_id,timestamp,step,forecast,actual`, and for a model with a quantile
   head a column per level between `forecast` and `actual` (`q0.1,q0.5,q0.9`). For a model trained with
   covariates (its export names them), the file holds their columns too, and the rows after

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from trainer.util.cli import HelpFormatter
 from trainer.util.errors import ConfigError
-from trainer.util.gcs import UPLOAD_WORKERS, upload
+from trainer.util.gcs import UPLOAD_WORKERS, check_reachable, storage_error_message, upload
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -31,10 +31,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.destination.startswith("gs://"):
         parser.error(f"the destination must be gs://BUCKET/PREFIX/, got {args.destination!r}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    storage_paths = {"the destination": [args.destination]}
     try:
+        check_reachable(storage_paths)
         urls = upload(args.files, args.destination, workers=args.workers)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # an error of Cloud Storage is one line, as in every command
+        message = storage_error_message(error, storage_paths)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 1
     print(f"uploaded {len(urls)} files under {args.destination}")
     return 0

@@ -11,7 +11,7 @@ import csv
 import datetime
 import io
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -98,11 +98,10 @@ def make_figure(results: Sequence[Dict[str, Any]], *, levels: Sequence[float] = 
     figure, axes = plt.subplots(len(results), 1, figsize=(9, 2.8 * len(results)), squeeze=False)
     for axis, result in zip(axes[:, 0], results):
         history = list(result["history"])
-        keys = result.get("history_keys")
+        keys = result.get("history_keys") if result.get("future_keys") else None
         if keys is not None:
             x_history = list(keys)
-            x_future = (list(result["future_keys"]) if result.get("future_keys") is not None
-                        else _future_keys(x_history, len(result["forecast"])))
+            x_future = list(result["future_keys"])  # the forecast's timestamps, as in the CSV
         else:
             x_history = list(range(1 - len(history), 1))  # the last known value at step 0
             x_future = list(range(1, len(result["forecast"]) + 1))
@@ -133,9 +132,3 @@ def make_figure(results: Sequence[Dict[str, Any]], *, levels: Sequence[float] = 
     figure.tight_layout()
     return figure
 
-
-def _future_keys(history_keys: List[Any], count: int) -> List[Any]:
-    if len(history_keys) < 2:
-        return list(range(1, count + 1))
-    step = history_keys[-1] - history_keys[-2]
-    return [history_keys[-1] + step * k for k in range(1, count + 1)]

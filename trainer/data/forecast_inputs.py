@@ -16,12 +16,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from trainer.data.covariates import CALENDAR_FEATURES, Covariate, forecast_covariates
+from trainer.data.frequency import format_keys, future_keys
 from trainer.data.schema import read_rows
 from trainer.data.series import (
     BAD_VALUE_ACTIONS,
     GAP_FACTOR,
     Series,
-    future_timestamps,
     parse_timestamp,
     read_series,
     time_value,
@@ -140,6 +140,7 @@ def horizon_of(series: Series, result: Dict[str, Any], *, n_outputs: int,
     rows = len(future["times"]) if future else 0
     if rows >= n_outputs:
         result["timestamps"] = future["timestamps"][:n_outputs]
+        result["future_keys"] = [parse_timestamp(stamp) for stamp in result["timestamps"]]
         return {"times": future["times"][:n_outputs], "lines": future["lines"][:n_outputs],
                 "extra": {name: text[:n_outputs] for name, text in future["extra"].items()}}
     if needs_rows:
@@ -172,6 +173,8 @@ def series_windows(series_list: Sequence[Series], *, n_inputs: int, n_outputs: i
                             + "; give a longer series")
         end = len(series.values) - (n_outputs if backtest else 0)
         history_start = max(begin, end - max(history_points, n_inputs))
+        # The horizon's time keys: the held-out points', else the steps of the series' calendar.
+        horizon_keys = series.keys[end:] if backtest else future_keys(series, n_outputs)
         results.append({
             "id": series.series_id, "end": end, "backtest": backtest,
             "inputs": series.values[end - n_inputs:end],
@@ -179,8 +182,8 @@ def series_windows(series_list: Sequence[Series], *, n_inputs: int, n_outputs: i
             "history_keys": series.keys[history_start:end],
             "actual": series.values[end:] if backtest else None,
             "timestamps": (series.timestamps[end:] if backtest
-                           else future_timestamps(series, n_outputs)),
-            "future_keys": series.keys[end:] if backtest else None,
+                           else format_keys(series, horizon_keys, n_outputs)),
+            "future_keys": horizon_keys,
         })
     if not covariates:
         return results, None

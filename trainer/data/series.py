@@ -456,26 +456,3 @@ def _difference(later: TimeKey, earlier: TimeKey) -> float:
 
 def _format_step(step: float, example: TimeKey) -> str:
     return str(datetime.timedelta(seconds=step)) if isinstance(example, datetime.datetime) else f"{step:g}"
-
-
-def future_timestamps(series: Series, count: int) -> List[str]:
-    """`count` timestamps after the last one of `series`, at its median step.
-
-    >>> s = Series("a", ["2024-01-01", "2024-01-02"], [time_value(parse_timestamp("2024-01-01")),
-    ...            time_value(parse_timestamp("2024-01-02"))], np.zeros(2), [2, 3],
-    ...            time_kind=DATETIME)
-    >>> future_timestamps(s, 2)
-    ['2024-01-03', '2024-01-04']
-    """
-    keys = series.keys
-    last = keys[-1]
-    if len(keys) < 2:
-        return [""] * count
-    if isinstance(last, datetime.datetime):
-        steps = [(b - a).total_seconds() for a, b in zip(keys, keys[1:])]
-        step = datetime.timedelta(seconds=float(np.median(steps)))
-        date_only = all(len(stamp) == 10 for stamp in series.timestamps)
-        stamps = [last + step * k for k in range(1, count + 1)]
-        return [s.date().isoformat() if date_only else s.isoformat() for s in stamps]
-    step = float(np.median(np.diff(np.array(keys, dtype=np.float64))))
-    return [f"{last + step * k:g}" for k in range(1, count + 1)]

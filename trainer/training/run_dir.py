@@ -141,8 +141,10 @@ def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool
     `directories`, where the run writes, and `covariates`, those of the data); every process
     refuses to resume a run whose saved config.json differs from the flags in a key of
     ARCHITECTURE_KEYS or in its covariates (the checkpoint could not be read), and config.json
-    is written only after that check. Another --monitored_metric than the saved one is allowed
-    (no variable depends on it); the chief says what it changes. With --overwrite:
+    is written only after that check. A config.json without any checkpoint beside it (a run
+    that failed before its first save) is not compared: the chief replaces it. Another
+    --monitored_metric than the saved one is allowed (no variable depends on it); the chief
+    says what it changes. With --overwrite:
 
     - a chief restarted within its cloud job (config.json names the same `job_id`, from
       $CLOUD_ML_JOB_ID) resumes instead of deleting the checkpoints its job has written;
@@ -150,6 +152,12 @@ def prepare_output_dir(config: TrainerConfig, *, output_dir: str, is_chief: bool
     """
     if not config.overwrite:
         saved = load_config_dict(output_dir)
+        # Without a checkpoint there is nothing to resume: a first run that failed before its
+        # first save (data checks, a too-long --n_inputs) must not block the corrected command.
+        if saved is not None and not has_checkpoints(output_dir):
+            logger.info("%s holds the config.json of a run that saved no checkpoint: nothing to "
+                        "resume, so this run replaces it", output_dir)
+            saved = None
     elif is_chief:
         saved = _written_by_this_job(output_dir, job_id)
         # An empty directory may be one that a worker starting first has just created.
@@ -200,6 +208,14 @@ def _written_by_this_job(output_dir: str, job_id: Optional[str]) -> Optional[Dic
                    "chief: resuming from its checkpoints instead of deleting them", output_dir,
                    JOB_ID_VARIABLE, job_id)
     return saved
+
+
+def has_checkpoints(output_dir: str) -> bool:
+    """True when `output_dir` holds a checkpoint (its index file, or the Estimator's list of
+    checkpoints): what a run there would resume from."""
+    prefix = output_dir.rstrip("/") + "/"
+    return (tf.io.gfile.exists(prefix + "checkpoint")
+            or bool(tf.io.gfile.glob(prefix + "model.ckpt-*.index")))
 
 
 def latest_global_step(output_dir: str) -> Optional[int]:

@@ -7,7 +7,9 @@ logging and runs the command. Exit status, the same for every command (`trainer.
 
 - 0 on success;
 - 2 for a bad flag or flags that conflict (argparse's `usage: ... error: ...`);
-- 1 for bad input (a `TrainerError`, printed as one `error: ...` line);
+- 1 for bad input (a `TrainerError`, printed as one `error: ...` line), and for an error of
+  Cloud Storage with gs:// paths (one line naming the flag, the path and what to check:
+  `trainer.util.gcs`; the traceback with --verbosity DEBUG);
 - 128 + the signal number when a signal stopped it (`Stopped`: 143 for SIGTERM, 130 for
   SIGINT), with one line saying where it stopped;
 - any other failure keeps its traceback.
@@ -22,11 +24,14 @@ import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from trainer.util.errors import ConfigError, Stopped, TrainerError
+from trainer.util.gcs import check_reachable, gcs_paths_by_flag, storage_error_message
 
 # Before TensorFlow loads: keep its C++ log (CUDA plugin registration errors on a machine
 # without a GPU, and the like) out of the log. Every command imports this module first. Real
 # failures still reach Python as exceptions. Set TF_CPP_MIN_LOG_LEVEL=0 to see it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+logger = logging.getLogger(__name__)
 
 VERBOSITIES = ("DEBUG", "INFO", "WARNING", "ERROR")
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BAD_FLAG = 0, 1, 2
@@ -162,13 +167,23 @@ def parse_flags(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]],
     like a bad flag value; so do words that are no flag, with a hint when they are the files of
     a pattern the shell expanded.
     """
+    return build_config(parser, make_config, given_flags(parser, argv))
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> Dict[str, Any]:
+    """The flags on the command line `argv`, by name, parsed (words that are no flag exit 2)."""
     namespace = argparse.Namespace(**{action.dest: _NOT_GIVEN for action in parser._actions
                                       if action.dest != "help"})
     args, extras = parser.parse_known_args(argv, namespace)
     if extras:
         parser.error(unrecognized_arguments_message(list(sys.argv[1:] if argv is None else argv),
                                                     extras))
-    given = {name: value for name, value in vars(args).items() if value is not _NOT_GIVEN}
+    return {name: value for name, value in vars(args).items() if value is not _NOT_GIVEN}
+
+
+def build_config(parser: argparse.ArgumentParser, make_config: Callable[..., Any],
+                 given: Dict[str, Any]) -> Any:
+    """`make_config(**given)`; its ConfigError exits 2 with argparse's message."""
     try:
         return make_config(**given)
     except ConfigError as error:
@@ -257,16 +272,24 @@ def setup_logging(verbosity: str) -> None:
 
 def run_command(main_function: Callable[[Any], str], argv: Optional[Sequence[str]], *,
                 parser: argparse.ArgumentParser, make_config: Callable[..., Any],
-                quiet_absl: bool = False) -> int:
+                quiet_absl: bool = False,
+                storage_unused: Callable[[Mapping[str, Any]], bool] = lambda given: False) -> int:
     """Parse flags into a config, set up logging, print `main_function(config)`; the exit status.
 
-    `quiet_absl` keeps absl's INFO notes (SavedModel fingerprints) out of the log unless DEBUG.
+    With gs:// paths among the flags given, Cloud Storage must answer first (`check_reachable`),
+    and any error of it, from the config's own reads (prepare.json) on, becomes one line
+    (`storage_error_message`): the same for every command, except with the flags for which
+    `storage_unused(given flags)` says that it reads and writes no gs:// file. `quiet_absl`
+    keeps absl's INFO notes (SavedModel fingerprints) out of the log unless DEBUG.
     """
-    config = parse_flags(parser, argv, make_config)
-    setup_logging(config.verbosity)
-    if quiet_absl and config.verbosity != "DEBUG":
-        logging.getLogger("absl").setLevel(logging.WARNING)
+    given = given_flags(parser, argv)
+    storage_paths = {} if storage_unused(given) else gcs_paths_by_flag(given)
     try:
+        check_reachable(storage_paths)
+        config = build_config(parser, make_config, given)
+        setup_logging(config.verbosity)
+        if quiet_absl and config.verbosity != "DEBUG":
+            logging.getLogger("absl").setLevel(logging.WARNING)
         summary = main_function(config)
     except TrainerError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -274,5 +297,12 @@ def run_command(main_function: Callable[[Any], str], argv: Optional[Sequence[str
     except Stopped as stop:
         print(str(stop), file=sys.stderr)
         return stop.exit_code
+    except Exception as error:
+        message = storage_error_message(error, storage_paths)
+        if message is None:
+            raise
+        logger.debug("the Cloud Storage error in full", exc_info=True)
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(summary)
     return EXIT_OK
