@@ -40,11 +40,12 @@ def prepared(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def search(prepared, tmp_path_factory):
-    """One search, with one member made to fail: its directory holds another run's config."""
+    """One search, with one member made to fail: its directory holds another run's checkpoint."""
     run = tmp_path_factory.mktemp("search") / "run"
     broken = run / "members" / "linear-closed_form-L8-global_zscore"
     broken.mkdir(parents=True)
     (broken / "config.json").write_text(json.dumps({"model": "dnn", "n_inputs": 99}))
+    (broken / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-5"\n')
     result = run_tool("trainer.auto", "--data_dir", str(prepared), "--output_dir", str(run), *FLAGS)
     assert result.returncode == 0, result.stderr[-3000:]
     return run, result
@@ -102,7 +103,8 @@ def test_the_ensemble_is_one_savedmodel_that_evaluate_scores_as_the_search_did(s
 def test_a_search_run_again_resumes_and_trains_nothing_twice(search, prepared):
     run, _ = search
     before = json.loads((run / "members" / "dnn-L8-s1" / "search.json").read_text())
-    (run / "members" / "linear-closed_form-L8-global_zscore" / "config.json").unlink()
+    for name in ("config.json", "checkpoint"):  # the other run's files, moved away by the user
+        (run / "members" / "linear-closed_form-L8-global_zscore" / name).unlink()
     result = run_tool("trainer.auto", "--data_dir", str(prepared), "--output_dir", str(run), *FLAGS)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dnn-L8-s1: done in an earlier search" in result.stderr

@@ -152,6 +152,7 @@ def test_a_failing_candidate_is_a_line_not_the_end(tmp_path):
     directory = tmp_path / "members" / "linear"
     directory.mkdir(parents=True)
     (directory / "config.json").write_text(json.dumps({"model": "dnn", "n_inputs": 99}))
+    (directory / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-5"\n')  # another run's
     member = run_member(closed_form(), data_dir=data_dir, directory=str(directory),
                         time_limit=300)
     assert member.status == FAILED and member.exit_code == 1 and not member.has_export()
