@@ -431,6 +431,15 @@ def test_help_exits_0(tool_dir, script):
     (["train", "--dry-run", "--job-name", "7th job"], "--job-name must be"),
     (["train", "--dry-run", "--", "--output_dir", "gs://x/y"], "--output_dir is set by this script"),
     (["tune", "--dry-run", "--", "--job-dir=gs://x/y"], "--job-dir is set by this script"),
+    # The job reads no path of this machine: the same words as submit_vertex.sh auto's.
+    (["train", "--dry-run", "--", "--data_dir", "prepared"],
+     "--data_dir prepared is not in Cloud Storage, where the job could read it: prepare into "
+     "gs://BUCKET/... or upload it (forecast storage upload)"),
+    (["tune", "--dry-run", "--", "--data_dir=./prepared"], "--data_dir ./prepared is not in Cloud"),
+    (["train", "--dry-run", "--", "--train_data_paths", "gs://b/train-*.csv,data/more-*.csv",
+      "--eval_data_paths", "gs://b/eval-*.csv"], "--train_data_paths data/more-*.csv is not in Cloud"),
+    (["tune", "--dry-run", "--", "--train_data_paths", "gs://b/t-*.csv", "--eval_data_paths",
+      "/tmp/eval.csv"], "--eval_data_paths /tmp/eval.csv is not in Cloud Storage"),
 ])
 def test_bad_arguments_exit_2_with_a_message(tool_dir, script, args, message):
     result = run_script(script, args, tool_dir=tool_dir)
