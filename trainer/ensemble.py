@@ -11,15 +11,14 @@ OUTPUT_DIR/export/best with its leaderboard, as `forecast auto` does after train
 (`trainer.search.auto`).
 """
 
-import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+import dataclasses
 import sys
 from typing import Optional, Sequence
-
-from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, int_at_least, run_command
 
 from trainer.data.prepared import open_prepared
 from trainer.model.heads import parse_quantiles
 from trainer.search.auto import ensemble_of_runs, expand_member_patterns, summarize
+from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, int_at_least, run_command
 from trainer.util.errors import ConfigError
 
 DEFAULT_LEVELS = "0.025,0.1,0.5,0.9,0.975"  # the 80% and 95% intervals
@@ -65,8 +64,8 @@ def ensemble(config: EnsembleConfig):
                             levels=parse_quantiles(config.quantiles) if config.quantiles else ())
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_flag_parser(EnsembleConfig, prog="python -m trainer.ensemble",
+def main(argv: Optional[Sequence[str]] = None, *, prog: str = "python -m trainer.ensemble") -> int:
+    parser = build_flag_parser(EnsembleConfig, prog=prog,
                                description="Select an ensemble of finished runs on the valid "
                                "split's backtest windows and export it as one SavedModel.")
     return run_command(lambda config: summarize(ensemble(config)), argv, parser=parser,

@@ -8,6 +8,8 @@ search knows of a candidate is in its directory: `search.json` (written here whe
 ends: status, seconds, exit code), the run's own metrics.json and export/best.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import logging
@@ -18,12 +20,10 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-import tensorflow as tf
-
 from trainer.model.serving import BEST_EXPORTER, EXPORT_DIR
 from trainer.search.portfolio import Candidate
-from trainer.training.reporting import read_metrics_json
 from trainer.util.files import write_text_atomically
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ class MemberRun:
 
     def metrics(self) -> Optional[Dict[str, Any]]:
         """The run's metrics.json: its best evaluation on the valid split."""
+        # Here: trainer.training.reporting's exporters subclass TensorFlow's, and the commands
+        # above this module build their parsers (--help) without loading TensorFlow.
+        from trainer.training.reporting import read_metrics_json
+
         return read_metrics_json(self.directory)
 
 
