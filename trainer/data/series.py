@@ -209,7 +209,7 @@ def likely_id_columns(data: bytes, header: Sequence[str], *, exclude: Sequence[s
     """The columns of a file read as wide that look like a series id (text values in its first
     rows, or an id's name): what a message suggests as --series_id_column.
 
-    >>> likely_id_columns(b"id,timestamp,value\na,1,2.5\n", ["id", "timestamp", "value"],
+    >>> likely_id_columns(b"id,timestamp,value\\na,1,2.5\\n", ["id", "timestamp", "value"],
     ...                   exclude=["timestamp"])
     ['id']
     """
