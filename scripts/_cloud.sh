@@ -154,6 +154,37 @@ reject_output_flags() {
   done
 }
 
+# The job runs in the cloud, which reads no path of this machine: the data flags of the trainer
+# (and of the search, python -m trainer.auto) must name Cloud Storage. Each comma-separated
+# pattern of --train_data_paths/--eval_data_paths counts; an empty value is left to the checks
+# that word it.
+reject_local_data_flags() {
+  local arg flag="" value pattern patterns
+  for arg in "$@"; do
+    if [ -n "$flag" ]; then
+      value="$arg"
+    else
+      case "$arg" in
+        --data_dir=* | --train_data_paths=* | --eval_data_paths=* | --stats_file=*)
+          flag="${arg%%=*}" value="${arg#*=}" ;;
+        --data_dir | --train_data_paths | --eval_data_paths | --stats_file)
+          flag="$arg"; continue ;;
+        *) continue ;;
+      esac
+    fi
+    IFS=, read -r -a patterns <<<"$value"
+    for pattern in ${patterns[@]+"${patterns[@]}"}; do
+      pattern="${pattern#"${pattern%%[![:space:]]*}"}"
+      case "$pattern" in
+        gs://* | "") ;;
+        *) usage_error "$flag $pattern is not in Cloud Storage, where the job could read it:" \
+                       "prepare into gs://BUCKET/... or upload it (forecast storage upload)" ;;
+      esac
+    done
+    flag=""
+  done
+}
+
 # Newlines and other control characters fit neither a YAML single-quoted scalar nor a
 # gcloud list, and no trainer flag needs one.
 reject_control_characters() {

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Sourced by the other scripts: make .venv (Python 3.9-3.11) and install the package into it.
 # Usage: ensure_venv [EXTRAS]   e.g. ensure_venv test  ->  pip install -e ".[test]"
-# Reinstalls only when setup.py or the extras change. PYTHON=/path/to/python picks the interpreter.
+# Reinstalls only when setup.py changes or the extras ask for more than an earlier install of
+# it has (extras_cover). PYTHON=/path/to/python picks the interpreter.
 
 find_python() {
   local candidate
@@ -18,20 +19,37 @@ find_python() {
   return 1
 }
 
+# Whether an install with the extras $1 holds the packages of the extras $2 too (setup.py: the
+# `test` extra has matplotlib, the `plot` extra; `bench` is empty; every install holds the
+# package itself). So ./scripts/test.sh after ./scripts/train_local.sh installs only what
+# testing adds, and ./scripts/train_local.sh after ./scripts/test.sh installs nothing.
+extras_cover() {
+  [ "$1" = "$2" ] && return 0
+  case "$2" in none | bench) return 0 ;; esac
+  [ "$1" = test ] && [ "$2" = plot ]
+}
+
 ensure_venv() {
-  local extras="${1:-}" spec="." python stamp
+  local extras="${1:-}" spec="." python sum stamp existing new_venv=0
   [ -n "$extras" ] && spec=".[$extras]"
   if [ ! -x .venv/bin/python ]; then
     python=$(find_python) || return 1
     echo "creating .venv with $python" >&2
     "$python" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip >&2
+    new_venv=1
   fi
-  stamp=".venv/.installed-$(cat setup.py | cksum | cut -d' ' -f1)-${extras:-none}"
-  if [ ! -f "$stamp" ]; then
+  sum="$(cat setup.py | cksum | cut -d' ' -f1)"
+  stamp=".venv/.installed-$sum-${extras:-none}"
+  for existing in .venv/.installed-"$sum"-*; do
+    [ -f "$existing" ] && extras_cover "${existing##*-}" "${extras:-none}" && return 0
+  done
+  if [ "$new_venv" = 1 ]; then
     echo "installing $spec into .venv (first run: TensorFlow is a large download)" >&2
-    .venv/bin/python -m pip install --quiet -e "$spec" >&2
-    touch "$stamp"
-    echo "installed. For the commands in a shell: source .venv/bin/activate (then: forecast --help)" >&2
+  else
+    echo "installing $spec into .venv (setup.py changed, or these extras are new to it)" >&2
   fi
+  .venv/bin/python -m pip install --quiet -e "$spec" >&2
+  touch "$stamp"
+  echo "installed. For the commands in a shell: source .venv/bin/activate (then: forecast --help)" >&2
 }

@@ -73,6 +73,7 @@ JOB_NAME="${JOB_NAME:-$(default_job_name)}"
 [[ "$JOB_NAME" =~ ^[A-Za-z][A-Za-z0-9_]{0,127}$ ]] ||
   usage_error "--job-name must be a letter then up to 127 letters, digits or _, got '$JOB_NAME'"
 reject_output_flags ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}
+reject_local_data_flags ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}
 
 # Copy config.yaml to $1 without the hyperparameters block (see the header).
 strip_hyperparameters() {

@@ -97,6 +97,7 @@ JOB_NAME="${JOB_NAME:-$(default_job_name)}"
 [[ "$BUCKET" != *[[:cntrl:]]* ]] || usage_error "--bucket contains a control character (newline, tab...)"
 reject_output_flags ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}
 reject_control_characters ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}
+reject_local_data_flags ${TRAINER_ARGS[@]+"${TRAINER_ARGS[@]}"}
 
 # The job's baseOutputDirectory.
 OUTPUT_DIR="$BUCKET/$JOB_NAME"
@@ -196,18 +197,14 @@ trainer_flag_value() {
 
 # CANDIDATES: the names of the search's candidates that train, from the package itself
 # (python -m trainer.auto --list_candidates; PYTHON, else .venv/bin/python, else python3).
-# The trials run in the cloud, so the data must be there: --data_dir gs://..., and the
-# look-backs given (the listing then reads no data).
+# The trials run in the cloud, so the data must be there: --data_dir gs://... (a local one is
+# refused for every subcommand: reject_local_data_flags), and the look-backs given (the
+# listing then reads no data).
 list_search_candidates() {
-  local data_dir python output
-  data_dir="$(trainer_flag_value --data_dir)"
-  case "$data_dir" in
-    gs://*) ;;
-    "") usage_error "auto needs the search's --data_dir after --: a prepared directory in Cloud" \
-                    "Storage (forecast prepare --output_dir gs://BUCKET/prepared)" ;;
-    *) usage_error "--data_dir $data_dir is not in Cloud Storage, where the trials could read it:" \
-                   "prepare into gs://BUCKET/... or upload it (forecast storage upload)" ;;
-  esac
+  local python output
+  [ -n "$(trainer_flag_value --data_dir)" ] ||
+    usage_error "auto needs the search's --data_dir after --: a prepared directory in Cloud" \
+                "Storage (forecast prepare --output_dir gs://BUCKET/prepared)"
   [ -n "$(trainer_flag_value --look_backs)" ] ||
     usage_error "auto needs --look_backs after -- (e.g. --look_backs 52,104): every trial and the" \
                 "candidate list must agree on them"

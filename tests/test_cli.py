@@ -87,6 +87,32 @@ def test_an_unquoted_pattern_that_the_shell_expanded_is_named_with_the_quoting_t
             ) in result.stderr, result.stderr
 
 
+# A mistyped flag of each command and the flag meant, from the command's own parser.
+TYPOS = {"prepare": ["--n_input", "28"], "train": ["--n_input", "28"],
+         "evaluate": ["--model_di", "m"], "auto": ["--time_limt", "60"],
+         "ensemble": ["--member", "r"], "refit": ["--run_di", "r"],
+         "predict": ["--plot_counts", "3"], "instances": ["--model_dir", "m", "--fromat", "json"],
+         "cluster": ["--worker", "2"], "storage": ["upload", "a.csv", "gs://b/", "--workrs", "2"]}
+MEANT = {"prepare": "--n_inputs", "train": "--n_inputs", "evaluate": "--model_dir",
+         "auto": "--time_limit", "ensemble": "--members", "refit": "--run_dir",
+         "predict": "--plot_count", "instances": "--format", "cluster": "--workers",
+         "storage": "--workers"}
+
+
+@pytest.mark.parametrize("command", sorted(TYPOS))
+def test_a_mistyped_flag_names_the_flag_meant_in_every_command(capsys, command):
+    from trainer.__main__ import SUBCOMMANDS, main
+
+    assert set(TYPOS) == set(SUBCOMMANDS)
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, *TYPOS[command]])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    typo = next(word for word in TYPOS[command] if word.startswith("--") and word != "--model_dir")
+    assert f"error: unrecognized arguments: {typo} " in err, err
+    assert f"(did you mean {MEANT[command]}?)" in err, err
+
+
 def test_stray_words_that_are_no_files_keep_argparses_message(capsys):
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main(["--model_dir", "m", "--data_paths", "a.csv", "b.csv"])
@@ -123,3 +149,17 @@ def test_tensorflow_says_a_skipped_evaluation_and_its_warnings_but_not_its_chatt
         assert (line in result.stderr) == (line in shown), (verbosity, line, result.stderr)
     if verbosity == "INFO":
         assert "INFO Skip the current checkpoint eval due to throttle secs (30 secs)." in result.stderr
+
+
+def test_predict_keeps_an_existing_output_unless_overwrite(tmp_path, capsys):
+    """As prepare refuses to replace its output, predict refuses before any work."""
+    output = tmp_path / "forecast.csv"
+    output.write_text("kept\n")
+    flags = ["--model_dir", str(tmp_path / "no_model"), "--series", str(tmp_path / "raw.csv"),
+             "--output", str(output)]
+    assert predict.main(flags) == 1
+    assert (f"error: --output {output} exists already; give another path or pass --overwrite to "
+            "replace it") in capsys.readouterr().err
+    assert output.read_text() == "kept\n"
+    assert predict.main([*flags, "--overwrite"]) == 1  # on to the model, which is not there
+    assert "holds no saved_model.pb" in capsys.readouterr().err

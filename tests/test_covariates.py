@@ -262,10 +262,12 @@ def test_calendar_features_are_future_covariates_from_the_timestamps(tmp_path):
     daily = tmp_path / "daily.csv"
     daily.write_text("timestamp,value\n" + "".join(f"2024-03-{d:02d},{d}\n" for d in range(1, 31)))
     summary = prepare(PrepareConfig(input=str(daily), output_dir=str(tmp_path / "d"),
-                                    valid_points=3, test_points=3, calendar_features="auto"))
+                                    valid_points=3, test_points=3, calendar_features="auto",
+                                    n_inputs=7, n_outputs=2))
     assert summary["calendar_features"] == ["calendar_day_of_week", "calendar_day_of_year"]
     index = tmp_path / "index.csv"
     index.write_text("timestamp,value\n" + "".join(f"{t},{t}\n" for t in range(30)))
     summary = prepare(PrepareConfig(input=str(index), output_dir=str(tmp_path / "i"),
-                                    valid_points=3, test_points=3, calendar_features="auto"))
+                                    valid_points=3, test_points=3, calendar_features="auto",
+                                    n_inputs=7, n_outputs=2))
     assert summary["calendar_features"] == [] and summary["covariates"] == []

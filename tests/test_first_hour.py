@@ -202,7 +202,7 @@ def test_predict_and_evaluate_take_the_policy_columns_and_season_of_the_training
     assert [r["timestamp"] for r in rows] == ["200", "201", "202"]
     # A flag given still wins.
     result = run_tool("trainer.predict", "--model_dir", str(run), "--series", str(raw),
-                      "--output", str(forecast), "--on_bad_values", "fail")
+                      "--output", str(forecast), "--on_bad_values", "fail", "--overwrite")
     assert result.returncode == 1
     assert f"error: line 62 of {raw}" in result.stderr and "is missing" in result.stderr
     # evaluate: the training run's season, and the table without --output.

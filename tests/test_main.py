@@ -5,6 +5,7 @@ import argparse
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,8 +55,10 @@ def test_forecast_without_a_subcommand_lists_them(capsys):
         assert f"{name}" in out and note in out and f"python -m {module}" in out
     assert main([]) == 2
     assert "usage: forecast SUBCOMMAND" in capsys.readouterr().err
-    assert main(["fit"]) == 2
-    assert "error: no subcommand 'fit'; choose one of prepare, train, evaluate" in capsys.readouterr().err
+    assert main(["plot"]) == 2
+    assert "error: no subcommand 'plot'; choose one of prepare, train, evaluate" in capsys.readouterr().err
+    assert main(["trian"]) == 2
+    assert "error: no subcommand 'trian' (did you mean train?)" in capsys.readouterr().err
 
 
 HELP_COMMANDS = [[name] for name in SUBCOMMANDS] + [["storage", "upload"]]
@@ -75,7 +78,7 @@ def test_help_shows_no_empty_default_and_every_flag_has_a_help_text(argv, capsys
         main([*argv, "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: python -m trainer.")
+    assert out.startswith(f"usage: python -m trainer {' '.join(argv)} "), out[:200]  # as it ran
     assert "(default: )" not in out and "(default: None)" not in out, out
     actions = [action for parser in seen for action in parser._actions
                if action.option_strings and action.dest != "help"]
@@ -84,3 +87,48 @@ def test_help_shows_no_empty_default_and_every_flag_has_a_help_text(argv, capsys
     # A default worth showing is still shown.
     if argv == ["train"]:
         assert "(default: 6000)" in out and "(default: window_zscore)" in out
+
+
+HELP_LOADS = """
+import sys
+from trainer.__main__ import main
+for argv in {commands!r}:
+    try:
+        main([*argv, "--help"])
+    except SystemExit as stop:
+        assert stop.code == 0, (argv, stop.code)
+print(sorted(name for name in ("tensorflow", "matplotlib") if name in sys.modules))
+"""
+
+
+def test_the_help_of_every_subcommand_loads_no_tensorflow():
+    """`--help` builds every command's parser and prints it without importing TensorFlow, which
+    takes seconds (a behaviour: how long --help takes is the benchmark's business, not a test's)."""
+    result = subprocess.run([sys.executable, "-c", HELP_LOADS.format(commands=HELP_COMMANDS)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:]
+
+
+def test_usage_names_the_command_as_it_was_run():
+    def usage(*command):
+        result = subprocess.run([*command, "--help"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.splitlines()[0]
+
+    assert usage(sys.executable, "-m", "trainer", "prepare").startswith(
+        "usage: python -m trainer prepare [-h]")
+    assert usage(sys.executable, "-m", "trainer.prepare").startswith(
+        "usage: python -m trainer.prepare [-h]")
+    forecast = Path(sys.executable).parent / "forecast"  # the console script pip installed
+    if forecast.exists():
+        assert usage(str(forecast), "prepare").startswith("usage: forecast prepare [-h]")
+
+
+def test_heads_name_tensorflows_losses_collection():
+    import tensorflow as tf
+
+    from trainer.model.heads import LOSSES_COLLECTION
+
+    assert LOSSES_COLLECTION == tf.compat.v1.GraphKeys.LOSSES

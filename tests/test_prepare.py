@@ -1,5 +1,6 @@
 """trainer.prepare: reading, checks, time splits and windows on hand-made series with known answers."""
 
+import datetime
 import json
 import subprocess
 import sys
@@ -184,7 +185,9 @@ def test_too_few_points_for_one_window(tmp_path):
     with pytest.raises(DataError, match=r"the longest series has 6 points, fewer than one window of "
                                         r"--n_inputs 5 \+ --n_outputs 2 = 7"):
         run_prepare(tmp_path, source, n_inputs=5, n_outputs=2)
-    with pytest.raises(DataError, match=r"the test split has no complete window"):
+    with pytest.raises(DataError, match=r"the test split \(1 point\) has no complete window of 7 "
+                                        r"points \(--n_inputs 5 \+ --n_outputs 2; --valid_fraction 0 "
+                                        r"--test_fraction 0.1\); give a longer series"):
         run_prepare(tmp_path, write_wide(tmp_path / "s2.csv", range(10)), n_inputs=5, n_outputs=2,
                     valid_fraction=0.0, test_fraction=0.1)
 
@@ -262,3 +265,70 @@ def test_prepare_json_says_how_the_raw_csv_was_read(tmp_path):
         "target": "units", "timestamp_column": "day", "series_id_column": "series_id",
         "on_bad_values": "drop", "gap_factor": 0.0, "n_inputs": 6, "n_outputs": 2, "season": 4}
     assert summary["timestamp_column"] == "day"
+
+
+def test_a_series_too_short_for_its_splits_names_its_length_and_the_flags_given(tmp_path, caplog):
+    """20 weekly points: the messages name the split flags the user gave (or the defaults),
+    the series' length and what to change; prepare fails instead of writing 0 windows."""
+    source = tmp_path / "short.csv"
+    source.write_text("timestamp,value\n" + "".join(
+        f"{datetime.date(2020, 1, 5) + datetime.timedelta(weeks=week)},{300 + week % 7}.5\n"
+        for week in range(20)))
+    with pytest.raises(DataError) as error:
+        run_prepare(tmp_path, source, layout="series", valid_points=20, test_points=20)
+    assert str(error.value) == (f"{source}: --valid_points 20 --test_points 20 leave no point of its "
+                                "1 series (the longest has 20 points) to the train split; give "
+                                "smaller --valid_points/--test_points or a longer series")
+    assert "fraction" not in str(error.value)
+    with pytest.raises(DataError) as error:
+        run_prepare(tmp_path, source, layout="series")
+    assert str(error.value) == (
+        f"{source}: the train split has no window of 25 points (--n_inputs 20 + --n_outputs 5): "
+        "the longest series has 20 points, 16 of them in train (the default --valid_fraction 0.1 "
+        "--test_fraction 0.1). Give --n_inputs and --n_outputs that add up to at most 16 (and "
+        "train with them), smaller --valid_fraction/--test_fraction, or a longer series")
+    assert not (tmp_path / "prepared").exists()
+    # Train has windows, valid and test too few points for one: one warning, naming both.
+    with caplog.at_level("WARNING"):
+        run_prepare(tmp_path, source, layout="series", n_inputs=12, n_outputs=3)
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warnings == [f"{source}: the valid split (2 points) and the test split (2 points) have "
+                        "no complete window of 15 points (--n_inputs 12 + --n_outputs 3; the "
+                        "default --valid_fraction 0.1 --test_fraction 0.1); the trainer needs "
+                        "smaller --n_inputs/--n_outputs to use them"]
+
+
+def test_a_long_file_whose_id_column_has_another_name_is_pointed_at_series_id_column(tmp_path):
+    source = tmp_path / "long.csv"
+    source.write_text("id,timestamp,value\n" + "".join(
+        f"{name},{day},{day % 7}.5\n" for name in ("a", "b") for day in range(30)))
+    hint = ("did you mean --series_id_column id? (a long file: one row per series and timestamp, "
+            "its series named by the column 'id')")
+    with pytest.raises(ConfigError) as error:
+        read_series(str(source))
+    assert str(error.value) == (f"{source} has 2 value columns (id, value); pick one with --target, "
+                                f"or {hint}")
+    with pytest.raises(DataError) as error:
+        read_series(str(source), target="value")
+    assert str(error.value).endswith(f"twice (lines 2 and 32); keep one row per timestamp; {hint}")
+    series, report = read_series(str(source), series_id_column="id")
+    assert report["format"] == "long" and [s.series_id for s in series] == ["a", "b"]
+    # A wide file of two value columns gets no such hint.
+    wide = write_wide(tmp_path / "wide.csv", range(10), columns=("timestamp", "a", "b"))
+    with pytest.raises(ConfigError, match=r"pick one with --target$"):
+        read_series(str(wide))
+
+
+def test_the_summary_lists_the_covariates(tmp_path):
+    from trainer.prepare import summarize
+
+    source = tmp_path / "promo.csv"
+    source.write_text("series_id,timestamp,value,promo,load,store\n" + "".join(
+        f"{name},2024-01-{day + 1:02d},{day % 7}.5,{day % 2},{day}.25,{name}\n"
+        for name in ("a", "b") for day in range(30)))
+    summary = run_prepare(tmp_path, source, layout="series", n_inputs=5, n_outputs=2,
+                          future_covariates="promo", past_covariates="load",
+                          static_covariates="store", calendar_features="auto")
+    lines = summarize(summary).splitlines()
+    assert lines[2] == ("covariates: past load; future promo, calendar_day_of_week (calendar), "
+                        "calendar_day_of_year (calendar); static store (categorical, 2 values)"), lines

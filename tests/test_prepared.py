@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.series_shards import hand_made_rows, write_long, write_prepared
-from trainer.data.prepared import open_prepared
+from trainer.data.prepared import open_prepared, read_summary
 from trainer.data.series_survey import survey_series_files
 from trainer.prepare import PrepareConfig, prepare
 from trainer.util.errors import ConfigError, DataError
@@ -56,3 +56,20 @@ def test_a_directory_of_another_layout_or_version_is_refused(tmp_path):
     (tmp_path / "e" / "prepare.json").write_text(json.dumps({"layout": "series", "version": 1}))
     with pytest.raises(DataError, match=r"holds no series-\*.csv shards"):
         open_prepared(str(tmp_path / "e"))
+
+
+def test_a_raw_csv_given_as_data_dir_is_named_as_not_a_prepared_directory(tmp_path):
+    """`--data_dir co2.csv`: not 'is not valid JSON', but what --data_dir must be."""
+    raw = tmp_path / "co2.csv"
+    raw.write_text("timestamp,value\n2020-01-05,315.5\n")
+    expected = (f"--data_dir {raw} is a file: it must be a directory written by forecast prepare "
+                "(forecast prepare --input RAW.csv --output_dir DIR ..., then --data_dir DIR)")
+    with pytest.raises(ConfigError) as error:
+        open_prepared(str(raw))
+    assert str(error.value) == expected
+    with pytest.raises(ConfigError) as error:  # the trainer reads DIR/prepare.json
+        read_summary(f"{raw}/prepare.json")
+    assert str(error.value) == expected
+    with pytest.raises(ConfigError, match=r"--data_dir .*/nowhere does not exist: it must be a "
+                                          r"directory written by forecast prepare"):
+        open_prepared(str(tmp_path / "nowhere"))

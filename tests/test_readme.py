@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import subprocess
 
 import pytest
 
@@ -73,3 +74,23 @@ def test_readme_models_table_is_the_network_registry():
     rows = dict(re.findall(r"^\| `(\w+)`(?: \(default\))? \| (.+) \|$", models, re.MULTILINE))
     assert rows == {name: network.summary for name, network in NETWORKS.items()}
     assert f"| `{DEFAULT_NETWORK}` (default) |" in models
+
+
+def test_what_the_worked_example_writes_in_a_clone_is_ignored_by_git():
+    """A user runs the README's worked example (and the docs' blocks run beside it) in the
+    clone: nothing they write shows up as untracked in `git status`."""
+    from tests.test_first_hour import SECTION, fenced_blocks
+
+    blocks = [fenced_blocks(SECTION, "bash")[0]] + [
+        fenced_blocks(section(name, heading), "bash")[0] for name, heading in (
+            ("docs/models.md", "### The linear models in closed form (`--solver closed_form`)"),
+            ("docs/quantiles.md", "## Quantile forecasts and intervals"))]
+    files = {path for block in blocks for path in re.findall(r'open\("([^"]+)", "w"\)', block)}
+    files |= {path for block in blocks for path in re.findall(r"--(?:output|plot) (\S+)", block)}
+    directories = {path for block in blocks for path in re.findall(r"--output_dir (\S+)", block)}
+    assert {"daily_sales.csv", "forecast.csv", "forecast.png"} <= files
+    assert {"prepared", "runs/store_a"} <= directories
+    paths = sorted(files | {f"{directory}/prepare.json" for directory in directories})
+    result = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert sorted(result.stdout.split()) == paths, result.stderr

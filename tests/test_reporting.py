@@ -271,6 +271,18 @@ def test_verdict_judges_the_scale_free_metric_says_on_how_many_series_and_checks
     assert lost.startswith("WARNING: loses to the seasonal naive forecast on mase: 1.1000 against "
                            "0.9000. Try --optimizer adam")
     assert lost.endswith("baseline\nbetter than seasonal naive on 10 of 40 series (25%, by MAE)")
+    # The advice leaves out what the run had already: adam at 0.001, its own model, its season.
+    ran = {"optimizer": "adam", "learning_rate": 0.001, "model": "linear", "scaling": "window_zscore",
+           "n_inputs": 28, "train_steps": 4000, "season": 52}
+    advice = verdict({"mase": 1.1, "naive_mase": 1.0}, run_flags=ran)
+    assert advice == ("WARNING: loses to the naive forecast on mase: 1.1000 against 1.0000. Try "
+                      "another --model (dnn, nbeats, tide), a longer --n_inputs (now 28) or more "
+                      "--train_steps (now 4000)")
+    assert "--optimizer adam --learning_rate 0.001" in verdict(
+        {"mase": 1.1, "naive_mase": 1.0}, run_flags={**ran, "optimizer": "sgd", "learning_rate": 0.1})
+    assert "another --model (nbeats, tide, patchtst)" in verdict(
+        {"mase": 1.1, "naive_mase": 1.0}, run_flags={**ran, "model": "dnn"})
+    assert "--scaling" not in lost and "--scaling" not in advice
     assert verdict({"mase": 0.5, "naive_mase": 0.8, "seasonal_naive_mase": 0.8}) == \
         "beats the naive forecast (0.8000) on mase (0.5000)"  # one baseline when they agree
     assert verdict({"mase": 0.5, "naive_mase": 1.2, "seasonal_naive_mase": 0.9}, metric="rmsse") == \

@@ -127,9 +127,16 @@ def test_statistics_come_from_prepare_json(tmp_path):
                                                 "in_sample_naive_mae": {"1": 0.5, "7": 1.5}}}))
     assert resolve_statistics(scaling="none", stats_file=str(stats), scale_mean=0.0, scale_std=0.0,
                               season=7)["rmsse_scale"] == 0.75
-    with pytest.raises(ConfigError, match=r"seasons 1, 7, not --season 12; rerun trainer.prepare "
+    with pytest.raises(ConfigError, match=r"seasons 1, 7, not for --season 12; rerun forecast prepare "
                                           r"with --season 12"):
         resolve_statistics(scaling="none", stats_file=str(stats), scale_mean=0, scale_std=0, season=12)
+    # A season the user did not type (evaluate's, from the model) is named as such.
+    from trainer.data.prepared import mase_scale
+
+    with pytest.raises(ConfigError, match=r"not for season 52 \(the model's, from its training run\); "
+                                          r"pass --season 7 to score with the season of the data"):
+        mase_scale(json.loads(stats.read_text()), season=52, source=str(stats),
+                   season_source="the model's, from its training run")
     assert resolve_statistics(scaling="global_zscore", stats_file="", scale_mean=3.0, scale_std=4.0,
                               season=1) == {"scale_mean": 3.0, "scale_std": 4.0, "mase_scale": None,
                                             "rmsse_scale": None}

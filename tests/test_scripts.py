@@ -431,6 +431,15 @@ def test_help_exits_0(tool_dir, script):
     (["train", "--dry-run", "--job-name", "7th job"], "--job-name must be"),
     (["train", "--dry-run", "--", "--output_dir", "gs://x/y"], "--output_dir is set by this script"),
     (["tune", "--dry-run", "--", "--job-dir=gs://x/y"], "--job-dir is set by this script"),
+    # The job reads no path of this machine: the same words as submit_vertex.sh auto's.
+    (["train", "--dry-run", "--", "--data_dir", "prepared"],
+     "--data_dir prepared is not in Cloud Storage, where the job could read it: prepare into "
+     "gs://BUCKET/... or upload it (forecast storage upload)"),
+    (["tune", "--dry-run", "--", "--data_dir=./prepared"], "--data_dir ./prepared is not in Cloud"),
+    (["train", "--dry-run", "--", "--train_data_paths", "gs://b/train-*.csv,data/more-*.csv",
+      "--eval_data_paths", "gs://b/eval-*.csv"], "--train_data_paths data/more-*.csv is not in Cloud"),
+    (["tune", "--dry-run", "--", "--train_data_paths", "gs://b/t-*.csv", "--eval_data_paths",
+      "/tmp/eval.csv"], "--eval_data_paths /tmp/eval.csv is not in Cloud Storage"),
 ])
 def test_bad_arguments_exit_2_with_a_message(tool_dir, script, args, message):
     result = run_script(script, args, tool_dir=tool_dir)
@@ -496,3 +505,32 @@ def test_vertex_auto_refuses_what_a_cloud_trial_could_not_use(tool_dir, args, me
                         tool_dir=tool_dir, env={"PYTHON": sys.executable})
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and result.stdout == ""
+
+
+def test_venv_set_up_installs_only_what_an_earlier_install_lacks(tmp_path):
+    """./scripts/test.sh after ./scripts/train_local.sh installs the test extras without
+    calling it a first run; train_local.sh after test.sh installs nothing (they cover plot's)."""
+    (tmp_path / "setup.py").write_text((REPO_ROOT / "setup.py").read_text())
+    fake_python = tmp_path / ".venv" / "bin" / "python"
+    fake_python.parent.mkdir(parents=True)
+    fake_python.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/pip.log\n')
+    fake_python.chmod(0o755)
+
+    def ensure(extras):
+        result = subprocess.run(["bash", "-c", f"source {REPO_ROOT}/scripts/_venv.sh && "
+                                 f"ensure_venv {extras}"], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        log = tmp_path / "pip.log"
+        calls = log.read_text().splitlines() if log.exists() else []
+        log.unlink(missing_ok=True)
+        return calls, result.stderr
+
+    calls, said = ensure("plot")  # train_local.sh on an existing .venv
+    assert calls == ["-m pip install --quiet -e .[plot]"]
+    assert "first run" not in said and "setup.py changed, or these extras are new to it" in said
+    assert ensure("plot") == ([], "")
+    calls, _ = ensure("test")  # test.sh: more than plot's
+    assert calls == ["-m pip install --quiet -e .[test]"]
+    assert ensure("plot") == ([], "")  # the test install holds matplotlib
+    assert ensure("") == ([], "")

@@ -9,12 +9,15 @@
     forecast train --help                     # the flags of one subcommand
 
 `SUBCOMMANDS` is the one table of them: a subcommand is one entry, its module (which has a
-`main(argv) -> exit status`) and a line for `forecast --help`. The module is imported only
-when its subcommand runs, so `forecast --help` starts without TensorFlow.
+`main(argv, prog=...) -> exit status`) and a line for `forecast --help`. The module is imported
+only when its subcommand runs, so `forecast --help` starts without TensorFlow; so does a
+subcommand's `--help`, since TensorFlow loads when a command first uses it (`trainer.util.lazy`).
 """
 
+import difflib
 import importlib
 import sys
+from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 # subcommand -> (module with main(argv), what it does)
@@ -51,11 +54,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0 if argv else EXIT_BAD_FLAG
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
-        print(f"{usage()}\n\nerror: no subcommand {name!r}; choose one of "
+        close = difflib.get_close_matches(name, list(SUBCOMMANDS), n=1)
+        print(f"{usage()}\n\nerror: no subcommand {name!r}"
+              f"{f' (did you mean {close[0]}?)' if close else ''}; choose one of "
               f"{', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return EXIT_BAD_FLAG
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    return module.main(rest)
+    return module.main(rest, prog=f"{launcher()} {name}")
+
+
+def launcher() -> str:
+    """How the user ran this module, for the subcommands' usage lines: `python -m trainer`, or
+    the console script `forecast`."""
+    return "forecast" if Path(sys.argv[0]).stem == "forecast" else "python -m trainer"
 
 
 if __name__ == "__main__":

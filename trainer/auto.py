@@ -14,13 +14,11 @@ validation forecasts (`trainer.search.selection`) and exported to RUN/export/bes
 predict, instances and deploy_vertex.sh take RUN as they take a training run.
 """
 
-import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+import dataclasses
 import os
 import shlex
 import sys
 from typing import List, NoReturn, Optional, Sequence, Tuple
-
-from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, float_above, int_at_least, run_command
 
 from trainer.data.prepared import open_prepared
 from trainer.search.auto import (
@@ -34,6 +32,7 @@ from trainer.search.auto import (
 )
 from trainer.search.members import trainer_command
 from trainer.search.portfolio import Candidate
+from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, float_above, int_at_least, run_command
 from trainer.util.errors import ConfigError
 
 # The share of --time_limit kept for the selection and the ensemble's export at the end.
@@ -168,8 +167,8 @@ def run(config: AutoConfig) -> str:
     return summarize(run_search(make_plan(config)))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_flag_parser(AutoConfig, prog="python -m trainer.auto",
+def main(argv: Optional[Sequence[str]] = None, *, prog: str = "python -m trainer.auto") -> int:
+    parser = build_flag_parser(AutoConfig, prog=prog,
                                description="Search a portfolio of forecasters on the valid "
                                "split's backtest windows and export their ensemble as one "
                                "SavedModel.")

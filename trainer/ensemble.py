@@ -11,11 +11,9 @@ OUTPUT_DIR/export/best with its leaderboard, as `forecast auto` does after train
 (`trainer.search.auto`).
 """
 
-import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+import dataclasses
 import sys
 from typing import Optional, Sequence
-
-from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, int_at_least, run_command
 
 from trainer.data.prepared import open_prepared
 from trainer.search.auto import (
@@ -25,7 +23,9 @@ from trainer.search.auto import (
     interval_levels,
     summarize,
 )
+from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, int_at_least, run_command
 from trainer.util.errors import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class EnsembleConfig:
@@ -63,8 +63,8 @@ def ensemble(config: EnsembleConfig):
                             levels=interval_levels(config.quantiles))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_flag_parser(EnsembleConfig, prog="python -m trainer.ensemble",
+def main(argv: Optional[Sequence[str]] = None, *, prog: str = "python -m trainer.ensemble") -> int:
+    parser = build_flag_parser(EnsembleConfig, prog=prog,
                                description="Select an ensemble of finished runs on the valid "
                                "split's backtest windows and export it as one SavedModel.")
     return run_command(lambda config: summarize(ensemble(config)), argv, parser=parser,

@@ -30,28 +30,19 @@ The JSON holds `metrics` (flat, as metrics.json: `rmse`, `naive_rmse`, `seasonal
 the counts and the MASE scale with its source.
 """
 
-import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+from __future__ import annotations
+
+import dataclasses
 import json
 import logging
 import math
 import sys
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from trainer.util.cli import (
-    VERBOSITIES,
-    build_flag_parser,
-    flag,
-    int_at_least,
-    model_dir_flag,
-    run_command,
-)
-
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.prepared import mase_scale, open_prepared, read_summary, rmsse_scale
-from trainer.data.schema import read_rows
-from trainer.data.schema import FEATURE_KEY
+from trainer.data.schema import FEATURE_KEY, read_rows
 from trainer.data.series_reads import read_scored_split
 from trainer.data.series_scales import SeriesScales, describe_missing
 from trainer.data.windows import SPLITS
@@ -66,7 +57,16 @@ from trainer.model.metrics import (
     verdict,
 )
 from trainer.model.serving import ExportedModel, load_exported_model
+from trainer.util.cli import (
+    VERBOSITIES,
+    build_flag_parser,
+    flag,
+    int_at_least,
+    model_dir_flag,
+    run_command,
+)
 from trainer.util.errors import ConfigError, DataError
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,8 @@ def evaluate(config: EvaluateConfig) -> Dict[str, Any]:
                          n_outputs=exported.n_outputs, flag="--data_paths",
                          model_path=exported.path, allow_inputs_only=False)
     summary = read_summary(stats_file) if stats_file and series is None else None
-    scale = mase_scale(summary, season=season, source=stats_file) if summary else None
+    scale = (mase_scale(summary, season=season, source=stats_file, season_source=season_source)
+             if summary else None)
     outputs = exported.forecast(data["inputs"], data.get("covariates"))
     forecast = outputs[PREDICTIONS_KEY]
     scored = dict(actual=data["actual"], forecast=forecast, inputs=data["inputs"], season=season,
@@ -235,8 +236,8 @@ def summarize(result: Dict[str, Any], *, output: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_flag_parser(EvaluateConfig, prog="python -m trainer.evaluate",
+def main(argv: Optional[Sequence[str]] = None, *, prog: str = "python -m trainer.evaluate") -> int:
+    parser = build_flag_parser(EvaluateConfig, prog=prog,
                                description="Evaluate an exported model on a prepared split against the "
                                "naive and seasonal naive forecasts; write JSON.")
     return run_command(lambda config: summarize(evaluate(config), output=config.output), argv,

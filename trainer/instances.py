@@ -17,16 +17,15 @@ endpoint answered to that request becomes the forecast CSV of `trainer.predict`,
 `--series` or `--rows` and flags. `./scripts/deploy_vertex.sh predict` runs the three steps.
 """
 
-import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+from __future__ import annotations
+
+import dataclasses
 import json
 import logging
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, model_dir_flag, run_command
-
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.forecast_files import write_forecast_csv
 from trainer.data.forecast_inputs import (
@@ -45,7 +44,9 @@ from trainer.model.prediction_json import (
     response_outputs,
 )
 from trainer.model.serving import ExportedModel, add_forecasts, load_exported_model
+from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, model_dir_flag, run_command
 from trainer.util.errors import ConfigError, DataError
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +158,8 @@ def instances(config: InstancesConfig) -> str:
     return read_response(config, model) if config.response else make_request(config, model)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_flag_parser(InstancesConfig, prog="python -m trainer.instances",
+def main(argv: Optional[Sequence[str]] = None, *, prog: str = "python -m trainer.instances") -> int:
+    parser = build_flag_parser(InstancesConfig, prog=prog,
                                description="Write the prediction request (JSON) or batch "
                                "instances (JSONL) of a raw series or prepared rows for an "
                                "exported model, or turn its response into a forecast CSV.")

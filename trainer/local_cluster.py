@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from trainer.util.cli import HelpFormatter
+from trainer.util.cli import FlagParser, HelpFormatter
 from trainer.util.environment import JOB_ID_VARIABLE
 
 logger = logging.getLogger(__name__)
@@ -205,9 +205,9 @@ def result_lines(log_path: Path) -> List[str]:
     return lines[starts[-1]:] if starts else []
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m trainer.local_cluster",
+def build_parser(prog: str = "python -m trainer.local_cluster") -> argparse.ArgumentParser:
+    parser = FlagParser(
+        prog=prog,
         description="Run chief, workers, parameter servers and an evaluator of the trainer on "
         "127.0.0.1, each with its own TF_CONFIG. Arguments after -- go to every "
         "python -m trainer.task.",
@@ -223,10 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, *,
+         prog: str = "python -m trainer.local_cluster") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     trainer_args = argv[argv.index("--") + 1:] if "--" in argv else []
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     if args.workers < 0 or args.ps < 0:
         parser.error(f"--workers and --ps must be >= 0, got {args.workers} and {args.ps}")

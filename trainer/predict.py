@@ -29,18 +29,10 @@ most `--plot_count` panels, each titled with its series). It needs matplotlib: `
 the package's `plot` extra.
 """
 
-import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+import dataclasses
 import logging
 import sys
 from typing import Any, Dict, List, Optional, Sequence
-
-from trainer.util.cli import (
-    VERBOSITIES,
-    build_flag_parser,
-    flag,
-    int_at_least,
-    run_command,
-)
 
 from trainer.data.forecast_files import draw_plot, quantile_column, write_forecast_csv
 from trainer.data.forecast_inputs import (
@@ -52,7 +44,15 @@ from trainer.data.forecast_inputs import (
 )
 from trainer.data.series import Series
 from trainer.model.serving import ExportedModel, add_forecasts, load_exported_model
+from trainer.util.cli import (
+    VERBOSITIES,
+    build_flag_parser,
+    flag,
+    int_at_least,
+    run_command,
+)
 from trainer.util.errors import ConfigError
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +61,18 @@ logger = logging.getLogger(__name__)
 class PredictConfig(ForecastReading):
     """Flags of `python -m trainer.predict`: what it reads (`ForecastReading`), then these."""
 
-    output: str = flag("", "Forecast CSV to write (local or gs://).")
+    output: str = flag("", "Forecast CSV to write (local or gs://); an existing file is kept "
+                        "unless --overwrite.")
     plot: str = flag("", "PNG to draw history, forecast, its intervals (a quantile model) and "
                       "actual values to (needs matplotlib).")
     plot_count: int = flag(4, "Most series or rows drawn by --plot (the first series, the last "
-                            "rows).", type=int_at_least(1))
+                            "rows; the closing lines say how many were left out).",
+                            type=int_at_least(1))
     # A few horizons: enough to see the series' pattern, few enough to read the forecast.
     plot_history: int = flag(0, "Points of history --plot draws before each forecast (0: four "
                               "horizons, 4 x n_outputs).", type=int_at_least(0))
+    overwrite: bool = flag(False, "Replace --output (and --plot) when they exist, as prepare's "
+                            "--overwrite replaces its output.")
     verbosity: str = flag("INFO", "Log level.", choices=VERBOSITIES)
 
     def __post_init__(self) -> None:
@@ -99,6 +103,12 @@ def plot_history_points(config: "PredictConfig", model: ExportedModel) -> int:
 
 def predict(config: PredictConfig) -> str:
     """Forecast, write the CSV (and the plot); returns the closing summary."""
+    existing = [f"--{name} {path}" for name, path in (("output", config.output),
+                                                       ("plot", config.plot))
+                if path and tf.io.gfile.exists(path)]
+    if existing and not config.overwrite:  # before the work: nothing is lost to a typo
+        raise ConfigError(f"{existing[0]} exists already; give another path or pass --overwrite "
+                          "to replace it")
     model = load_exported_model(config.model_dir)
     model.require_covariates_asset(" (an export of an older version?); train it again, or call "
                                    "its SavedModel directly")
@@ -135,11 +145,16 @@ def predict(config: PredictConfig) -> str:
                   history_points=plot_history_points(config, model),
                   value_label=reading["target"] or "value")
         lines.append(f"plot -> {config.plot}")
+        if len(plotted) < len(results):
+            kind = "series" if config.series else "rows"
+            which = "the first" if config.series else "the last"
+            lines.append(f"the plot draws {which} {len(plotted)} of the {len(results)} {kind} "
+                         f"(--plot_count {config.plot_count}; the CSV holds them all)")
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_flag_parser(PredictConfig, prog="python -m trainer.predict",
+def main(argv: Optional[Sequence[str]] = None, *, prog: str = "python -m trainer.predict") -> int:
+    parser = build_flag_parser(PredictConfig, prog=prog,
                                description="Forecast with an exported model from a raw series or "
                                "prepared rows; write CSV and optionally a PNG plot.")
     return run_command(predict, argv, parser=parser, make_config=PredictConfig, quiet_absl=True)

@@ -57,23 +57,15 @@ splits and windows (with a worked example) in `trainer.data.windows`, the shards
 prepare.json in `trainer.data.prepared`.
 """
 
-import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+from __future__ import annotations
+
+import dataclasses
 import json
 import logging
 import sys
-from typing import Any, Dict, List, Optional, Sequence
-
-from trainer.util.cli import (
-    VERBOSITIES,
-    build_flag_parser,
-    flag,
-    float_above,
-    int_at_least,
-    run_command,
-)
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.covariates import (
     CALENDAR_CHOICES,
@@ -107,7 +99,16 @@ from trainer.data.windows import (
     split_boundaries,
     split_codes,
 )
+from trainer.util.cli import (
+    VERBOSITIES,
+    build_flag_parser,
+    flag,
+    float_above,
+    int_at_least,
+    run_command,
+)
 from trainer.util.errors import ConfigError, DataError
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
@@ -277,16 +278,7 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
     if report["dropped"]:
         logger.warning("%s", dropped_rows_message(report, series_list, codes, counts,
                                                   config=config, width=width))
-    for split in SPLITS:
-        if points[split] and not counts[split]:
-            problem = (f"{config.input}: the {split} split has no complete window of {width} points "
-                       f"(--n_inputs {config.n_inputs} + --n_outputs {config.n_outputs})")
-            if series_layout:
-                logger.warning("%s; the trainer needs smaller --n_inputs/--n_outputs to use it",
-                               problem)
-            else:
-                raise DataError(f"{problem}; give a longer series, larger split fractions or "
-                                "smaller --n_inputs/--n_outputs")
+    check_windows(config, series_list, codes, points=points, counts=counts)
     statistics = training_statistics(series_list, codes, season=config.season)
     if config.overwrite:
         for path in existing:
@@ -333,6 +325,58 @@ def prepare(config: PrepareConfig) -> Dict[str, Any]:
         summary[SCALES_KEY] = scales_json(sums_of_series(series_list, codes, season=config.season))
     write_summary(output_dir, summary)
     return summary
+
+
+def split_flags(config: PrepareConfig) -> Tuple[str, str]:
+    """The split flags in effect as a user would type them, and what to change to make the
+    validation and test splits smaller: what a message about the splits names."""
+    if config.valid_windows or config.test_windows:
+        return (f"--valid_windows {config.valid_windows} --test_windows {config.test_windows} "
+                f"(horizons of --n_outputs {config.n_outputs})", "fewer --valid_windows/--test_windows")
+    if config.valid_points or config.test_points:
+        return (f"--valid_points {config.valid_points} --test_points {config.test_points}",
+                "smaller --valid_points/--test_points")
+    if config.valid_start or config.test_start:
+        return (f"--valid_start {config.valid_start} --test_start {config.test_start}",
+                "a later --valid_start/--test_start")
+    defaults = {field.name: field.default for field in dataclasses.fields(PrepareConfig)}
+    default = (config.valid_fraction, config.test_fraction) == (defaults["valid_fraction"],
+                                                                 defaults["test_fraction"])
+    return (f"{'the default ' if default else ''}--valid_fraction {config.valid_fraction:g} "
+            f"--test_fraction {config.test_fraction:g}", "smaller --valid_fraction/--test_fraction")
+
+
+def check_windows(config: PrepareConfig, series_list: Sequence[Series], codes: Sequence[np.ndarray],
+                  *, points: Dict[str, int], counts: Dict[str, int]) -> None:
+    """Fail when the train split has no point or no window of --n_inputs + --n_outputs (the
+    message names the series' length and what to change); a valid or test split without a
+    window is a warning in the series layout (the trainer may cut smaller ones) and an error in
+    the windows layout."""
+    width = config.n_inputs + config.n_outputs
+    given, smaller = split_flags(config)
+    longest = max(len(series.values) for series in series_list)
+    train_points = max(int((series_codes == SPLIT_CODES["train"]).sum()) for series_codes in codes)
+    size = (f"--n_inputs {config.n_inputs} + --n_outputs {config.n_outputs}")
+    if not points["train"]:
+        raise DataError(f"{config.input}: {given} leave no point of its {len(series_list)} series "
+                        f"(the longest has {longest} points) to the train split; give {smaller} "
+                        "or a longer series")
+    if not counts["train"]:
+        raise DataError(f"{config.input}: the train split has no window of {width} points ({size}): "
+                        f"the longest series has {longest} points, {train_points} of them in train "
+                        f"({given}). Give --n_inputs and --n_outputs that add up to at most "
+                        f"{train_points} (and train with them), {smaller}, or a longer series")
+    empty = [f"the {split} split ({points[split]} point{'s' if points[split] > 1 else ''})"
+             for split in ("valid", "test") if points[split] and not counts[split]]
+    if not empty:
+        return
+    problem = (f"{config.input}: {' and '.join(empty)} {'have' if len(empty) > 1 else 'has'} no "
+               f"complete window of {width} points ({size}; {given})")
+    if config.layout != SERIES_LAYOUT:
+        raise DataError(f"{problem}; give a longer series, larger split flags or smaller "
+                        "--n_inputs/--n_outputs")
+    logger.warning("%s; the trainer needs smaller --n_inputs/--n_outputs to use %s", problem,
+                   "them" if len(empty) > 1 else "it")
 
 
 def dropped_rows_message(report: Dict[str, Any], series_list: Sequence[Series],
@@ -397,16 +441,45 @@ def summarize(summary: Dict[str, Any]) -> str:
         first_files = {split: summary["splits"][split]["files"] for split in SPLITS}
         patterns = "  ".join(f"{split}: {files[0].rsplit('-', 3)[0]}-*.csv"
                              for split, files in first_files.items() if files)
+    covariates = describe_covariates(summary)
     return (f"windows: {counts}  ({summary['series']} series, {summary['points']} points, "
             f"{summary['dropped_count']} rows dropped)\n{patterns}\n"
-            f"training mean {summary['statistics']['mean']:.6g}  std "
+            + (f"{covariates}\n" if covariates else "")
+            + f"training mean {summary['statistics']['mean']:.6g}  std "
             f"{summary['statistics']['std']:.6g}; boundaries {json.dumps(summary['boundaries'])}")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_flag_parser(PrepareConfig, prog="python -m trainer.prepare",
-                               description="Cut a raw series CSV into the trainer's windowed "
-                               "CSV shards, split by time, with prepare.json.")
+def describe_covariates(summary: Dict[str, Any]) -> str:
+    """'covariates: past load; future promo, day_of_week (calendar); static store (categorical,
+    3 values)', or '' when prepare.json lists none.
+
+    >>> describe_covariates({"covariates": [{"name": "promo", "kind": "future"},
+    ...     {"name": "store", "kind": "static", "vocabulary": ["a", "b"]}], "calendar_features": []})
+    'covariates: future promo; static store (categorical, 2 values)'
+    """
+    calendar = set(summary.get("calendar_features") or ())
+    parts = []
+    for kind in ("past", "future", "static"):
+        names = []
+        for entry in summary.get("covariates") or ():
+            if entry["kind"] != kind:
+                continue
+            note = (" (calendar)" if entry["name"] in calendar else
+                    f" (categorical, {len(entry['vocabulary'])} values)" if entry.get("vocabulary")
+                    else "")
+            names.append(entry["name"] + note)
+        if names:
+            parts.append(f"{kind} {', '.join(names)}")
+    return f"covariates: {'; '.join(parts)}" if parts else ""
+
+
+def main(argv: Optional[Sequence[str]] = None, *, prog: str = "python -m trainer.prepare") -> int:
+    parser = build_flag_parser(PrepareConfig, prog=prog,
+                               description="Check a raw series CSV (wide or long) and write "
+                               "it as a prepared directory for training: the series in shards "
+                               "with each point's split by time (train, valid, test), their "
+                               "covariates, and prepare.json (--layout windows: windowed rows "
+                               "per split instead).")
     return run_command(lambda config: summarize(prepare(config)), argv, parser=parser,
                        make_config=PrepareConfig, quiet_absl=True)
 

@@ -25,22 +25,18 @@ there would be in-sample and too small. The refit applies the run's calibration.
 held-out residuals. A run without one gives a refit without calibration.
 """
 
-import dataclasses  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
+from __future__ import annotations
+
+import dataclasses
 import json
 import sys
 from typing import Any, Dict, Optional, Sequence
 
-from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, run_command
-
-import tensorflow as tf
-
-from trainer.training.closed_form_fit import penalty_of_step
 from trainer.training.config import DEFAULT_CHECKPOINT_SECS, TrainerConfig, make_config
-from trainer.training.experiment import train_and_evaluate
-from trainer.training.reporting import read_metrics_json
-from trainer.training.run_dir import load_config_dict
+from trainer.util.cli import VERBOSITIES, build_flag_parser, flag, run_command
 from trainer.util.errors import ConfigError
 from trainer.util.files import write_text_atomically
+from trainer.util.lazy import tf
 
 REFIT_FILENAME = "refit.json"
 # What of config.json is a flag (it also holds the job id, the directories, the covariates).
@@ -69,6 +65,12 @@ class RefitConfig:
 
 def refit_config(config: RefitConfig) -> Dict[str, Any]:
     """The refit's trainer config and what it refits (the run, its best step and metric)."""
+    # The run wiring's modules here, not above: their hooks and exporters subclass TensorFlow's,
+    # which building the parser (`--help`) does not load.
+    from trainer.training.closed_form_fit import penalty_of_step
+    from trainer.training.reporting import read_metrics_json
+    from trainer.training.run_dir import load_config_dict
+
     run_dir = config.run_dir.rstrip("/")
     saved = load_config_dict(run_dir)
     if saved is None:
@@ -100,6 +102,8 @@ def run_calibration(answer: Dict[str, Any]) -> str:
 
 def refit(config: RefitConfig) -> Dict[str, Any]:
     """Train the refit and return its answer, with what it refits."""
+    from trainer.training.experiment import train_and_evaluate  # as in refit_config
+
     plan = refit_config(config)
     trainer: TrainerConfig = plan["trainer"]
     tf.io.gfile.makedirs(trainer.output_dir)
@@ -124,8 +128,8 @@ def summarize(result: Dict[str, Any]) -> str:
             f"with: forecast evaluate --model_dir {result['output_dir']} --split test ...)")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_flag_parser(RefitConfig, prog="python -m trainer.refit",
+def main(argv: Optional[Sequence[str]] = None, *, prog: str = "python -m trainer.refit") -> int:
+    parser = build_flag_parser(RefitConfig, prog=prog,
                                description="Train a run's configuration again on train and valid "
                                "together, for its chosen number of steps, and export it.")
     return run_command(lambda config: summarize(refit(config)), argv, parser=parser,

@@ -5,19 +5,18 @@
 The work is `trainer.util.gcs.upload`; this module is its command line.
 """
 
-import argparse
 import logging
 import sys
 from typing import Optional, Sequence
 
-from trainer.util.cli import HelpFormatter
+from trainer.util.cli import FlagParser, HelpFormatter
 from trainer.util.errors import ConfigError
 from trainer.util.gcs import UPLOAD_WORKERS, check_reachable, storage_error_message, upload
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m trainer.storage",
+def main(argv: Optional[Sequence[str]] = None, *, prog: str = "python -m trainer.storage") -> int:
+    parser = FlagParser(
+        prog=prog,
         description="Upload local CSV shards to Cloud Storage for training.",
         formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)

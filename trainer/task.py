@@ -10,19 +10,20 @@ directory) with a one-line message naming it; any other failure keeps its traceb
 (`trainer.util.cli`).
 """
 
-import sys  # noqa: I001 (trainer.util.cli first: it quiets TensorFlow's C++ log)
-from typing import Optional, Sequence
+import sys
+from typing import Any, Mapping, Optional, Sequence
 
+from trainer.model.metrics import metrics_table, verdict
+from trainer.training.config import TrainerConfig, build_parser, make_config
 from trainer.util.cli import run_command
 
-from trainer.training.calibrate import CALIBRATION_KEY, describe_coverage
-from trainer.training.config import build_parser, make_config
-from trainer.training.experiment import train_and_evaluate
-from trainer.model.metrics import metrics_table, verdict
 
+def summarize(metrics: Optional[dict], *, run_flags: Optional[Mapping[str, Any]] = None) -> str:
+    """The CLI's closing line(s): the run's answer (its best evaluation) against the baselines;
+    when it loses, what to try of the flags the run (`run_flags`, its config) did not have."""
+    # Here, as in `run`: the run wiring's hooks subclass TensorFlow's, which `--help` never loads.
+    from trainer.training.calibrate import CALIBRATION_KEY, describe_coverage
 
-def summarize(metrics: Optional[dict]) -> str:
-    """The CLI's closing line(s): the run's answer (its best evaluation) against the baselines."""
     if not metrics:
         return "training finished; this process does not evaluate (see the evaluator's output)"
     skill = 1.0 - metrics["rmse"] / metrics["naive_rmse"] if metrics.get("naive_rmse") else 0.0
@@ -47,7 +48,8 @@ def summarize(metrics: Optional[dict]) -> str:
     judged = metrics
     if calibration.get("coverage_after"):  # the evaluation's coverage was before calibration
         judged = {key: value for key, value in metrics.items() if not key.startswith("coverage_")}
-    lines.append(verdict(judged, metric=metrics.get("monitored_metric", "mase")))
+    lines.append(verdict(judged, metric=metrics.get("monitored_metric", "mase"),
+                         run_flags=run_flags))
     if calibration.get("coverage_after"):
         lines.append(f"intervals calibrated on {calibration['scored_windows']} valid windows"
                      f"{' (in-sample)' if calibration.get('in_sample') else ''}: "
@@ -65,9 +67,15 @@ def summarize(metrics: Optional[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    return run_command(lambda config: summarize(train_and_evaluate(config)), argv,
-                       parser=build_parser(), make_config=make_config)
+def run(config: TrainerConfig) -> str:
+    """Train, evaluate and export as `config` says; the closing lines."""
+    from trainer.training.experiment import train_and_evaluate  # TensorFlow: not for --help
+
+    return summarize(train_and_evaluate(config), run_flags=config.to_dict())
+
+
+def main(argv: Optional[Sequence[str]] = None, *, prog: str = "python -m trainer.task") -> int:
+    return run_command(run, argv, parser=build_parser(prog), make_config=make_config)
 
 
 if __name__ == "__main__":

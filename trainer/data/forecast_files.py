@@ -7,6 +7,8 @@ for the plot's x axis); with a quantile model, `quantiles` [n_outputs, Q] at the
 given to the writers. `trainer.predict` makes them.
 """
 
+from __future__ import annotations
+
 import csv
 import datetime
 import io
@@ -14,9 +16,9 @@ import sys
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.util.errors import ConfigError
+from trainer.util.lazy import tf
 
 
 def _format(value: Optional[float]) -> str:
@@ -126,7 +128,8 @@ def make_figure(results: Sequence[Dict[str, Any]], *, levels: Sequence[float] = 
         axis.set_ylabel(value_label)
         if keys is None:
             axis.set_xlabel("steps after the last input")
-        axis.legend(fontsize=8, loc="upper left")
+        # Beside the panel, not in it: inside, a legend covers whichever line passes there.
+        axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if any(isinstance(r.get("history_keys", [None])[-1], datetime.datetime) for r in results):
         figure.autofmt_xdate()  # slanted date labels that do not overlap
     figure.tight_layout()

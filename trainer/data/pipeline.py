@@ -7,13 +7,14 @@ read in parallel, decoded a whole batch at a time); nothing here opens a data pa
 or `os.path`, so `gs://` works everywhere.
 """
 
+from __future__ import annotations
+
 import functools
 import logging
 from typing import Callable, Dict, List, Sequence, Tuple
 
-import tensorflow as tf
-
 from trainer.data.schema import decode_csv_values, split_features_and_labels
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

@@ -39,6 +39,8 @@ of the series layout is opened by `open_prepared`: its prepare.json checked, its
 its shard files (`PreparedSeries`).
 """
 
+from __future__ import annotations
+
 import concurrent.futures
 import dataclasses
 import io
@@ -47,13 +49,13 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.covariates import Covariate, covariates_of
 from trainer.data.schema import format_rows
 from trainer.data.series import Series
 from trainer.data.windows import SPLITS, ranges_of_codes
 from trainer.util.errors import ConfigError, DataError
+from trainer.util.lazy import tf
 
 SUMMARY_FILENAME = "prepare.json"
 SERIES_LAYOUT = "series"
@@ -202,10 +204,24 @@ def write_summary(output_dir: str, summary: Dict[str, Any]) -> str:
     return path
 
 
+def check_prepared_directory(data_dir: str, *, flag: str = "--data_dir") -> None:
+    """Raise a ConfigError naming `flag` unless `data_dir` is a directory: a raw CSV given
+    where a prepared directory belongs, or a path that does not exist, is told apart from a
+    prepared directory with a bad prepare.json."""
+    if tf.io.gfile.isdir(data_dir):
+        return
+    what = "is a file" if tf.io.gfile.exists(data_dir) else "does not exist"
+    raise ConfigError(f"{flag} {data_dir} {what}: it must be a directory written by forecast "
+                      f"prepare (forecast prepare --input RAW.csv --output_dir DIR ..., then "
+                      f"{flag} DIR)")
+
+
 def read_summary(path: str) -> Dict[str, Any]:
     """The prepare.json at `path` (or in the directory `path`)."""
     if tf.io.gfile.isdir(path):
         path = path.rstrip("/") + "/" + SUMMARY_FILENAME
+    elif path.endswith("/" + SUMMARY_FILENAME):  # DIR/prepare.json: is DIR one?
+        check_prepared_directory(path[:-len(SUMMARY_FILENAME) - 1])
     if not tf.io.gfile.exists(path):
         raise ConfigError(f"{path} does not exist; give the prepare.json that trainer.prepare wrote")
     with tf.io.gfile.GFile(path, "r") as handle:
@@ -213,7 +229,8 @@ def read_summary(path: str) -> Dict[str, Any]:
     try:
         summary = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ConfigError(f"{path} is not valid JSON ({error})") from error
+        raise ConfigError(f"{path} is not valid JSON ({error}): give the prepare.json that forecast "
+                          "prepare wrote") from error
     if "statistics" not in summary and summary.get("layout") != SERIES_LAYOUT:
         raise ConfigError(f"{path} has no 'statistics'; is it a prepare.json from trainer.prepare?")
     summary["_path"] = path
@@ -239,6 +256,7 @@ def open_prepared(data_dir: str, *, summary: Optional[Dict[str, Any]] = None) ->
     """
     data_dir = data_dir.rstrip("/")
     source = f"{data_dir}/prepare.json"
+    check_prepared_directory(data_dir)
     summary = read_summary(data_dir) if summary is None else summary
     check_layout(summary, layout=SERIES_LAYOUT, source=source)
     covariates = tuple(covariates_of(summary, source=source))
@@ -318,8 +336,8 @@ def training_statistics(series_list: Sequence[Series], codes: Sequence[np.ndarra
                                         else np.zeros(0))
     everything = np.concatenate(values) if values else np.zeros(0)
     if not len(everything):
-        raise DataError("the training split is empty; lower --valid_fraction/--test_fraction or "
-                        "move --valid_start later")
+        raise DataError("the training split is empty: the validation and test splits take every "
+                        "point; make them smaller (the split flags of forecast prepare)")
     naive_mae = {}
     for lag, parts in differences.items():
         joined = np.concatenate(parts)
@@ -346,10 +364,12 @@ def rmsse_scale(summary: Dict[str, Any]) -> Optional[float]:
     return summary.get("statistics", {}).get("in_sample_naive_mse")
 
 
-def mase_scale(summary: Dict[str, Any], *, season: int, source: str) -> Optional[float]:
+def mase_scale(summary: Dict[str, Any], *, season: int, source: str,
+               season_source: str = "--season") -> Optional[float]:
     """The training split's in-sample MAE of the seasonal naive forecast with `season`.
 
-    Raises ConfigError when the preparation did not compute it for that season; None when
+    Raises ConfigError when the preparation did not compute it for that season, naming where
+    the season came from (`season_source`: the flag, or the model's own); None when
     prepare.json has no statistics at all (series shards written by other tools): MASE is then
     scaled within the evaluated windows.
     """
@@ -357,7 +377,14 @@ def mase_scale(summary: Dict[str, Any], *, season: int, source: str) -> Optional
         return None
     by_season = summary["statistics"].get("in_sample_naive_mae", {})
     if str(season) not in by_season:
+        seasons = sorted(by_season, key=int)
+        if season_source == "--season":
+            asked, fix = f"--season {season}", f"rerun forecast prepare with --season {season}"
+        else:
+            asked = f"season {season} ({season_source})"
+            fix = (f"pass --season {seasons[-1]} to score with the season of the data, or rerun "
+                   f"forecast prepare with --season {season}" if seasons
+                   else f"rerun forecast prepare with --season {season}")
         raise ConfigError(f"{source} has the in-sample naive MAE for seasons "
-                          f"{', '.join(sorted(by_season, key=int)) or 'none'}, not --season "
-                          f"{season}; rerun trainer.prepare with --season {season}")
+                          f"{', '.join(seasons) or 'none'}, not for {asked}; {fix}")
     return by_season[str(season)]

@@ -13,15 +13,17 @@ exactly the rows that `parse_row` accepts. `build_features` is the one transform
 values to the model's features, used by the training input and the serving receiver alike.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.util.cli import split_patterns
 from trainer.util.errors import DataError
+from trainer.util.lazy import tf
 
 # The serving signature's input name and the features' key: the raw values of the window's
 # inputs, in the series' units (the model scales them inside the graph).

@@ -13,6 +13,8 @@ ISO dates/times or plain numbers (a time index), one kind per file. `trainer.pre
 `trainer.predict --series` read series this way.
 """
 
+from __future__ import annotations
+
 import csv
 import dataclasses
 import datetime
@@ -22,9 +24,9 @@ import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.util.errors import ConfigError, DataError
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
@@ -164,10 +166,15 @@ def read_series(path: str, *, target: str = "", timestamp_column: str = "timesta
                             "name it with --target")
     else:
         value_columns = [name for name in header if name != timestamp_column]
+        id_columns = likely_id_columns(data, header, exclude=[timestamp_column, target])
+        id_hint = (f"; did you mean --series_id_column {id_columns[0]}? (a long file: one row per "
+                   f"series and timestamp, its series named by the column {id_columns[0]!r})"
+                   if id_columns else "")
         if not target:
             if len(value_columns) != 1:
                 raise ConfigError(f"{path} has {len(value_columns)} value columns "
-                                  f"({', '.join(value_columns)}); pick one with --target")
+                                  f"({', '.join(value_columns)}); pick one with --target"
+                                  f"{id_hint.replace('; did', ', or did')}")
             target = value_columns[0]
         elif target not in value_columns:
             raise ConfigError(f"--target {target!r} is not a column of {path} (its value columns: "
@@ -189,15 +196,44 @@ def read_series(path: str, *, target: str = "", timestamp_column: str = "timesta
     # Something to report or drop, or a shape the columnar reader does not take: row by row.
     return _read_row_by_row(data.decode("utf-8"), header, path=path, sort=sort,
                             on_bad_values=on_bad_values, gap_factor=gap_factor, report=report,
-                            future_rows=future_rows, **columns)
+                            future_rows=future_rows, duplicate_hint="" if long_format else id_hint,
+                            **columns)
+
+
+# Column names that usually name a series: a wide file with one is probably a long file whose
+# id column is not --series_id_column.
+ID_COLUMN_NAMES = ("id", "series", "unique_id", "item_id", "item", "key", "store", "sku", "name")
+
+
+def likely_id_columns(data: bytes, header: Sequence[str], *, exclude: Sequence[str]) -> List[str]:
+    """The columns of a file read as wide that look like a series id (text values in its first
+    rows, or an id's name): what a message suggests as --series_id_column.
+
+    >>> likely_id_columns(b"id,timestamp,value\\na,1,2.5\\n", ["id", "timestamp", "value"],
+    ...                   exclude=["timestamp"])
+    ['id']
+    """
+    head = data[:65536].decode("utf-8", errors="replace").splitlines()[1:50]
+    rows = [row for row in csv.reader(head) if len(row) == len(header)]
+    found = []
+    for index, name in enumerate(header):
+        if name in exclude:
+            continue
+        texts = [row[index].strip() for row in rows if row[index].strip()]
+        named = name.lower() in ID_COLUMN_NAMES or name.lower().endswith("_id")
+        if named or any(_parse_value(text) is None for text in texts):
+            found.append(name)
+    return found
 
 
 def _read_row_by_row(text: str, header: List[str], *, path: str, target: str,
                      timestamp_column: str, series_id_column: Optional[str],
                      extra_columns: Sequence[str], sort: bool,
                      on_bad_values: str, gap_factor: float, report: Dict[str, Any],
-                     future_rows: bool = False) -> Tuple[List[Series], Dict[str, Any]]:
-    """The reader that finds, words and drops every problem, one row at a time."""
+                     future_rows: bool = False, duplicate_hint: str = ""
+                     ) -> Tuple[List[Series], Dict[str, Any]]:
+    """The reader that finds, words and drops every problem, one row at a time
+    (`duplicate_hint`: what a timestamp twice in a series adds to its message)."""
     rows = list(csv.reader(io.StringIO(text)))
     time_index, value_index = header.index(timestamp_column), header.index(target)
     id_index = header.index(series_id_column) if series_id_column else None
@@ -233,7 +269,7 @@ def _read_row_by_row(text: str, header: List[str], *, path: str, target: str,
                                          extra_columns=extra_columns, sort=sort,
                                          future_rows=future_rows,
                                          on_bad_values=on_bad_values, gap_factor=gap_factor,
-                                         report=report))
+                                         report=report, duplicate_hint=duplicate_hint))
     if not series_list:
         raise DataError(f"{path} has a header but no data rows")
     return series_list, report
@@ -377,7 +413,7 @@ def _data_line_count(data: bytes) -> Optional[int]:
 def _check_series(series_id: str, points: List[Tuple[Any, ...]], *, path: str,
                   column: str, extra_columns: Sequence[str], sort: bool, on_bad_values: str,
                   gap_factor: float, future_rows: bool = False,
-                  report: Dict[str, Any]) -> Series:
+                  report: Dict[str, Any], duplicate_hint: str = "") -> Series:
     """Order one series' points, fail on duplicates, and fail on or drop bad values and gaps."""
     where = f"series {series_id!r} of {path}"
     for previous, current in zip(points, points[1:]):
@@ -392,7 +428,7 @@ def _check_series(series_id: str, points: List[Tuple[Any, ...]], *, path: str,
     for previous, current in zip(ordered, ordered[1:]):
         if current[0] == previous[0]:
             raise DataError(f"{where} has the timestamp {current[1]!r} twice (lines {previous[3]} "
-                            f"and {current[3]}); keep one row per timestamp")
+                            f"and {current[3]}); keep one row per timestamp{duplicate_hint}")
     future = None
     if future_rows:
         known = len(ordered)

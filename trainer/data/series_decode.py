@@ -10,23 +10,26 @@ and the windows at those starts are one gather by index (`gather_windows`), turn
 features as serving turns them (`window_features`). No Python runs per window or per row.
 """
 
+from __future__ import annotations
+
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
-import tensorflow as tf
 from pyarrow import csv as pa_csv
 
 from trainer.data.covariates import Covariate
 from trainer.data.prepared import SERIES_COLUMNS
 from trainer.data.schema import COVARIATE_KEY, build_features, split_features_and_labels
 from trainer.data.windows import SPLIT_CODES
+from trainer.util.lazy import tf
 
 # Not a split of the data: the windows whose targets lie in train or valid, what a refit of a
 # chosen model trains on (`trainer.refit`), so that it learns from the most recent points too.
 TRAIN_AND_VALID = "train_and_valid"
-# The type of each of SERIES_COLUMNS: series, segment, split, time, target.
-COLUMN_TYPES = (tf.int64, tf.int64, tf.int64, tf.float64, tf.float32)
+# The type of each of SERIES_COLUMNS: series, segment, split, time, target (names: the module
+# loads without TensorFlow, `trainer.util.lazy`).
+COLUMN_TYPES = ("int64", "int64", "int64", "float64", "float32")
 
 
 def _column_plan(covariate_count: int, with_time: bool) -> Tuple[List[str], List[str]]:
@@ -46,7 +49,7 @@ def decode_series_csv(data: bytes, *, covariate_count: int = 0, with_time: bool 
     `pyarrow.ArrowInvalid` (no value stands in for another).
     """
     names, kept = _column_plan(covariate_count, with_time)
-    types = dict(zip(names, [*(pa.from_numpy_dtype(t.as_numpy_dtype) for t in COLUMN_TYPES),
+    types = dict(zip(names, [*(pa.from_numpy_dtype(np.dtype(name)) for name in COLUMN_TYPES),
                              *[pa.float32()] * covariate_count]))
     table = pa_csv.read_csv(
         pa.BufferReader(data),
@@ -72,7 +75,7 @@ def load_series_file(path: tf.Tensor, *, covariate_count: int = 0, with_time: bo
                      ) -> Dict[str, tf.Tensor]:
     """`read_series_file` as an op of a tf.data function: the path tensor -> column tensors."""
     names, kept = _column_plan(covariate_count, with_time)
-    types = dict(zip(names, [*COLUMN_TYPES, *[tf.float32] * covariate_count]))
+    types = dict(zip(names, [*map(tf.as_dtype, COLUMN_TYPES), *[tf.float32] * covariate_count]))
     keys = [name for name in kept if name in SERIES_COLUMNS] + (["covariates"] if covariate_count else [])
 
     def read(name: bytes) -> List[np.ndarray]:

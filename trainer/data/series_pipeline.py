@@ -17,11 +17,12 @@ stored: `--n_inputs` and `--n_outputs` are free at training time.
 - Evaluation makes one ordered pass over every window of the split, stride 1, none dropped.
 """
 
+from __future__ import annotations
+
 import functools
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla as tf_xla
 
 from trainer.data.covariates import Covariate
@@ -35,6 +36,7 @@ from trainer.data.series_decode import (
     window_starts,
 )
 from trainer.data.series_scales import SeriesScales
+from trainer.util.lazy import tf
 
 POOL_FILES = 8  # files whose windows are shuffled together in training
 # Files decoded at once in training: one decode of a large file already takes a core, and more

@@ -4,11 +4,12 @@ only: backtest windows), decoded and cut as the tf.data pipeline cuts them
 (`trainer.data.series_decode`).
 """
 
+from __future__ import annotations
+
 import dataclasses
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.covariates import Covariate
 from trainer.data.prepared import PreparedSeries
@@ -21,6 +22,7 @@ from trainer.data.series_decode import (
 )
 from trainer.data.series_scales import ScaleSums, SeriesScales, stored_scales
 from trainer.data.windows import evaluation_stride
+from trainer.util.lazy import tf
 
 
 def read_split_windows(files: Sequence[str], *, split: str, n_inputs: int, n_outputs: int,

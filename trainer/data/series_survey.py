@@ -7,12 +7,13 @@ one run of rows, time increasing, segments and splits never decreasing), names t
 of the first problem, and counts the windows of each split and the series too short for one.
 """
 
+from __future__ import annotations
+
 import dataclasses
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
-import tensorflow as tf
 
 from trainer.data.covariates import Covariate
 from trainer.data.prepared import SERIES_COLUMNS
@@ -21,6 +22,7 @@ from trainer.data.series_pipeline import POOL_FILES
 from trainer.data.series_scales import ScaleSums
 from trainer.data.windows import SPLIT_CODES, SPLITS
 from trainer.util.errors import DataError
+from trainer.util.lazy import tf
 
 
 @dataclasses.dataclass

@@ -8,17 +8,19 @@ resumed run trains on the same data and any process of a cluster can (re)write t
     write_dataset('data', n_inputs=20, n_outputs=5)"
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import time
 from typing import Dict, List
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.schema import format_rows
 from trainer.util.errors import DataError
 from trainer.util.files import write_text_atomically
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

@@ -42,12 +42,13 @@ read a quantile head's. `fit_calibration` computes a `Calibration` from predicti
 [[[8.5, 10.0, 13.0]]]
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.model.heads import (
     PREDICTIONS_KEY,
@@ -57,6 +58,7 @@ from trainer.model.heads import (
     check_quantiles,
 )
 from trainer.model.metrics import central_intervals, interval_terms
+from trainer.util.lazy import tf
 
 # Fewer held-out windows than this per step: the offsets of the outer levels would rest on one
 # or two residuals (the 0.1 level of 9 windows is the smallest residual), so none are computed.
@@ -111,7 +113,7 @@ class Calibration:
                 "method": CALIBRATION_METHOD}
 
     @classmethod
-    def from_json(cls, data: Dict[str, Any], *, source: str) -> "Calibration":
+    def from_json(cls, data: Dict[str, Any], *, source: str) -> Calibration:
         """The calibration in `data` (`to_json`'s keys; others are ignored); a ValueError names
         `source` and what is wrong."""
         try:

@@ -22,11 +22,12 @@ A feature constant over all windows gets weight 0. When the rest is singular or 
 raised to the least that does (`Solution.forced`).
 """
 
+from __future__ import annotations
+
 import dataclasses
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.covariates import Covariate
 from trainer.data.schema import FEATURE_KEY
@@ -35,6 +36,7 @@ from trainer.model.covariate_inputs import network_inputs
 from trainer.model.networks import NETWORKS, LinearTerms
 from trainer.model.spec import ModelSpec
 from trainer.util.errors import ConfigError
+from trainer.util.lazy import tf
 
 # The largest condition number of the penalised system that the solve accepts; above it a
 # penalty is raised (float64 keeps about 16 digits: this leaves about 6 for the weights).

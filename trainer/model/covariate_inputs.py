@@ -16,10 +16,10 @@ covariates are scaled here, inside the graph, by the training split's mean and s
 prepare.json (`trainer.data.covariates`), so the SavedModel takes them in their own units.
 """
 
+from __future__ import annotations
+
 import math
 from typing import Dict, Optional, Sequence, Tuple
-
-import tensorflow as tf
 
 from trainer.data.covariates import Covariate
 from trainer.data.schema import (
@@ -30,6 +30,7 @@ from trainer.data.schema import (
     PAST_KEY,
     STATIC_KEY,
 )
+from trainer.util.lazy import tf
 
 MAX_EMBEDDING_SIZE = 16
 

@@ -31,14 +31,14 @@ it as they serve one model.
     load_exported_model(export).predict(windows)  # [windows, n_outputs]
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import logging
 import math
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-
-import tensorflow as tf
 
 from trainer.data.covariates import Covariate
 from trainer.data.schema import FEATURE_KEY
@@ -59,6 +59,7 @@ from trainer.model.export_assets import (
 from trainer.model.heads import PREDICTIONS_KEY, QUANTILE_LEVELS_KEY, QUANTILES_KEY
 from trainer.model.metrics import BASELINES, naive_forecast, seasonal_naive_forecast
 from trainer.model.serving import ExportedModel, load_exported_model, serving_input_shapes
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class Member:
                 "n_inputs": n_inputs, "season": self.season}
 
     @classmethod
-    def from_json(cls, entry: Dict[str, Any], *, source: str) -> "Member":
+    def from_json(cls, entry: Dict[str, Any], *, source: str) -> Member:
         """The member of an ensemble.json entry (`to_json`'s keys); a ValueError names `source`."""
         try:
             return cls(kind=str(entry["kind"]), weight=float(entry["weight"]),

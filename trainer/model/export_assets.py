@@ -23,14 +23,15 @@ existed) included.
     read_export_assets(export).head["loss"]  # "mse"
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 from typing import Any, Dict, Sequence, Tuple
 
-import tensorflow as tf
-
 from trainer.data.covariates import Covariate, covariates_of
 from trainer.util.files import write_text_atomically
+from trainer.util.lazy import tf
 
 # The folder of an export that holds its assets.
 ASSETS_EXTRA = "assets.extra"

@@ -23,16 +23,20 @@ Like the canned estimators' heads and neuralforecast's losses, a new head is one
 `quantiles` is [batch, n_outputs, Q] and `quantile_levels` [batch, Q], the levels repeated.
 """
 
+from __future__ import annotations
+
 import abc
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-import tensorflow as tf
-
 from trainer.model.metrics import pinball_terms
+from trainer.util.lazy import tf
 
 PREDICTIONS_KEY = "predicted"  # the point forecast in every head's predictions and signature
 QUANTILES_KEY = "quantiles"  # [batch, n_outputs, Q] in a quantile head's predictions
 QUANTILE_LEVELS_KEY = "quantile_levels"  # [batch, Q]: the levels, beside every forecast
+# tf.compat.v1.GraphKeys.LOSSES, spelled out: a default argument would import TensorFlow with
+# this module, which the flags of every command read (trainer.util.lazy)
+LOSSES_COLLECTION = "losses"
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)  # an 80% interval around the median
 
 
@@ -68,7 +72,7 @@ class Head(abc.ABC):
 
     @abc.abstractmethod
     def loss(self, *, labels: tf.Tensor, output: tf.Tensor,
-             loss_collection: Optional[str] = tf.compat.v1.GraphKeys.LOSSES) -> tf.Tensor:
+             loss_collection: Optional[str] = LOSSES_COLLECTION) -> tf.Tensor:
         """The training loss (a scalar) of `output` [batch, n_outputs, width] against `labels`
         [batch, n_outputs], both in the same units. `loss_collection=None` keeps it out of the
         LOSSES collection (for a loss inside a training loop)."""
@@ -103,7 +107,7 @@ class PointHead(Head):
         return output[:, :, 0]
 
     def loss(self, *, labels: tf.Tensor, output: tf.Tensor,
-             loss_collection: Optional[str] = tf.compat.v1.GraphKeys.LOSSES) -> tf.Tensor:
+             loss_collection: Optional[str] = LOSSES_COLLECTION) -> tf.Tensor:
         return tf.compat.v1.losses.mean_squared_error(labels, self.point_forecast(output),
                                                       loss_collection=loss_collection)
 
@@ -125,7 +129,7 @@ class AbsoluteErrorHead(PointHead):
     predicted_note = "the forecast that minimises the mean absolute error (the median)"
 
     def loss(self, *, labels: tf.Tensor, output: tf.Tensor,
-             loss_collection: Optional[str] = tf.compat.v1.GraphKeys.LOSSES) -> tf.Tensor:
+             loss_collection: Optional[str] = LOSSES_COLLECTION) -> tf.Tensor:
         return tf.compat.v1.losses.absolute_difference(labels, self.point_forecast(output),
                                                        loss_collection=loss_collection)
 
@@ -196,7 +200,7 @@ class QuantileHead(Head):
         return output[:, :, low] + weight * (output[:, :, high] - output[:, :, low])
 
     def loss(self, *, labels: tf.Tensor, output: tf.Tensor,
-             loss_collection: Optional[str] = tf.compat.v1.GraphKeys.LOSSES) -> tf.Tensor:
+             loss_collection: Optional[str] = LOSSES_COLLECTION) -> tf.Tensor:
         loss = tf.reduce_mean(pinball_terms(labels, output, self.levels))
         if loss_collection is not None:
             tf.compat.v1.losses.add_loss(loss, loss_collection)

@@ -58,11 +58,16 @@ Athanasopoulos, Forecasting: Principles and Practice, 5.5.
 0.5
 """
 
+from __future__ import annotations
+
 import math
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
+
+from trainer.model.networks import NETWORKS
+from trainer.model.optimizers import SEARCH_OPTIMIZER
+from trainer.util.lazy import tf
 
 METRICS = ("rmse", "mae", "mape", "smape", "mase", "rmsse")
 # Averaged over series: scale-free, so that every series counts once.
@@ -556,10 +561,43 @@ def _widest_interval(metrics: Dict[str, float]) -> Optional[Tuple[float, float]]
 COVERAGE_TOLERANCE = 5.0
 
 
-def verdict(metrics: Dict[str, float], *, metric: str = "mase") -> str:
+# What a losing run may try, each a change of the trainer's flags (`losing_advice`): the
+# benchmark's shared optimizer setting, and the networks the model search ranks first.
+TRY_OPTIMIZER = {"optimizer": SEARCH_OPTIMIZER, "learning_rate": 0.001}
+TRY_MODEL_COUNT = 3
+
+
+def losing_advice(run_flags: Optional[Mapping[str, Any]] = None) -> str:
+    """What to try when a model loses to a baseline: changes of the trainer's flags, leaving
+    out those the run had already (`run_flags`, its config; None when unknown).
+
+    >>> losing_advice({"optimizer": "adam", "learning_rate": 0.001, "model": "dnn",
+    ...                "n_inputs": 20, "train_steps": 6000, "season": 7})
+    'another --model (nbeats, tide, patchtst), a longer --n_inputs (now 20) or more --train_steps (now 6000)'
+    """
+    flags = dict(run_flags or {})
+    parts = []
+    if any(flags.get(name) != value for name, value in TRY_OPTIMIZER.items()):
+        parts.append(" ".join(f"--{name} {value}" for name, value in TRY_OPTIMIZER.items()))
+    ranked = sorted((name for name, network in NETWORKS.items() if network.search_rank),
+                    key=lambda name: NETWORKS[name].search_rank)
+    models = [model for model in ranked if model != flags.get("model")][:TRY_MODEL_COUNT]
+    parts.append(f"another --model ({', '.join(models)})")
+    parts.append("a longer --n_inputs" + (f" (now {flags['n_inputs']})" if "n_inputs" in flags else ""))
+    parts.append("more --train_steps" + (f" (now {flags['train_steps']})" if "train_steps" in flags
+                                          else ""))
+    advice = ", ".join(parts[:-1]) + " or " + parts[-1]
+    if flags.get("season", 1) == 1:  # unknown or the default: the data's cycle may be missing
+        advice += "; --season (7 for daily data with a weekly cycle) sets the seasonal baseline"
+    return advice
+
+
+def verdict(metrics: Dict[str, float], *, metric: str = "mase",
+            run_flags: Optional[Mapping[str, Any]] = None) -> str:
     """Whether the model beats the naive and seasonal naive forecasts on `metric` (scale-free
-    by default), and what to try when it loses; then, a line each, on how many series it beats
-    seasonal naive and whether its widest interval held its nominal share.
+    by default), and what to try when it loses (flags the run, `run_flags`, did not have
+    already: `losing_advice`); then, a line each, on how many series it beats seasonal naive
+    and whether its widest interval held its nominal share.
 
     >>> verdict({"mase": 0.8, "naive_mase": 1.0, "seasonal_naive_mase": 0.9})
     'beats the naive forecast (1.0000) and the seasonal naive forecast (0.9000) on mase (0.8000)'
@@ -591,9 +629,7 @@ def verdict(metrics: Dict[str, float], *, metric: str = "mase") -> str:
         else:
             name, figure = min(beaten.items(), key=lambda item: item[1])
             text = (f"WARNING: loses to the {name} forecast on {metric}: {value:.4f} against "
-                    f"{figure:.4f}. Try --optimizer adam --learning_rate 0.001, another --model "
-                    "(linear, dnn), a longer --n_inputs or more --train_steps; --season sets "
-                    "the seasonal baseline")
+                    f"{figure:.4f}. Try {losing_advice(run_flags)}")
     interval = _widest_interval(metrics)
     if interval is not None and interval[1] is not None:
         nominal, coverage = interval

@@ -24,9 +24,9 @@ takes N ordinary steps in a loop inside the graph: the same updates as N runs of
 for one session run (the Estimator's hooks and Python cost about a third of a step otherwise).
 """
 
-from typing import Dict, NamedTuple, Optional, Tuple
+from __future__ import annotations
 
-import tensorflow as tf
+from typing import Dict, NamedTuple, Optional, Tuple
 
 from trainer.data.schema import FEATURE_KEY, MASE_SCALE_KEY, RMSSE_SCALE_KEY, SERIES_INDEX_KEY
 from trainer.model import scaling
@@ -37,6 +37,7 @@ from trainer.model.metrics import SeriesInfo, metric_ops
 from trainer.model.networks import build_network
 from trainer.model.optimizers import make_train_op
 from trainer.model.spec import ModelSpec
+from trainer.util.lazy import tf
 
 __all__ = ["model_fn", "make_estimator_spec", "train_several_steps", "StopAtLastStepHook"]
 

@@ -19,12 +19,14 @@ Adding a network is one function and one `NETWORKS` entry: the flag's choices an
 the check of `n_inputs` and the benchmark's candidates are all read from the registry.
 """
 
+from __future__ import annotations
+
 import dataclasses
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-import tensorflow as tf
+from trainer.util.lazy import tf
 
-NetworkFunction = Callable[..., tf.Tensor]
+NetworkFunction = Callable[..., "tf.Tensor"]
 
 
 def _with_context(net: tf.Tensor, context: Optional[tf.Tensor]) -> tf.Tensor:

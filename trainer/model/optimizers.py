@@ -9,28 +9,31 @@ arXiv 1608.03983, without restarts). With `--warmup_steps` W > 0 either rises li
 lr / W to lr over the first W steps first.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 from typing import Dict, Optional, Union
 
-import tensorflow as tf
+from trainer.util.lazy import tf
 
 
 @dataclasses.dataclass(frozen=True)
 class Optimizer:
-    """One `--optimizer` choice: its TF1 optimizer class and its Keras twin (for the benchmark)."""
+    """One `--optimizer` choice: its TF1 optimizer class (by name, in tf.compat.v1.train: the
+    registry loads without TensorFlow) and its Keras twin (for the benchmark)."""
 
-    make: type
+    tf1_class: str
     keras_name: str
     flag_note: str = ""
 
 
 OPTIMIZERS: Dict[str, Optimizer] = {
-    "sgd": Optimizer(tf.compat.v1.train.GradientDescentOptimizer, "SGD",
+    "sgd": Optimizer("GradientDescentOptimizer", "SGD",
                      flag_note="plain gradient descent, as in the paper"),
-    "adam": Optimizer(tf.compat.v1.train.AdamOptimizer, "Adam"),
-    "adagrad": Optimizer(tf.compat.v1.train.AdagradOptimizer, "Adagrad"),
-    "rmsprop": Optimizer(tf.compat.v1.train.RMSPropOptimizer, "RMSprop"),
+    "adam": Optimizer("AdamOptimizer", "Adam"),
+    "adagrad": Optimizer("AdagradOptimizer", "Adagrad"),
+    "rmsprop": Optimizer("RMSPropOptimizer", "RMSprop"),
 }
 DEFAULT_OPTIMIZER = "sgd"  # the paper's
 # What the model search (`forecast auto`) trains with: the accuracy benchmark's shared setting,
@@ -85,7 +88,7 @@ def make_train_op(loss: tf.Tensor, *, optimizer: str, learning_rate: float,
     rate = scheduled_learning_rate(global_step.read_value() if global_step is not None else 0,
                                    learning_rate=learning_rate, schedule=schedule,
                                    warmup_steps=warmup_steps, train_steps=train_steps)
-    opt = OPTIMIZERS[optimizer].make(learning_rate=rate)
+    opt = getattr(tf.compat.v1.train, OPTIMIZERS[optimizer].tf1_class)(learning_rate=rate)
     grads_and_vars = opt.compute_gradients(loss)
     if clip_gradient_norm > 0:
         gradients, variables = zip(*grads_and_vars)

@@ -18,12 +18,13 @@ forecast with the targets scaled by the same (shift, scale), so it is unit-free.
 ([[-2.0, -1.0, 0.0]], [[3.5]])
 """
 
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from __future__ import annotations
 
-import tensorflow as tf
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from trainer.data.prepared import mase_scale, read_summary, rmsse_scale, training_mean_std
 from trainer.util.errors import ConfigError
+from trainer.util.lazy import tf
 
 # The one registry of `--scaling` choices, with the note --help shows beside each.
 SCHEMES: Dict[str, str] = {

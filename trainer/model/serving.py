@@ -21,13 +21,14 @@ A training run exports to `OUTPUT_DIR/export/<exporter>/<timestamp>/` (`EXPORT_D
 into a directory of its own choosing (Vertex AI's $AIP_MODEL_DIR), where it is loaded as it is.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import logging
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.covariates import Covariate
 from trainer.data.schema import COVARIATE_KEY, FEATURE_KEY, build_features
@@ -35,6 +36,7 @@ from trainer.model.covariate_inputs import of_kind
 from trainer.model.export_assets import COVARIATES_ASSET, HEAD_ASSET, read_export_assets
 from trainer.model.heads import PREDICTIONS_KEY, QUANTILES_KEY
 from trainer.util.errors import ConfigError, DataError
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

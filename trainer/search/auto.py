@@ -10,6 +10,8 @@ The search is judged by the valid split alone; the test split stays out of it, f
 `forecast evaluate --model_dir RUN --split test`.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import fnmatch
 import logging
@@ -17,7 +19,6 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.prepared import PreparedSeries
 from trainer.data.schema import FEATURE_KEY
@@ -38,6 +39,7 @@ from trainer.search.portfolio import SEASONAL_NAIVE, Candidate, portfolio
 from trainer.search.selection import Selection, combine, greedy_selection
 from trainer.training.run_dir import load_config_dict
 from trainer.util.errors import ConfigError, TrainerError
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,11 @@ per-series scales are those `trainer.evaluate` scores
 on the same windows for every look-back.
 """
 
+from __future__ import annotations
+
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.prepared import PreparedSeries
 from trainer.data.schema import FEATURE_KEY
@@ -25,6 +26,7 @@ from trainer.model.serving import ExportedModel
 from trainer.search.portfolio import SEASONAL_NAIVE
 from trainer.search.selection import mean_scaled_error
 from trainer.util.errors import DataError
+from trainer.util.lazy import tf
 
 
 @dataclasses.dataclass(frozen=True)

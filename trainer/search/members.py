@@ -8,6 +8,8 @@ search knows of a candidate is in its directory: `search.json` (written here whe
 ends: status, seconds, exit code), the run's own metrics.json and export/best.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import logging
@@ -18,12 +20,10 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-import tensorflow as tf
-
 from trainer.model.serving import BEST_EXPORTER, EXPORT_DIR
 from trainer.search.portfolio import Candidate
-from trainer.training.reporting import read_metrics_json
 from trainer.util.files import write_text_atomically
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,16 @@ class MemberRun:
 
     def metrics(self) -> Optional[Dict[str, Any]]:
         """The run's metrics.json: its best evaluation on the valid split."""
-        return read_metrics_json(self.directory)
+        return run_metrics(self.directory)
+
+
+def run_metrics(directory: str) -> Optional[Dict[str, Any]]:
+    """The metrics.json of the run in `directory` (None when it has none)."""
+    # Here: trainer.training.reporting's exporters subclass TensorFlow's, and the commands
+    # above this module build their parsers (--help) without loading TensorFlow.
+    from trainer.training.reporting import read_metrics_json
+
+    return read_metrics_json(directory)
 
 
 def read_member_run(directory: str) -> Optional[MemberRun]:
@@ -159,7 +168,7 @@ def refit_member(directory: str, *, time_limit: float) -> Optional[str]:
         log.seek(0)
         text = log.read()
     write_text_atomically(f"{directory}/{REFIT_LOG_FILENAME}", text)
-    metrics = read_metrics_json(f"{directory}/{REFIT_DIR}") if exit_code == 0 else None
+    metrics = run_metrics(f"{directory}/{REFIT_DIR}") if exit_code == 0 else None
     if not metrics or not metrics.get("saved_model_path"):
         logger.warning("the refit of %s %s (%s); the ensemble keeps the run's own model", directory,
                        "ran out of time" if exit_code is None else f"failed: {_last_line(text)}",

@@ -29,13 +29,14 @@ in-sample residuals there, too small, so its intervals would come out too narrow
 from that configuration's held-out residuals).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import logging
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.data.schema import FEATURE_KEY
 from trainer.model.calibration import (
@@ -65,6 +66,7 @@ from trainer.training.reporting import (
 )
 from trainer.util.errors import ConfigError
 from trainer.util.files import write_text_atomically
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,8 @@ overwritten; the best evaluation of all stays the answer, and FIT_FILE lists eve
 refit (`trainer.refit`) of a closed-form answer fits its penalty alone (`penalty_of_step`).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import logging
@@ -22,7 +24,6 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
-import tensorflow as tf
 
 from trainer.model.closed_form import NormalEquations, Solver, assignments, batch_sums, design
 from trainer.model.model_fn import model_fn
@@ -31,6 +32,7 @@ from trainer.training.config import TrainerConfig
 from trainer.training.run_dir import latest_global_step
 from trainer.util.errors import ConfigError
 from trainer.util.files import write_text_atomically
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

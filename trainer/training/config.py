@@ -12,8 +12,6 @@ import argparse
 import dataclasses
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-import tensorflow as tf
-
 from trainer.data.prepared import prepared_defaults
 from trainer.model.calibration import CALIBRATION_MIN_WINDOWS
 from trainer.model.closed_form import DEFAULT_PENALTIES, closed_form_models, closed_form_problem
@@ -33,6 +31,7 @@ from trainer.util.cli import (
     parse_flags,
 )
 from trainer.util.errors import ConfigError
+from trainer.util.lazy import tf
 
 # Keys that define the checkpoint's variables or what they mean: resuming a checkpoint with any
 # of them changed cannot work (another optimizer has other slot variables, such as Adam's).
@@ -305,10 +304,10 @@ class TrainerConfig:
         return dataclasses.asdict(self)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m trainer.task") -> argparse.ArgumentParser:
     """An argparse parser with one flag per `TrainerConfig` field."""
     return build_flag_parser(
-        TrainerConfig, prog="python -m trainer.task",
+        TrainerConfig, prog=prog,
         description="Train, evaluate and export an LSTM time-series forecaster "
         "(tf.estimator), locally or on Google Cloud training.",
         # The cloud passes --job-dir; accept the underscore spelling too.

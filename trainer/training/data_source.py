@@ -12,11 +12,11 @@
   other processes of a cluster wait for them).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-
-import tensorflow as tf
 
 from trainer.data import synthetic
 from trainer.data.covariates import Covariate, covariates_of
@@ -39,6 +39,7 @@ from trainer.training.config import TrainerConfig
 from trainer.util import environment
 from trainer.util.cli import split_patterns
 from trainer.util.errors import DataError
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

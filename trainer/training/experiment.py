@@ -9,12 +9,12 @@ calls them in turn, and a parameter server serves its variables after the first.
     metrics = train_and_evaluate(make_config(output_dir="/tmp/run", train_steps=500))
 """
 
+from __future__ import annotations
+
 import dataclasses
 import logging
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, NoReturn, Optional
-
-import tensorflow as tf
 
 from trainer.model.export_assets import ExportAssets, data_description, write_export_assets
 from trainer.model.heads import get_head
@@ -52,6 +52,7 @@ from trainer.training.tensorboard import TRAIN_RUN, LossSummaryHook
 from trainer.util import environment, gcs
 from trainer.util.cli import split_patterns
 from trainer.util.errors import DataError
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

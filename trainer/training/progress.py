@@ -3,31 +3,37 @@
     step 1200/6000 (20%)  loss 0.0412  9,410 examples/s  ETA 0:00:33
 
 Printed at a steady wall-clock interval by a SessionRunHook. Examples/s counts the whole
-cluster's progress (global steps x batch size), so it reads the same on every worker.
+cluster's progress (global steps x batch size), so it reads the same on every worker. The ETA
+comes from the pace since the first line: the first steps of a run include its warm-up (the
+input pipeline's first files, the first evaluation's graph), which would make an ETA of an
+hour for a run of minutes, so the first line shows none.
 """
+
+from __future__ import annotations
 
 import datetime
 import logging
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
-import tensorflow as tf
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
 
 def format_progress(*, step: int, target_step: int, loss: float, examples_per_sec: float,
                     eta_secs: Optional[float]) -> str:
-    """One progress line.
+    """One progress line (without an ETA when `eta_secs` is None).
 
     >>> format_progress(step=1200, target_step=6000, loss=0.04123, examples_per_sec=9410.2,
     ...                 eta_secs=33.4)
     'step 1200/6000 (20%)  loss 0.0412  9,410 examples/s  ETA 0:00:33'
     """
     percent = 100.0 * step / target_step if target_step else 100.0
-    eta = "?" if eta_secs is None else str(datetime.timedelta(seconds=int(round(eta_secs))))
+    eta = ("" if eta_secs is None
+           else f"  ETA {datetime.timedelta(seconds=int(round(eta_secs)))}")
     return (f"step {step}/{target_step} ({percent:.0f}%)  loss {loss:.3g}  "
-            f"{examples_per_sec:,.0f} examples/s  ETA {eta}")
+            f"{examples_per_sec:,.0f} examples/s{eta}")
 
 
 FIRST_LINE_SECS = 2.0  # the first line comes early: a short job shows its speed and ETA too
@@ -51,6 +57,7 @@ class ProgressHook(tf.estimator.SessionRunHook):
         self._last_loss: Optional[float] = None
         self._step = 0
         self._wait_secs = min(FIRST_LINE_SECS, self._interval_secs)
+        self._first_line: Optional[Tuple[float, int]] = None  # (time, step) of the first line
 
     def before_run(self, run_context: tf.estimator.SessionRunContext) -> tf.estimator.SessionRunArgs:
         due = self._last_time is None or time.time() - self._last_time >= self._wait_secs
@@ -75,8 +82,13 @@ class ProgressHook(tf.estimator.SessionRunHook):
     def _log(self, now: float) -> None:
         elapsed = max(now - self._last_time, 1e-9)
         steps_per_sec = (self._step - self._last_step) / elapsed
-        remaining = max(self._target_step - self._step, 0)
-        eta = remaining / steps_per_sec if steps_per_sec > 0 else None
+        eta = None
+        if self._first_line is None:
+            self._first_line = (now, self._step)
+        else:  # the pace since the first line, past the warm-up
+            first_time, first_step = self._first_line
+            pace = (self._step - first_step) / max(now - first_time, 1e-9)
+            eta = max(self._target_step - self._step, 0) / pace if pace > 0 else None
         logger.info("%s", format_progress(
             step=self._step, target_step=self._target_step, loss=self._last_loss,
             examples_per_sec=steps_per_sec * self._batch_size, eta_secs=eta))

@@ -11,11 +11,13 @@ first, and the Estimator's evaluator would die of it. Here:
 The final checkpoint is never deleted, so the last evaluation and export always happen.
 """
 
+from __future__ import annotations
+
 import logging
 import re
 from typing import Any, Callable, Dict, Optional, Set
 
-import tensorflow as tf
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

@@ -22,18 +22,20 @@ then:
   whenever it does not hold it (a copy cut short by a preemption, a resumed run).
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import math
 from typing import Any, Dict, List, Optional
 
 import hypertune
-import tensorflow as tf
 
 from trainer.model.serving import SAVED_MODEL_FILE, copy_export, copy_saved_model, holds_saved_model
 from trainer.training.recovery import NOT_EXPORTED
 from trainer.training.tensorboard import EVAL_RUN, ScalarWriter
 from trainer.util.files import write_text_atomically
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

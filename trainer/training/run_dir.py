@@ -15,18 +15,19 @@ Layout (see docs/outputs.md):
       data/              the synthetic data set, when no data flags were given
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import logging
 from typing import Any, Dict, List, Optional, Sequence
-
-import tensorflow as tf
 
 from trainer.data.covariates import Covariate
 from trainer.training.config import ARCHITECTURE_KEYS, TrainerConfig
 from trainer.util.environment import JOB_ID_VARIABLE
 from trainer.util.errors import ConfigError, OutputDirError
 from trainer.util.files import write_text_atomically
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

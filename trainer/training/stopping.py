@@ -23,6 +23,8 @@ workers stop on the evaluator's results; the evaluator stops itself (`EarlyStopp
 answer is then the best evaluation, which metrics.json and export/best already hold.
 """
 
+from __future__ import annotations
+
 import logging
 import math
 import os
@@ -32,10 +34,9 @@ import threading
 import time
 from typing import Any, Dict, Optional
 
-import tensorflow as tf
-
 from trainer.training.reporting import early_stopping_reason, read_evaluations
 from trainer.util.errors import Stopped, TrainerError
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class SignalStop:
         self.armed = False  # a training session is running: stop at the end of its session run
         self._previous: Dict[int, Any] = {}
 
-    def __enter__(self) -> "SignalStop":
+    def __enter__(self) -> SignalStop:
         """Handle the signals (from the main thread; elsewhere Python cannot, and it is skipped)."""
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:

@@ -12,12 +12,14 @@ is set the run writes the same figures there too, as two TensorBoard runs:
 through a `ScalarWriter`.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import uuid
 from typing import Mapping, Optional
 
-import tensorflow as tf
+from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 

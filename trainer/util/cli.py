@@ -17,17 +17,20 @@ logging and runs the command. Exit status, the same for every command (`trainer.
 
 import argparse
 import dataclasses
+import difflib
 import logging
 import math
 import os
 import sys
+import typing
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from trainer.util.errors import ConfigError, Stopped, TrainerError
 from trainer.util.gcs import check_reachable, gcs_paths_by_flag, storage_error_message
 
 # Before TensorFlow loads: keep its C++ log (CUDA plugin registration errors on a machine
-# without a GPU, and the like) out of the log. Every command imports this module first. Real
+# without a GPU, and the like) out of the log. Every command imports this module, and TensorFlow
+# loads only when a command first uses it (`trainer.util.lazy`), after this line. Real
 # failures still reach Python as exceptions. Set TF_CPP_MIN_LOG_LEVEL=0 to see it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -132,6 +135,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class FlagParser(argparse.ArgumentParser):
+    """argparse's parser, whose "unrecognized arguments" error says what to type instead: the
+    parser's own flag closest to a mistyped one ("did you mean --n_inputs?"), or the quotes an
+    unquoted pattern needed. Every command's parser is one (`build_flag_parser`, and the
+    launcher's and the upload tool's)."""
+
+    def parse_args(self, args: Optional[Sequence[str]] = None,  # type: ignore[override]
+                   namespace: Optional[argparse.Namespace] = None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(unrecognized_arguments_message(
+                list(sys.argv[1:] if args is None else args), extras, parser=self))
+        return parsed
+
+
 def build_flag_parser(config_class: type, *, prog: str, description: str,
                       aliases: Optional[Dict[str, List[str]]] = None) -> argparse.ArgumentParser:
     """An argparse parser with one flag per field of the frozen dataclass `config_class`.
@@ -140,16 +158,18 @@ def build_flag_parser(config_class: type, *, prog: str, description: str,
     trainer's `TrainerConfig` and the configs of `trainer.prepare`, `trainer.evaluate` and
     `trainer.predict` are all parsed this way, so a flag is declared exactly once.
     """
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description,
-        formatter_class=HelpFormatter, allow_abbrev=False)
+    parser = FlagParser(prog=prog, description=description, formatter_class=HelpFormatter,
+                        allow_abbrev=False)
+    # The fields' types, also where the module has `from __future__ import annotations` (its
+    # annotations are text then: `trainer.util.lazy`).
+    types = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
         names = ["--" + field.name] + list((aliases or {}).get(field.name, []))
         kwargs = dict(field.metadata)
-        if field.type is bool:
+        if types[field.name] is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif "type" not in kwargs:
-            kwargs["type"] = field.type
+            kwargs["type"] = types[field.name]
         parser.add_argument(*names, dest=field.name, default=field.default, **kwargs)
     return parser
 
@@ -164,8 +184,8 @@ def parse_flags(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]],
     fills some from elsewhere (the trainer's, from prepare.json) knows which were typed.
 
     A `ConfigError` from `make_config` (flags that conflict) exits 2 with argparse's message,
-    like a bad flag value; so do words that are no flag, with a hint when they are the files of
-    a pattern the shell expanded.
+    like a bad flag value; so do words that are no flag, with the flag meant or a hint when they
+    are the files of a pattern the shell expanded (`FlagParser`).
     """
     return build_config(parser, make_config, given_flags(parser, argv))
 
@@ -174,10 +194,7 @@ def given_flags(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) 
     """The flags on the command line `argv`, by name, parsed (words that are no flag exit 2)."""
     namespace = argparse.Namespace(**{action.dest: _NOT_GIVEN for action in parser._actions
                                       if action.dest != "help"})
-    args, extras = parser.parse_known_args(argv, namespace)
-    if extras:
-        parser.error(unrecognized_arguments_message(list(sys.argv[1:] if argv is None else argv),
-                                                    extras))
+    args = parser.parse_args(argv, namespace)  # words that are no flag: `FlagParser`
     return {name: value for name, value in vars(args).items() if value is not _NOT_GIVEN}
 
 
@@ -191,13 +208,23 @@ def build_config(parser: argparse.ArgumentParser, make_config: Callable[..., Any
         raise  # unreachable: parser.error exits
 
 
-def unrecognized_arguments_message(argv: Sequence[str], extras: Sequence[str]) -> str:
-    """argparse's "unrecognized arguments: ...", and what to do when they are the files of an
-    unquoted pattern: the shell expands `--data_paths prepared/test-*.csv` into one file for the
-    flag and the others as stray words (the hint only when they all exist: the shell expands a
-    pattern into existing files only).
+def unrecognized_arguments_message(argv: Sequence[str], extras: Sequence[str], *,
+                                   parser: Optional[argparse.ArgumentParser] = None) -> str:
+    """argparse's "unrecognized arguments: ...", and what to do instead: the flag of `parser`
+    meant by a mistyped one, or, when they are the files of an unquoted pattern, the quotes:
+    the shell expands `--data_paths prepared/test-*.csv` into one file for the flag and the
+    others as stray words (that hint only when they all exist: the shell expands a pattern
+    into existing files only).
+
+    >>> parser = FlagParser(prog="p")
+    >>> _ = parser.add_argument("--n_inputs")
+    >>> unrecognized_arguments_message(["--n_input", "28"], ["--n_input", "28"], parser=parser)
+    'unrecognized arguments: --n_input 28 (did you mean --n_inputs?)'
     """
     message = f"unrecognized arguments: {' '.join(extras)}"
+    suggestions = flag_suggestions(extras, parser) if parser is not None else ""
+    if suggestions:
+        return f"{message} ({suggestions})"
     first = next((index for index, word in enumerate(argv) if word == extras[0]), None)
     if first is None or first < 1 or extras[0].startswith("-"):
         return message
@@ -214,6 +241,32 @@ def unrecognized_arguments_message(argv: Sequence[str], extras: Sequence[str]) -
     return (f"{message}. {flag_name} got {len(files)} files ({files[0]}, {files[1]}, ...): the "
             f"shell expanded an unquoted pattern. Quote it, e.g. {flag_name} "
             f"'{_pattern_of(files)}', so that the command reads every file itself")
+
+
+def flag_suggestions(words: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """'did you mean --a?' for each of `words` that looks like a flag and is close to one of
+    `parser`'s own (or its subcommands'); empty when none is.
+
+    >>> parser = FlagParser(prog="p")
+    >>> _ = parser.add_argument("--n_inputs"), parser.add_argument("--season")
+    >>> flag_suggestions(["--n_input", "28", "--seasons=7", "--zzz"], parser)
+    'did you mean --n_inputs? did you mean --season?'
+    """
+    options = set(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                options.update(subparser._option_string_actions)
+    options = {option for option in options if option.startswith("--") and option != "--help"}
+    found = []
+    for word in words:
+        if not word.startswith("--"):
+            continue
+        name = word.split("=", 1)[0]
+        close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.75)
+        if close:
+            found.append(f"did you mean {close[0]}?")
+    return " ".join(found)
 
 
 def _pattern_of(files: Sequence[str]) -> str:

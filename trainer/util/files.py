@@ -1,9 +1,11 @@
 """Writing files that other processes may read at the same moment (local or gs://)."""
 
+from __future__ import annotations
+
 import os
 import uuid
 
-import tensorflow as tf
+from trainer.util.lazy import tf
 
 
 def write_text_atomically(path: str, text: str) -> None:
