@@ -101,3 +101,16 @@ def tool_dir(request, tmp_path: Path) -> Path:
         assert found, f"{tool} is not installed"
         (directory / tool).symlink_to(found)
     return directory
+
+
+@pytest.fixture(autouse=True)
+def _trainer_log_level():
+    """Put back the level of the package's logger after each test: a command run in-process
+    (`run_command` -> `setup_logging(--verbosity)`) sets it, and a later test's caplog at INFO
+    would otherwise see nothing from trainer.*."""
+    import logging
+
+    logger = logging.getLogger("trainer")
+    level = logger.level
+    yield
+    logger.setLevel(level)
