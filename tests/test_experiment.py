@@ -56,19 +56,12 @@ def test_a_throttle_given_with_steps_and_early_stopping_is_warned_of(caplog):
 def test_a_run_reads_prepare_json_once_and_its_flags_once(monkeypatch, tmp_path):
     """prepare.json is read once to resolve the flags (make_config) and once for the run, which
     hands that one object to the statistics, covariates, exports and data (issue: eight reads)."""
-    import numpy as np
     import tensorflow as tf
 
-    from trainer.prepare import PrepareConfig, prepare
     from trainer.training.experiment import train_and_evaluate
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    rng = np.random.default_rng(0)
-    lines = ["series_id,timestamp,value"] + [f"s{s},{t},{np.sin(t / 3) + s + rng.normal(0, 0.1):.4f}"
-                                             for s in range(2) for t in range(60)]
-    (tmp_path / "raw.csv").write_text("\n".join(lines) + "\n")
-    prepare(PrepareConfig(input=str(tmp_path / "raw.csv"), output_dir=str(tmp_path / "prepared"),
-                          valid_points=8, test_points=8, n_inputs=8, n_outputs=2))
+    _prepared_two_series(tmp_path)
     opened = []
     real_gfile = tf.io.gfile.GFile
 
