@@ -332,33 +332,63 @@ def test_worker_killed_and_restarted_rejoins(tiny_data, tmp_path):
           f"({seconds(rejoined_at) - seconds(killed_at)} s)")
 
 
-def test_chief_killed_and_restarted_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
-    """With --overwrite too: the restarted chief must not delete what its own job wrote."""
+KEPT = re.compile(r"keeping the parameter servers' variables at step (\d+), not the checkpoint "
+                  r"at step (\d+)")
+RESTORED = re.compile(r"restoring the checkpoint at step (\d+) into the parameter servers")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_chief_stopped_and_restarted_keeps_what_the_workers_trained(tiny_data, tmp_path, signum):
+    """The workers train on while the chief is down; the restarted chief keeps the parameter
+    servers' variables instead of restoring its older checkpoint into them. With --overwrite
+    too: the restarted chief must not delete what its own job wrote."""
     output = tmp_path / "run"
-    cluster = make_cluster(tiny_data, tmp_path, steps=FAULT_TARGET, evaluator=False,
+    cluster = make_cluster(tiny_data, tmp_path, steps=UNTIL_STOPPED, evaluator=False,
                            extra_flags=["--overwrite"])
     cluster.start()
-    wait_for_training(cluster, "chief-0", min_step=1100)
-    cluster.kill("chief", 0)
-    killed_at = time.strftime("%H:%M:%S")
+    wait_for_training(cluster, "chief-0", min_step=1100, target=UNTIL_STOPPED)
+    at_stop = log_sizes(cluster)
+    step_at_stop = newest_step(cluster, target=UNTIL_STOPPED)
+    stopped_at = time.strftime("%H:%M:%S")
+    code = cluster.kill("chief", 0, signum)
+    assert code in (-signum, 128 + signum), code
     last_checkpoint = checkpointed_step(output)
-    # The newest step known at the kill: a progress line, or a checkpoint saved after it.
-    step_at_kill = max(newest_step(cluster), last_checkpoint)
+    if signum == signal.SIGTERM:  # the chief saved where it was
+        saved = re.search(r"stopped by SIGTERM at step (\d+); checkpoint saved",
+                          log_text(cluster, "chief-0")[at_stop["chief-0"]:])
+        assert saved and last_checkpoint >= int(saved.group(1)) >= step_at_stop
+    # The workers train on without the chief: well past the stop (and its checkpoint).
+    deadline = time.time() + 120
+    while max(steps_since(cluster, at_stop, UNTIL_STOPPED, ["worker-0", "worker-1"]),
+              default=-1) < max(step_at_stop, last_checkpoint) + 2 * CHECKPOINT_EVERY:
+        assert time.time() < deadline, "the workers did not train on without the chief"
+        assert not {n: c for n, c in cluster.returncodes().items()
+                    if c not in (None, 0) and n != "chief-0"}
+        time.sleep(0.2)
+    before_restart = max(step_at_stop, *steps_since(cluster, at_stop, UNTIL_STOPPED))
     cluster.start_task("chief", 0)
-    wait_for_training(cluster, "chief-0")
+    wait_for_training(cluster, "chief-0", target=UNTIL_STOPPED, timeout=240)
     restarted = current_start(cluster, "chief-0")
+    training_at = first_progress_clock(restarted, target=UNTIL_STOPPED)
+    cluster.stop()
+    codes = cluster.returncodes()
+    assert codes["chief-0"] == codes["worker-0"] == codes["worker-1"] == 143, codes
     assert "was written by this same job (CLOUD_ML_JOB_ID=local_cluster_" in restarted
     assert "deleting everything" not in restarted
-    resumed = int(re.search(r"resuming from the checkpoint at step (\d+)", restarted).group(1))
-    training_at = first_progress_clock(restarted)
-    finish_and_check(cluster, output)
-    lost = step_at_kill - resumed
-    print(f"\nchief kill -9 at {killed_at} near step {step_at_kill}; restarted chief restored "
-          f"step {resumed} (lost {lost} steps, checkpoint every {CHECKPOINT_EVERY}) and trained "
-          f"again at {training_at} ({seconds(training_at) - seconds(killed_at)} s)")
-    assert resumed == last_checkpoint
-    # Lost: what was trained since the last checkpoint, plus at most one progress interval.
-    assert lost <= CHECKPOINT_EVERY + 150
+    kept = KEPT.search(restarted)
+    assert kept and not RESTORED.search(restarted), restarted[-3000:]
+    held, checkpoint = int(kept.group(1)), int(kept.group(2))
+    assert checkpoint == last_checkpoint
+    # Nothing the cluster trained before the restart is lost: the chief went on from the
+    # parameter servers' step, past every step logged before it restarted.
+    assert held >= before_restart > last_checkpoint
+    assert min(progress_steps(restarted, UNTIL_STOPPED)) >= held
+    # Its checkpoints go on from there: the one saved when its session started, and at the stop.
+    assert checkpointed_step(output) >= held
+    print(f"\nchief {signal.Signals(signum).name} at {stopped_at} at step {step_at_stop} "
+          f"(checkpoint {last_checkpoint}); the workers trained to {before_restart}; the restarted "
+          f"chief kept step {held} and trained again at {training_at} "
+          f"({seconds(training_at) - seconds(stopped_at)} s)")
 
 
 def test_parameter_server_killed_and_restarted_recovers_from_the_checkpoint(tiny_data, tmp_path):
@@ -377,13 +407,54 @@ def test_parameter_server_killed_and_restarted_recovers_from_the_checkpoint(tiny
     after_kill = log_text(cluster, "chief-0")[chief_log_at_kill:]
     assert "=== chief-0 start 2" not in after_kill  # the chief itself never restarted
     # The variables lived on the dead server. A fresh server would start them from zero:
-    # the chief restored the last checkpoint into it instead.
+    # the chief restored the last checkpoint into it instead (the new server's variables are
+    # not initialized, so the chief's saver does not keep them).
+    restore = RESTORED.search(after_kill)
+    assert restore and not KEPT.search(after_kill), after_kill[-3000:]
+    assert int(restore.group(1)) == last_checkpoint
+    assert "of their variables are not initialized" in after_kill
     resumed = progress_steps(after_kill, FAULT_TARGET)[0]
     training_at = first_progress_clock(after_kill)
     print(f"\nps kill -9 at {killed_at} near step {step_at_kill}, restarted 2 s later; training "
           f"continued from step {resumed} (last checkpoint {last_checkpoint}) at {training_at} "
           f"({seconds(training_at) - seconds(killed_at)} s)")
     assert last_checkpoint <= resumed <= last_checkpoint + CHECKPOINT_EVERY + 150
+
+
+def half_written_exports(output: Path) -> List[Path]:
+    return sorted(output.glob("export/*/temp-*"))
+
+
+def test_evaluator_stopped_by_sigterm_mid_export_leaves_no_half_written_export(tiny_data,
+                                                                                tmp_path):
+    """SIGTERM as soon as an export's temp-* folder appears (an export takes a fraction of a
+    second: tried until one signal lands before its rename); the evaluator removes it, says
+    so and exits 143, and every export left is whole."""
+    output = tmp_path / "run"
+    cluster = make_cluster(tiny_data, tmp_path, steps=UNTIL_STOPPED, workers=1)
+    cluster.start()
+    landed, tries = None, 0
+    while landed is None and tries < 8:
+        tries += 1
+        deadline = time.time() + 180
+        while not half_written_exports(output):
+            assert time.time() < deadline, "the evaluator wrote no export"
+            failed = {n: c for n, c in cluster.returncodes().items() if c not in (None, 0)}
+            assert not failed, failed
+            time.sleep(0.003)
+        assert cluster.kill("evaluator", 0, signal.SIGTERM) == 143
+        stopped = current_start(cluster, "evaluator-0")
+        assert "evaluator stopped by SIGTERM" in stopped, stopped[-3000:]
+        assert not half_written_exports(output), half_written_exports(output)
+        landed = re.search(r"removed the half-written export (\S+/temp-\d+)", stopped)
+        if landed is None:
+            cluster.start_task("evaluator", 0)  # the export finished first: try the next one
+    cluster.stop()
+    assert landed, "no SIGTERM landed during an export in 8 tries"
+    assert not Path(landed.group(1)).exists()
+    exports = [p for p in output.glob("export/*/*")]
+    assert all((p / "saved_model.pb").is_file() for p in exports), exports
+    print(f"\nSIGTERM landed mid-export on try {tries}: removed {landed.group(1)}")
 
 
 def test_two_trials_share_a_base_directory_without_touching_each_other(tiny_data, tmp_path):
@@ -481,8 +552,9 @@ def test_random_stops_during_one_run_cost_what_the_readme_says(tiny_data, tmp_pa
     evaluation. (Stopping the first run by hand keeps the test the same on a slow machine,
     where restarts take longer and the cluster trains more steps meanwhile.) Prints what each
     stop cost: the work lost (the highest global step any task reached before the cluster went
-    back to a checkpoint, minus that checkpoint's step) and the seconds until the stopped task
-    trained again."""
+    back, minus the step it went back to: the newest checkpoint after a parameter server's
+    stop, the parameter servers' own step after the chief's) and the seconds until the stopped
+    task trained again."""
     rng = random.Random(SCHEDULE_SEED)
     output = tmp_path / "run"
     cluster = make_cluster(tiny_data, tmp_path, steps=UNTIL_STOPPED)
@@ -509,6 +581,7 @@ def test_random_stops_during_one_run_cost_what_the_readme_says(tiny_data, tmp_pa
         code = cluster.kill(name_type, index, signum)
         assert code in (-signum, 128 + signum), f"{name} exited {code} on {signum}"
         time.sleep(1)
+        logged_while_down = steps_since(cluster, at_stop, UNTIL_STOPPED)
         cluster.start_task(name_type, index)
         # Training again: the restarted task itself (the chief for a parameter server).
         watched_key = ("chief", 0) if name_type == "ps" else (name_type, index)
@@ -520,23 +593,32 @@ def test_random_stops_during_one_run_cost_what_the_readme_says(tiny_data, tmp_pa
             assert finished is None, f"{watched} exited {finished} before it trained again"
             time.sleep(0.2)
         seconds_to_train = round(time.time() - stopped_at, 1)
+        chief_since = log_text(cluster, "chief-0")[at_restart["chief-0"]:]
         # The highest step reached before the cluster went back: a stopped parameter server
-        # stops all training; a stopped chief leaves the workers training until it restores.
-        # (Read when the task trains again, so it may hold a few steps after the restore.)
-        peak = step_at_stop if name_type == "ps" else \
-            max([step_at_stop, *steps_since(cluster, at_stop, UNTIL_STOPPED)])
-        if name_type == "chief":  # it restores its newest checkpoint into the parameter servers
-            after = log_text(cluster, "chief-0")[at_restart["chief-0"]:]
-            restored = int(re.search(r"resuming from the checkpoint at step (\d+)", after).group(1))
-            if signum == signal.SIGTERM:
-                assert restored >= step_at_stop  # the stop saved where it was
+        # stops all training; a stopped chief or worker leaves the others training.
+        if name_type == "chief":  # it keeps the parameter servers' newer variables
+            kept = KEPT.search(chief_since)
+            assert kept and not RESTORED.search(chief_since), chief_since[-3000:]
+            restored = int(kept.group(1))
+            # Logged before the restart (the steps the chief had not applied when it stopped
+            # are in no log: SIGKILL loses up to --steps_per_run of them).
+            peak = max([step_at_stop, *logged_while_down])
         elif name_type == "ps":  # a new server: the chief restores the newest checkpoint into it
-            restored = checkpoint_at_stop  # (without a parameter server nothing is saved)
-        else:
-            restored = peak  # the others train on; nothing is restored
+            restore = RESTORED.search(chief_since)
+            assert restore and not KEPT.search(chief_since), chief_since[-3000:]
+            restored = int(restore.group(1))
+            assert restored == checkpoint_at_stop  # (without a parameter server nothing is saved)
+            peak = step_at_stop
+        else:  # the others train on; nothing is restored
+            peak = restored = max([step_at_stop, *steps_since(cluster, at_stop, UNTIL_STOPPED)])
+        lost = max(peak - restored, 0)
+        # A chief stop costs at most one checkpoint interval (nothing, as logged); a parameter
+        # server's, the steps since the newest checkpoint, as of the last progress line.
+        assert lost <= CHECKPOINT_EVERY + (150 if name_type == "ps" else 0), \
+            (name, signal.Signals(signum).name, peak, restored)
         assert restored >= checkpoint_at_stop  # never behind the newest checkpoint
         rows.append((name, signal.Signals(signum).name, step_at_stop, checkpoint_at_stop,
-                     restored, max(peak - restored, 0), seconds_to_train))
+                     restored, lost, seconds_to_train))
         since_recovery = log_sizes(cluster)
     cluster.stop()  # the job stopped as a whole: SIGTERM, the chief saves where it is
     codes = cluster.returncodes()
@@ -549,8 +631,9 @@ def test_random_stops_during_one_run_cost_what_the_readme_says(tiny_data, tmp_pa
     again.start()
     codes = again.wait(timeout_secs=max(deadline - time.time(), 120))
     assert set(codes.values()) == {0}, codes
-    assert f"resuming from the checkpoint at step {saved} (target {target})" in \
-        current_start(again, "chief-0")
+    resubmitted = current_start(again, "chief-0")  # new parameter servers: nothing to keep
+    assert f"the newest checkpoint is at step {saved} (target {target})" in resubmitted
+    assert f"restoring the checkpoint at step {saved} into the parameter servers" in resubmitted
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["last_global_step"] >= target
     assert_export_serves(output)

@@ -23,10 +23,11 @@ into a directory of its own choosing (Vertex AI's $AIP_MODEL_DIR), where it is l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -240,6 +241,32 @@ def copy_saved_model(export: str, destination: str) -> None:
         raise
 
 
+def _entries(directory: str) -> Set[str]:
+    if not tf.io.gfile.isdir(directory):
+        return set()
+    return {name.rstrip("/") for name in tf.io.gfile.listdir(directory)}
+
+
+@contextlib.contextmanager
+def half_written_exports_removed(directory: str) -> Iterator[None]:
+    """Within it, an export into `directory` (written to `temp-*` and then renamed, as every
+    exporter here writes) that an exception cuts short leaves no `temp-*` folder behind: those
+    that appeared meanwhile are removed, with a warning, and the exception goes on. "An
+    exception" includes `Stopped`, which a SIGTERM raises in an evaluator mid-export."""
+    before = _entries(directory)
+    try:
+        yield
+    except BaseException as error:
+        for name in sorted(_entries(directory) - before):
+            if name.startswith("temp-"):
+                path = f"{directory.rstrip('/')}/{name}"
+                tf.io.gfile.rmtree(path)
+                logger.warning("removed the half-written export %s (the export was cut short: "
+                               "%s)", path, str(error).splitlines()[0] if str(error)
+                               else type(error).__name__)
+        raise
+
+
 def copy_export(export: str, directory: str) -> str:
     """Copy the export `export` (a timestamped folder) into `directory` under the same name, as
     an exporter would have written it there (through temp-NAME and a rename, so that the folder
@@ -249,8 +276,9 @@ def copy_export(export: str, directory: str) -> str:
     temporary, copy = f"{directory}/temp-{name}", f"{directory}/{name}"
     if tf.io.gfile.exists(temporary):  # a copy cut short before
         tf.io.gfile.rmtree(temporary)
-    _copy_tree(export, temporary)
-    tf.io.gfile.rename(temporary, copy, overwrite=True)
+    with half_written_exports_removed(directory):
+        _copy_tree(export, temporary)
+        tf.io.gfile.rename(temporary, copy, overwrite=True)
     return copy
 
 

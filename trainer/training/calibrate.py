@@ -54,6 +54,7 @@ from trainer.model.serving import (
     EXPORT_DIR,
     SAVED_MODEL_FILE,
     ExportedModel,
+    half_written_exports_removed,
     load_exported_model,
 )
 from trainer.training.config import TrainerConfig
@@ -118,11 +119,12 @@ def export_calibrated(estimator: tf.estimator.Estimator, *, calibration: Calibra
     calibrated = tf.estimator.Estimator(
         model_fn=model_fn, config=estimator.config,
         params=dataclasses.replace(estimator.params, calibration=calibration))
-    path = calibrated.export_saved_model(
-        f"{output_dir}/{EXPORT_DIR}/{BEST_EXPORTER}", receiver_fn,
-        assets_extra=assets,
-        # An Estimator's SavedModel keeps its variables as a checkpoint of the same names.
-        checkpoint_path=f"{export}/variables/variables")
+    best_dir = f"{output_dir}/{EXPORT_DIR}/{BEST_EXPORTER}"
+    with half_written_exports_removed(best_dir):
+        path = calibrated.export_saved_model(
+            best_dir, receiver_fn, assets_extra=assets,
+            # An Estimator's SavedModel keeps its variables as a checkpoint of the same names.
+            checkpoint_path=f"{export}/variables/variables")
     return path.decode("utf-8") if isinstance(path, bytes) else str(path)
 
 

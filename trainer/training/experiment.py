@@ -28,6 +28,7 @@ from trainer.model.serving import (
 )
 from trainer.model.spec import ModelSpec
 from trainer.training.calibrate import calibrate_run
+from trainer.training.chief_restore import with_chief_restore
 from trainer.training.closed_form_fit import fit_closed_form
 from trainer.training.config import TrainerConfig
 from trainer.training.data_source import (
@@ -119,8 +120,12 @@ def make_estimator(config: TrainerConfig, *, output_dir: str, series_count: int 
                    summary: Optional[Dict[str, Any]] = UNREAD) -> tf.estimator.Estimator:
     """The trainer's Estimator: `model_fn` with the run config and params of `config` (and
     the number of series its evaluation scores one by one; `summary`: the data's prepare.json)."""
-    return tf.estimator.Estimator(model_fn=model_fn,
-                                  config=make_run_config(config, output_dir=output_dir),
+    run_config = make_run_config(config, output_dir=output_dir)
+    # With parameter servers, a restarted chief keeps their newer variables (chief_restore).
+    model = model_fn if not run_config.num_ps_replicas else with_chief_restore(
+        model_fn, keep_checkpoint_max=run_config.keep_checkpoint_max,
+        keep_checkpoint_every_n_hours=run_config.keep_checkpoint_every_n_hours)
+    return tf.estimator.Estimator(model_fn=model, config=run_config,
                                   params=model_spec(config, series_count=series_count,
                                                     summary=summary))
 
@@ -329,8 +334,13 @@ def build_run(setup: RunSetup, *, stop: SignalStop) -> BuiltRun:
     logger.info("%s", data.description)
     start_step = latest_global_step(output_dir)
     if start_step is not None and task.is_chief and config.solver == "gradient":
-        logger.info("resuming from the checkpoint at step %d (target %d)", start_step,
-                    config.train_steps)
+        if task.num_ps:  # chief_restore decides when the session starts, and says so
+            logger.info("the newest checkpoint is at step %d (target %d): the chief resumes "
+                        "from it, or from the parameter servers' variables when they are newer",
+                        start_step, config.train_steps)
+        else:
+            logger.info("resuming from the checkpoint at step %d (target %d)", start_step,
+                        config.train_steps)
         if start_step >= config.train_steps:
             logger.warning("the checkpoint is already at step %d >= --train_steps %d: nothing to "
                            "train; raise --train_steps to continue", start_step, config.train_steps)

@@ -5,8 +5,9 @@ When the chief saves faster than that, `--keep_checkpoint_max` can delete the ch
 first, and the Estimator's evaluator would die of it. Here:
 
 - `run_train_and_evaluate` redoes an evaluation whose checkpoint is gone on the newest one;
-- `SkipDeletedCheckpointExporter` skips (with a warning) an export whose checkpoint is gone
-  and removes a half-written `temp-*` export; the evaluation still counts.
+- `SkipDeletedCheckpointExporter` skips (with a warning) an export whose checkpoint is gone;
+  the evaluation still counts. An export cut short, by that or by a SIGTERM to the
+  evaluator, leaves no half-written `temp-*` folder (`half_written_exports_removed`).
 
 The final checkpoint is never deleted, so the last evaluation and export always happen.
 """
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional
 
+from trainer.model.serving import half_written_exports_removed
 from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
@@ -41,12 +43,6 @@ def deleted_checkpoint_in(error: Exception) -> Optional[str]:
     return match.group(1)
 
 
-def _entries(directory: str) -> Set[str]:
-    if not tf.io.gfile.isdir(directory):
-        return set()
-    return {name.rstrip("/") for name in tf.io.gfile.listdir(directory)}
-
-
 class SkipDeletedCheckpointExporter(tf.estimator.Exporter):
     """Wraps an exporter: an export whose checkpoint is gone by now is skipped with a warning.
 
@@ -65,17 +61,15 @@ class SkipDeletedCheckpointExporter(tf.estimator.Exporter):
     def export(self, estimator: tf.estimator.Estimator, export_path: str, checkpoint_path: str,
                eval_result: Dict[str, Any], is_the_final_export: bool) -> Optional[Any]:
         if checkpoint_exists(checkpoint_path):
-            before = _entries(export_path)
             try:
-                return self._exporter.export(estimator, export_path, checkpoint_path,
-                                             eval_result, is_the_final_export)
+                # The Estimator writes an export to temp-TIMESTAMP first; one cut short (by
+                # the checkpoint's deletion, or a SIGTERM to the evaluator) is removed.
+                with half_written_exports_removed(export_path):
+                    return self._exporter.export(estimator, export_path, checkpoint_path,
+                                                 eval_result, is_the_final_export)
             except (ValueError, tf.errors.NotFoundError):  # gone during the export
                 if checkpoint_exists(checkpoint_path):
                     raise  # another failure: not ours to hide
-                # The Estimator writes an export to temp-TIMESTAMP first: drop the half one.
-                for name in _entries(export_path) - before:
-                    if name.startswith("temp-"):
-                        tf.io.gfile.rmtree(f"{export_path.rstrip('/')}/{name}")
         logger.warning("%s: %s was deleted before it could be exported; the next evaluation "
                        "exports (raise --keep_checkpoint_max, or save checkpoints less often, to keep "
                        "every evaluated checkpoint)", self.name, checkpoint_path)
