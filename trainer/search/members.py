@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 from trainer.model.serving import BEST_EXPORTER, EXPORT_DIR
 from trainer.search.portfolio import Candidate
@@ -92,6 +92,40 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
+class Finished(NamedTuple):
+    """How a command run by `run_for_at_most` ended, and what it printed."""
+
+    exit_code: int
+    timed_out: bool
+    text: str
+
+
+def run_for_at_most(command: Sequence[str], time_limit: float) -> Finished:
+    """Run `command`, its output captured, for at most `time_limit` seconds. Then SIGTERM, the
+    trainer's clean stop (it saves a checkpoint), and SIGKILL after GRACE_SECS. A stop of the
+    search itself (Ctrl-C, SIGTERM, any exception) stops the command cleanly too."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        process = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+        try:
+            exit_code = process.wait(timeout=max(time_limit, 1.0))
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            process.send_signal(signal.SIGTERM)
+            try:
+                exit_code = process.wait(timeout=GRACE_SECS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                exit_code = process.wait()
+        except BaseException:  # the search itself was stopped: stop the run cleanly too
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=GRACE_SECS)
+            raise
+        log.seek(0)
+        return Finished(exit_code=exit_code, timed_out=timed_out, text=log.read())
+
+
 def run_member(candidate: Candidate, *, data_dir: str, directory: str, time_limit: float,
                extra_flags: Sequence[str] = ()) -> MemberRun:
     """Train `candidate` in `directory` for at most `time_limit` seconds; its MemberRun.
@@ -107,26 +141,8 @@ def run_member(candidate: Candidate, *, data_dir: str, directory: str, time_limi
     command = trainer_command(candidate, data_dir=data_dir, output_dir=directory,
                               extra_flags=extra_flags)
     start = time.monotonic()
-    with tempfile.TemporaryFile(mode="w+") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
-        try:
-            exit_code = process.wait(timeout=max(time_limit, 1.0))
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            process.send_signal(signal.SIGTERM)  # a clean stop: the run saves a checkpoint
-            try:
-                exit_code = process.wait(timeout=GRACE_SECS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                exit_code = process.wait()
-        except BaseException:  # the search itself was stopped: stop the run cleanly too
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=GRACE_SECS)
-            raise
-        log.seek(0)
-        text = log.read()
+    finished = run_for_at_most(command, time_limit)
+    text = finished.text
     seconds = time.monotonic() - start + (previous.seconds if previous is not None else 0.0)
     tf.io.gfile.makedirs(directory)
     log_path = f"{directory}/{LOG_FILENAME}"
@@ -134,14 +150,14 @@ def run_member(candidate: Candidate, *, data_dir: str, directory: str, time_limi
         with tf.io.gfile.GFile(log_path) as handle:
             text = handle.read() + text
     write_text_atomically(log_path, text)
-    if timed_out:
+    if finished.timed_out:
         status, message = STOPPED, f"stopped after {time_limit:.0f} s"
-    elif exit_code == 0:
+    elif finished.exit_code == 0:
         status, message = DONE, ""
     else:
         status, message = FAILED, _last_line(text)
     member = MemberRun(name=candidate.name, status=status, seconds=round(seconds, 1),
-                       exit_code=exit_code, directory=directory, message=message)
+                       exit_code=finished.exit_code, directory=directory, message=message)
     write_text_atomically(f"{directory}/{MEMBER_FILENAME}",
                           json.dumps(dataclasses.asdict(member), indent=2) + "\n")
     return member
@@ -151,27 +167,15 @@ def refit_member(directory: str, *, time_limit: float) -> Optional[str]:
     """Refit the run in `directory` on train and valid for its chosen steps (`python -m
     trainer.refit`, into DIRECTORY/refit) and return the refit's SavedModel, or None (with a
     warning naming the log) when the refit failed or ran out of time."""
-    command = [sys.executable, "-m", "trainer.refit", f"--run_dir={directory}"]
-    with tempfile.TemporaryFile(mode="w+") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
-        try:
-            exit_code = process.wait(timeout=max(time_limit, 1.0))
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=GRACE_SECS)
-            exit_code = None
-        except BaseException:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=GRACE_SECS)
-            raise
-        log.seek(0)
-        text = log.read()
-    write_text_atomically(f"{directory}/{REFIT_LOG_FILENAME}", text)
-    metrics = run_metrics(f"{directory}/{REFIT_DIR}") if exit_code == 0 else None
+    finished = run_for_at_most([sys.executable, "-m", "trainer.refit", f"--run_dir={directory}"],
+                               time_limit)
+    write_text_atomically(f"{directory}/{REFIT_LOG_FILENAME}", finished.text)
+    succeeded = finished.exit_code == 0 and not finished.timed_out
+    metrics = run_metrics(f"{directory}/{REFIT_DIR}") if succeeded else None
     if not metrics or not metrics.get("saved_model_path"):
         logger.warning("the refit of %s %s (%s); the ensemble keeps the run's own model", directory,
-                       "ran out of time" if exit_code is None else f"failed: {_last_line(text)}",
+                       "ran out of time" if finished.timed_out
+                       else f"failed: {_last_line(finished.text)}",
                        f"{directory}/{REFIT_LOG_FILENAME}")
         return None
     return str(metrics["saved_model_path"])
