@@ -358,7 +358,7 @@ def run_auto(dataset: str, context: Dict[str, Any], output: Path, work: Path, ta
         best_figures = score(dataset, output / "members" / best["member"], context, work,
                              f"{tag}-best", package_check=False)
         result.update({f"best_member_{key}": value for key, value in best_figures.items()
-                       if key in ("smape", "mase", "owa")})
+                       if key in ("smape", "mase", "owa", "mse", "mae", "rmse")})
     result["leaderboard"] = rows
     return result
 
