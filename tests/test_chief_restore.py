@@ -9,7 +9,8 @@ import logging
 import pytest
 import tensorflow as tf
 
-from trainer.training.chief_restore import KeepNewerSaver, checkpoint_global_step
+from trainer.training.chief_restore import KeepNewerSaver
+from trainer.training.run_dir import checkpoint_global_step
 
 
 @pytest.fixture

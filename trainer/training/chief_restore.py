@@ -18,20 +18,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional
 
+from trainer.training.run_dir import checkpoint_global_step
 from trainer.util.lazy import tf
 
 logger = logging.getLogger(__name__)
 
 KEPT = "keeping the parameter servers' variables"
 RESTORED = "restoring the checkpoint"
-
-
-def checkpoint_global_step(checkpoint_path: str) -> Optional[int]:
-    """The global step stored in a checkpoint (None when it holds none)."""
-    try:
-        return int(tf.train.load_variable(checkpoint_path, "global_step"))
-    except (tf.errors.NotFoundError, ValueError):
-        return None
 
 
 class KeepNewerSaver(tf.compat.v1.train.Saver):

@@ -219,9 +219,15 @@ def has_checkpoints(output_dir: str) -> bool:
             or bool(tf.io.gfile.glob(prefix + "model.ckpt-*.index")))
 
 
+def checkpoint_global_step(checkpoint_path: str) -> Optional[int]:
+    """The global step stored in a checkpoint (None when it holds none)."""
+    try:
+        return int(tf.train.load_variable(checkpoint_path, "global_step"))
+    except (tf.errors.NotFoundError, ValueError):
+        return None
+
+
 def latest_global_step(output_dir: str) -> Optional[int]:
     """Global step of the newest checkpoint in `output_dir`, or None when there is none."""
     checkpoint = tf.train.latest_checkpoint(output_dir)
-    if checkpoint is None:
-        return None
-    return int(tf.train.load_variable(checkpoint, "global_step"))
+    return None if checkpoint is None else checkpoint_global_step(checkpoint)
