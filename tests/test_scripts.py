@@ -480,7 +480,7 @@ def test_vertex_auto_dry_run_makes_one_trial_per_candidate_of_the_search(tool_di
     listed = subprocess.run([sys.executable, "-m", "trainer.auto", "--list_candidates", *SEARCH_ARGS],
                             cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split()
     # Six closed-form fits per look-back; dnn at both look-backs and its three grid settings.
-    assert len(listed) == 12 + 5 and listed[-1] == "dnn-mae-L8-s1"
+    assert len(listed) == 12 + 5 and listed[-1] == "dnn-mse-L8-s1"
     (parameter,) = job.study_spec.parameters
     assert parameter.parameter_id == "candidate"
     assert list(parameter.categorical_value_spec.values) == listed
