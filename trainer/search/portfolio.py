@@ -34,7 +34,7 @@ NAIVE, SEASONAL_NAIVE = BASELINES  # the metrics' baselines, members of the ense
 # after 3 evaluations without a better valid MASE. The loss is the mean absolute error: the
 # search chooses by MASE, a scaled mean absolute error, and on the valid windows of M3
 # monthly, M4 Weekly and both Tourism sets the MAE loss beat the squared error for 16 of the
-# 18 networks trained both ways (docs/search.md, "Why these candidates").
+# 18 networks trained both ways (docs/search.md, "Why the MAE loss").
 TRAINED_FLAGS: Tuple[Tuple[str, Any], ...] = (
     ("optimizer", SEARCH_OPTIMIZER), ("learning_rate", 0.001), ("batch_size", 64), ("train_steps", 4000),
     ("save_checkpoints_steps", 500), ("early_stopping_evals", 3), ("monitored_metric", "mase"),
