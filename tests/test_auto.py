@@ -208,6 +208,11 @@ def test_the_ensembles_intervals_hold_near_nominal_on_held_out_windows(tmp_path)
                       str(run), "--time_limit", "300", "--include",
                       "naive,seasonal_naive,linear-closed_form-L8-*")
     assert result.returncode == 0, result.stderr[-3000:]
+    # No --look_backs: the series hold 62 points before their last valid window's targets, so
+    # the search would take 8, 16 and 24; --include leaves look-back 8 alone, and the choice is
+    # made on the windows of that look-back, as many as calibrate the intervals below.
+    assert "searching look-backs 8,16,24" in result.stderr
+    assert "on 200 backtest windows of the valid split (look-back 8 for all" in result.stderr
     output = tmp_path / "test.json"
     result = run_tool("trainer.evaluate", "--model_dir", str(run), "--data_dir",
                       str(tmp_path / "prepared"), "--split", "test", "--output", str(output))

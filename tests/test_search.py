@@ -192,3 +192,43 @@ def test_the_leaderboard_puts_the_ensemble_first_then_the_best(tmp_path):
     assert records[-1]["valid_mase"] is None and records[1]["weight"] == 0.75
     assert open(csv_path).read().splitlines()[0] == (
         "member,settings,status,valid_mase,seconds,weight,message")
+
+
+def test_the_search_chooses_its_look_backs_from_what_the_series_valid_windows_hold(tmp_path,
+                                                                                     caplog, capsys):
+    """Series of 30, 40 and 80 points and one of 80 with a gap after its 40th: with 2 valid and
+    2 test windows of 3, the last valid window's targets start 9 points before the end, so the
+    series hold look-backs of 21, 31, 71 and (its last segment) 31. 24 = 3 x 8 is held by 3
+    of 4, so the search takes 8, 16 and 24; at a share of 1, only 2 x 8 = 16 is held by all."""
+    from trainer.auto import main
+    from trainer.data.series_reads import split_histories
+    from trainer.prepare import PrepareConfig, prepare
+    from trainer.search.auto import data_look_backs, default_look_backs
+
+    rng = np.random.default_rng(0)
+    times = {"a": range(30), "b": range(40), "c": range(80),
+             "d": [*range(40), *range(60, 100)]}
+    lines = ["series_id,timestamp,value"] + [
+        f"{name},{t},{5 + np.sin(2 * np.pi * t / SEASON) + 0.1 * rng.normal():.5f}"
+        for name, steps in times.items() for t in steps]
+    (tmp_path / "raw.csv").write_text("\n".join(lines) + "\n")
+    prepare(PrepareConfig(input=str(tmp_path / "raw.csv"), output_dir=str(tmp_path / "prepared"),
+                          n_inputs=8, n_outputs=N_OUTPUTS, valid_windows=2, test_windows=2,
+                          season=SEASON, shards=2, on_bad_values="drop"))
+    prepared = open_prepared(str(tmp_path / "prepared"))
+    assert sorted(split_histories(prepared, split="valid", n_outputs=N_OUTPUTS)) == [21, 31, 31, 71]
+    # The test split's last windows start 3 points before the end.
+    assert sorted(split_histories(prepared, split="test", n_outputs=N_OUTPUTS)) == [27, 37, 37, 77]
+    with caplog.at_level("INFO", logger="trainer.search.auto"):
+        assert data_look_backs(prepared) == (8, 16, 24)
+    assert "searching look-backs 8,16,24" in caplog.text and "of the 4 series" in caplog.text
+    assert default_look_backs([21, 31, 31, 71], n_inputs=8, season=SEASON, share=1.0) == (8, 12, 16)
+    assert default_look_backs([21, 31, 31, 71], n_inputs=8, season=1) == (8, 16, 24)
+    assert default_look_backs([], n_inputs=8, season=SEASON) == (8,)
+    # forecast auto without --look_backs lists the candidates of those look-backs.
+    capsys.readouterr()
+    assert main(["--data_dir", str(tmp_path / "prepared"), "--list_candidates"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert {"linear-closed_form-L8-window_zscore", "linear-closed_form-L16-window_zscore",
+            "linear-closed_form-L24-window_zscore", "dnn-L24-s1"} <= set(listed)
+    assert not [name for name in listed if "-L12-" in name or "-L32-" in name]

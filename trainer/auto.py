@@ -20,11 +20,12 @@ import shlex
 import sys
 from typing import List, NoReturn, Optional, Sequence, Tuple
 
-from trainer.data.prepared import open_prepared
+from trainer.data.prepared import PreparedSeries, open_prepared
 from trainer.search.auto import (
     DEFAULT_LEVELS,
     SearchPlan,
     check_look_backs,
+    data_look_backs,
     interval_levels,
     run_search,
     select_candidates,
@@ -71,7 +72,9 @@ class AutoConfig:
                                        "quarter of --time_limit).",
                                        type=float_above(0.0, inclusive=True))
     look_backs: str = flag("", "Look-backs (n_inputs) to search, comma-separated, the first "
-                           "searched most (empty: prepare.json's n_inputs).")
+                           "searched most (empty: prepare.json's n_inputs, then the longest of "
+                           "3 and 2 times it that 3/4 of the series' valid windows hold, and "
+                           "one halfway between in whole seasons).")
     seeds: str = flag("1", "Seeds of the trained candidates, comma-separated: the first for "
                       "every candidate, the others for the ranked networks again.")
     include: str = flag("", "Search only the candidates whose names match one of these "
@@ -110,12 +113,20 @@ class AutoConfig:
         interval_levels(self.quantiles)  # checked here: a bad value is a flag error
 
 
+def searched_look_backs(config: AutoConfig, prepared: Optional[PreparedSeries] = None
+                        ) -> List[int]:
+    """--look_backs, or when it is empty those the data's valid windows hold
+    (`data_look_backs`; `prepared`: the data of --data_dir, opened when not given)."""
+    if config.look_backs:
+        return _int_list(config.look_backs, flag_name="--look_backs")
+    return list(data_look_backs(prepared or open_prepared(config.data_dir)))
+
+
 def make_plan(config: AutoConfig) -> SearchPlan:
     """The search's plan: the flags, with the window and season of the data's prepare.json."""
     prepared = open_prepared(config.data_dir)  # checks that it is of the series layout
     summary = prepared.summary
-    look_backs = (_int_list(config.look_backs, flag_name="--look_backs") if config.look_backs
-                  else [int(summary["n_inputs"])])
+    look_backs = searched_look_backs(config, prepared)
     season = int(summary.get("season", 1))
     check_look_backs(look_backs, season=season)
     return SearchPlan(
@@ -132,10 +143,9 @@ def make_plan(config: AutoConfig) -> SearchPlan:
 
 
 def listed_candidates(config: AutoConfig) -> List[Candidate]:
-    """The candidates that train, of --look_backs (or prepare.json's n_inputs), --seeds,
+    """The candidates that train, of the searched look-backs, --seeds,
     --include and --max_candidates."""
-    look_backs = (_int_list(config.look_backs, flag_name="--look_backs") if config.look_backs
-                  else [int(open_prepared(config.data_dir).summary["n_inputs"])])
+    look_backs = searched_look_backs(config)
     return [candidate for candidate in select_candidates(
         look_backs=look_backs, seeds=_int_list(config.seeds, flag_name="--seeds"),
         include=_patterns(config.include), max_candidates=config.max_candidates)
@@ -148,7 +158,7 @@ def train_trial(config: AutoConfig) -> NoReturn:
     by_name = {candidate.name: candidate for candidate in listed_candidates(config)}
     if config.candidate not in by_name:
         raise ConfigError(f"--candidate {config.candidate} is not a candidate of --look_backs "
-                          f"{config.look_backs or '(prepare.json)'} and --seeds {config.seeds}; "
+                          f"{config.look_backs or '(chosen from the data)'} and --seeds {config.seeds}; "
                           "list them with --list_candidates")
     command = trainer_command(by_name[config.candidate], data_dir=config.data_dir,
                               output_dir=config.output_dir,

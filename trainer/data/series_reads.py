@@ -106,3 +106,30 @@ def read_scored_split(prepared: PreparedSeries, *, split: str, n_inputs: int, n_
     scales = (stored_scales(prepared.summary, season=season, split=split,
                             series_count=sums.series_count) or sums.scales(split))
     return ScoredSplit(features=features, labels=labels, series=window_series, scales=scales)
+
+
+def split_histories(prepared: PreparedSeries, *, split: str, n_outputs: int) -> np.ndarray:
+    """The longest look-back of each series that has a window of `split` (its windows cut as
+    `read_scored_split` cuts them): the points before the targets of its last window, in their
+    segment. One value per such series, in the order of the shards.
+
+    A series holds a window of `split` at look-back L when its value here is at least L."""
+    stride = evaluation_stride(prepared.summary.get("boundaries", {}), split, n_outputs=n_outputs)
+    histories = []
+    for path in prepared.files:
+        arrays = read_series_file(path, covariate_count=len(prepared.covariates), with_time=False)
+        columns = {name: tf.constant(arrays[name]) for name in ("series", "segment", "split")}
+        starts = window_starts(columns, n_inputs=1, n_outputs=n_outputs, split=split,
+                               stride=stride).numpy()
+        if not len(starts):
+            continue
+        # The first row of each row's run of one series and segment.
+        keys = np.stack([arrays["series"], arrays["segment"]], axis=1)
+        new_run = np.r_[True, np.any(keys[1:] != keys[:-1], axis=1)]
+        run_start = np.maximum.accumulate(np.where(new_run, np.arange(len(keys)), 0))
+        targets = starts + 1
+        history = targets - run_start[targets]
+        series = arrays["series"][targets]
+        for index in np.unique(series):
+            histories.append(int(history[series == index].max()))
+    return np.asarray(histories, np.int64)

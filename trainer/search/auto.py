@@ -22,6 +22,7 @@ import numpy as np
 
 from trainer.data.prepared import PreparedSeries
 from trainer.data.schema import FEATURE_KEY
+from trainer.data.series_reads import split_histories
 from trainer.model.calibration import CALIBRATION_MIN_WINDOWS, Calibration, fit_calibration
 from trainer.model.ensemble import SAVED_MODEL_MEMBER, Member, export_ensemble
 from trainer.model.heads import parse_quantiles
@@ -163,12 +164,15 @@ def run_search(plan: SearchPlan) -> SearchResult:
     """Train, score, select and export (the module's docstring says where each goes)."""
     start = time.monotonic()
     deadline = start + plan.time_limit
-    backtest = read_backtest(plan.prepared, n_inputs=max(plan.look_backs), n_outputs=plan.n_outputs,
+    candidates = candidates_of(plan)
+    # The windows of the longest look-back that a candidate of the plan reads (not that of the
+    # look-backs --include leaves out: they would leave short series out of the choice).
+    longest = max((c.n_inputs for c in candidates if not c.baseline), default=plan.look_backs[0])
+    backtest = read_backtest(plan.prepared, n_inputs=longest, n_outputs=plan.n_outputs,
                              season=plan.season)
     logger.info("the search scores every candidate on %d backtest windows of the valid split "
                 "(look-back %d for all, the shorter members reading its end), by MASE per series",
                 backtest.windows, backtest.n_inputs)
-    candidates = candidates_of(plan)
     baselines = {s.candidate.baseline: (s, row) for s, row in zip(*score_baselines(backtest))}
     scored: List[Scored] = []
     rows: List[Row] = []
@@ -324,6 +328,49 @@ def interval_levels(text: str) -> Tuple[float, ...]:
         return parse_quantiles(text)
     except ValueError as error:
         raise ConfigError(f"--quantiles: {error}") from None
+
+
+# The share of the series whose valid windows must hold a look-back that the search chooses
+# for itself (`default_look_backs`).
+LOOK_BACK_SHARE = 0.75
+
+
+def default_look_backs(histories: Sequence[int], *, n_inputs: int, season: int,
+                       share: float = LOOK_BACK_SHARE) -> Tuple[int, ...]:
+    """The look-backs searched when none are given: `n_inputs`, then the longest of 3 and 2
+    times it that at least `share` of the series hold (`histories`: each series' longest
+    look-back with a valid window, `trainer.data.series_reads.split_histories`), with one
+    halfway between in whole seasons. The longer look-backs scored lower on valid than the
+    first for every network on both Tourism sets and M3 monthly (docs/search.md).
+
+    >>> default_look_backs([30] * 3 + [10], n_inputs=8, season=4)  # 24 held by 3 of 4
+    (8, 16, 24)
+    >>> default_look_backs([50] * 4, n_inputs=24, season=12)  # 48 held, 72 not
+    (24, 36, 48)
+    >>> default_look_backs([30] * 4, n_inputs=24, season=12)
+    (24,)
+    """
+    if not len(histories):
+        return (n_inputs,)
+    held = lambda look_back: np.mean(np.asarray(histories) >= look_back) >= share  # noqa: E731
+    longest = next((k * n_inputs for k in (3, 2) if held(k * n_inputs)), n_inputs)
+    step = max(season, 1)
+    seasons = (longest - n_inputs) // step
+    middle = n_inputs + (seasons + 1) // 2 * step
+    return tuple(sorted({n_inputs, min(middle, longest), longest}))
+
+
+def data_look_backs(prepared: PreparedSeries) -> Tuple[int, ...]:
+    """`default_look_backs` of the prepared data: its n_inputs and season, and the look-backs
+    its series hold in the valid split; said in the log."""
+    summary = prepared.summary
+    n_inputs, n_outputs = int(summary["n_inputs"]), int(summary["n_outputs"])
+    histories = split_histories(prepared, split="valid", n_outputs=n_outputs)
+    chosen = default_look_backs(histories, n_inputs=n_inputs, season=int(summary.get("season", 1)))
+    logger.info("searching look-backs %s: prepare.json's n_inputs %d, then the longest of 3 and "
+                "2 times it that 3/4 of the %d series with a valid window hold (--look_backs to "
+                "choose them)", ",".join(map(str, chosen)), n_inputs, len(histories))
+    return chosen
 
 
 def check_look_backs(look_backs: Sequence[int], *, season: int) -> None:
