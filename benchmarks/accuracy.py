@@ -4,6 +4,8 @@
         --output benchmarks/accuracy_results.json
     python -m benchmarks.accuracy --datasets synthetic --models linear,dnn --seeds 1,2 \\
         --train_steps 200                               # no data needed: what the tests run
+    python -m benchmarks.accuracy --merge s1.json,s2.json,s3.json --output all.json
+                                                        # runs of one seed each, as one
 
 Every run is the package's own commands (`trainer.prepare`, `trainer.task`, `trainer.evaluate`)
 as a user would type them, once per model and seed, and the figures are computed the way the
@@ -317,7 +319,61 @@ def summary(runs: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
     """Median and range over the seeds of every figure."""
     return {key: {"median": statistics.median(r[key] for r in runs),
                   "min": min(r[key] for r in runs), "max": max(r[key] for r in runs)}
-            for key in runs[0] if isinstance(runs[0][key], (int, float))}
+            for key in runs[0] if isinstance(runs[0][key], (int, float)) and key != "seed"
+            and all(isinstance(r.get(key), (int, float)) for r in runs)}
+
+
+def merge_results(parts: Sequence[Tuple[str, Dict[str, Any]]]) -> Dict[str, Any]:
+    """The results of runs of the same settings but for their seeds (one invocation per seed
+    and data set, as a long benchmark runs over several sessions) as one: each data set's and
+    model's runs pooled in seed order, each with its `seed`, and the medians recomputed.
+    `parts`: (file name, its JSON). A ValueError names the file and what differs: another
+    setting, a seed run twice, or another baseline figure."""
+    first_name, first = parts[0]
+    settings = {key: value for key, value in first["settings"].items() if key != "seeds"}
+    runs: Dict[str, Dict[str, Dict[int, Dict[str, Any]]]] = {}
+    baselines_of: Dict[str, Tuple[str, Dict[str, Any]]] = {}
+    for name, part in parts:
+        if not isinstance(part, dict) or not {"settings", "datasets"} <= set(part):
+            raise ValueError(f"{name} is not the --output of python -m benchmarks.accuracy (it "
+                             "has no settings and datasets)")
+        for key in sorted(set(settings) | set(part["settings"]) - {"seeds"}):
+            if part["settings"].get(key) != settings.get(key):
+                raise ValueError(f"{name}: setting {key!r} is {part['settings'].get(key)!r}, "
+                                 f"{first_name} has {settings.get(key)!r}; merge only runs of "
+                                 "the same settings")
+        seeds = part["settings"]["seeds"]
+        for dataset, result in part["datasets"].items():
+            for model, entry in result["models"].items():
+                by_seed = runs.setdefault(dataset, {}).setdefault(model, {})
+                for index, run_figures in enumerate(entry["runs"]):
+                    seed = run_figures.get("seed", seeds[index])
+                    if seed in by_seed:
+                        raise ValueError(f"{name}: {dataset} {model} seed {seed} is in another "
+                                         "file too; merge each seed once")
+                    by_seed[seed] = {**run_figures, "seed": seed}
+            if dataset in baselines_of:
+                other, figures = baselines_of[dataset]
+                for baseline, values in result["baselines"].items():
+                    for metric, value in values.items():
+                        if abs(figures[baseline][metric] - value) > 1e-9 * max(1.0, abs(value)):
+                            raise ValueError(f"{name}: {dataset} {baseline} {metric} is {value}, "
+                                             f"{other} has {figures[baseline][metric]}: not the "
+                                             "same data")
+            else:
+                baselines_of[dataset] = (name, result["baselines"])
+    merged: Dict[str, Any] = {
+        "settings": {**first["settings"], "seeds": sorted(
+            {seed for models in runs.values() for by_seed in models.values() for seed in by_seed})},
+        "datasets": {}, "merged_from": [name for name, _ in parts],
+        "wall_seconds": round(sum(part.get("wall_seconds", 0.0) for _, part in parts), 1)}
+    for dataset, models in runs.items():
+        entries = {}
+        for model, by_seed in models.items():
+            ordered = [by_seed[seed] for seed in sorted(by_seed)]
+            entries[model] = {"runs": ordered, "summary": summary(ordered)}
+        merged["datasets"][dataset] = {"models": entries, "baselines": baselines_of[dataset][1]}
+    return merged
 
 
 def training_flags(dataset: str, model: str, *, train_steps: int, checkpoint_steps: int,
@@ -482,7 +538,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "the tourism and M3 sets (the test split is the competition's horizon).")
     parser.add_argument("--work_dir", default="/tmp/accuracy", help="Prepared data, runs, logs.")
     parser.add_argument("--output", default="", help="JSON file for the results.")
+    parser.add_argument("--merge", default="", help="Comma-separated JSON files of earlier runs "
+                        "(--output) that differ only by their seeds: write them to --output as "
+                        "one, the runs pooled and the medians recomputed, and run nothing.")
     args = parser.parse_args(argv)
+    if args.merge:
+        if not args.output:
+            parser.error("--merge needs --output, the JSON file to write")
+        names = [name for name in args.merge.split(",") if name]
+        missing = [name for name in names if not Path(name).is_file()]
+        if missing:
+            parser.error(f"--merge: no file {missing[0]}")
+        try:
+            parts = []
+            for name in names:
+                try:
+                    parts.append((name, json.loads(Path(name).read_text())))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{name} is not JSON ({error})") from None
+            merged = merge_results(parts)
+        except ValueError as error:
+            print(f"error: --merge: {error}", file=sys.stderr)
+            return 1
+        Path(args.output).write_text(json.dumps(merged, indent=2) + "\n")
+        print(table(merged))
+        return 0
     datasets = [d for d in args.datasets.split(",") if d]
     unknown = sorted(set(datasets) - set(DATASETS))
     if unknown:

@@ -272,3 +272,53 @@ def test_auto_on_a_small_competition_set_scores_the_ensemble_as_a_model(tmp_path
     linear = results["models"]["linear"]["runs"][0]
     assert linear["package_mase_difference"] < 1e-6 and np.isfinite(linear["mase"])
     assert said[0].startswith("tourism_quarterly auto seed 1: smape")
+
+
+def results_of(seeds, figures, *, seconds=10.0, limit=1800.0, naive=1.5):
+    """A results file of `python -m benchmarks.accuracy` with one data set and model `auto`:
+    one run per seed with the given MASE."""
+    runs = [{"mase": value, "members_trained": 40, "ensemble": "0.5 a + 0.5 b"}
+            for value in figures]
+    return {"settings": {"models": ["auto"], "seeds": list(seeds), "auto_time_limit": limit},
+            "datasets": {"tourism_quarterly": {
+                "models": {"auto": {"runs": runs, "summary": accuracy.summary(runs)}},
+                "baselines": {"seasonal_naive": {"mase": naive}}}},
+            "wall_seconds": seconds}
+
+
+def test_merge_pools_the_seeds_of_separate_runs_and_takes_their_median(tmp_path, capsys):
+    parts = [("s1.json", results_of([1], [1.50])), ("s23.json", results_of([3, 2], [1.40, 1.60]))]
+    merged = accuracy.merge_results(parts)
+    entry = merged["datasets"]["tourism_quarterly"]["models"]["auto"]
+    assert [run["seed"] for run in entry["runs"]] == [1, 2, 3]
+    assert [run["mase"] for run in entry["runs"]] == [1.50, 1.60, 1.40]
+    assert entry["summary"]["mase"] == {"median": 1.50, "min": 1.40, "max": 1.60}
+    assert "seed" not in entry["summary"] and entry["summary"]["members_trained"]["median"] == 40
+    assert merged["settings"]["seeds"] == [1, 2, 3] and merged["wall_seconds"] == 20.0
+    assert merged["merged_from"] == ["s1.json", "s23.json"]
+    assert merged["datasets"]["tourism_quarterly"]["baselines"]["seasonal_naive"]["mase"] == 1.5
+    # Through the command: the files in, one file out, the table printed.
+    for name, part in parts:
+        (tmp_path / name).write_text(json.dumps(part))
+    output = tmp_path / "merged.json"
+    assert accuracy.main(["--merge", f"{tmp_path / 's1.json'},{tmp_path / 's23.json'}",
+                          "--output", str(output)]) == 0
+    assert json.loads(output.read_text())["datasets"] == merged["datasets"]
+    assert "1.5000 (1.4000-1.6000)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("second, message", [
+    (results_of([2], [1.6], limit=1200.0), "b.json: setting 'auto_time_limit' is 1200.0, a.json has 1800.0"),
+    (results_of([1], [1.6]), "b.json: tourism_quarterly auto seed 1 is in another file too"),
+    (results_of([2], [1.6], naive=1.7), "b.json: tourism_quarterly seasonal_naive mase is 1.7, a.json has 1.5"),
+    ({"runs": []}, "b.json is not the --output of python -m benchmarks.accuracy"),
+])
+def test_merge_names_the_file_and_what_differs(second, message, tmp_path, capsys):
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(".", r"\.")):
+        accuracy.merge_results([("a.json", results_of([1], [1.5])), ("b.json", second)])
+    (tmp_path / "a.json").write_text(json.dumps(results_of([1], [1.5])))
+    (tmp_path / "b.json").write_text("{not json")
+    assert accuracy.main(["--merge", f"{tmp_path / 'a.json'},{tmp_path / 'b.json'}", "--output",
+                          str(tmp_path / "out.json")]) == 1
+    assert f"error: --merge: {tmp_path / 'b.json'} is not JSON" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
