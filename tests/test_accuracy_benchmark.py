@@ -308,9 +308,11 @@ def test_merge_pools_the_seeds_of_separate_runs_and_takes_their_median(tmp_path,
 
 
 @pytest.mark.parametrize("second, message", [
-    (results_of([2], [1.6], limit=1200.0), "b.json: setting 'auto_time_limit' is 1200.0, a.json has 1800.0"),
+    (results_of([2], [1.6], limit=1200.0),
+     "b.json: setting 'auto_time_limit' is 1200.0, a.json has 1800.0"),
     (results_of([1], [1.6]), "b.json: tourism_quarterly auto seed 1 is in another file too"),
-    (results_of([2], [1.6], naive=1.7), "b.json: tourism_quarterly seasonal_naive mase is 1.7, a.json has 1.5"),
+    (results_of([2], [1.6], naive=1.7),
+     "b.json: tourism_quarterly seasonal_naive mase is 1.7, a.json has 1.5"),
     ({"runs": []}, "b.json is not the --output of python -m benchmarks.accuracy"),
 ])
 def test_merge_names_the_file_and_what_differs(second, message, tmp_path, capsys):
